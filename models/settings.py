@@ -1,0 +1,73 @@
+"""One typed settings object shared by every process (environment prefix ``GENQUEUE_``)."""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_UPSTREAM_URL = "https://queue.fal.run"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "genqueue"
+
+
+class Settings(BaseSettings):
+    """Configuration read once at each edge (app factory, Celery app, CLI) and passed on as values."""
+
+    model_config = SettingsConfigDict(env_prefix="GENQUEUE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    broker_url: str = ""
+
+    upstream_url: str = DEFAULT_UPSTREAM_URL
+    upstream_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GENQUEUE_UPSTREAM_KEY", "FAL_KEY")
+    )
+    upstream_auth_scheme: Literal["Key", "Bearer"] = "Key"
+    upstream_connect_timeout: float = Field(5.0, gt=0)
+    upstream_read_timeout: float = Field(30.0, gt=0)
+    upstream_max_connections: int = Field(64, ge=1)
+    upstream_start_timeout: float | None = Field(None, gt=1)
+    max_in_flight: int = Field(0, ge=0, description="cap on jobs live upstream; 0 = no cap")
+
+    poll_min_delay: float = Field(0.5, gt=0)
+    poll_max_delay: float = Field(10.0, gt=0)
+    poll_jitter: float = Field(0.2, ge=0, le=1)
+    error_min_delay: float = Field(1.0, gt=0)
+    error_max_delay: float = Field(60.0, gt=0)
+    max_submit_attempts: int = Field(8, ge=1)
+    max_poll_errors: int = Field(60, ge=1)
+    job_deadline: float = Field(1800.0, gt=0, description="seconds from creation to a forced end")
+    ambiguous_submit: Literal["resubmit", "fail"] = "resubmit"
+
+    tick_interval: float = Field(1.0, gt=0)
+    reconcile_interval: float = Field(5.0, gt=0)
+    poll_batch_size: int = Field(50, ge=1)
+    dispatch_limit: int = Field(2000, ge=1)
+    lease_seconds: float = Field(60.0, gt=0)
+    submit_grace: float = Field(
+        10.0, gt=0, description="pending rows younger than this are left to their own task"
+    )
+
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'genqueue.db'}"
+        if not self.broker_url:
+            self.broker_url = "redis://127.0.0.1:6379/0"
+        self.upstream_url = self.upstream_url.rstrip("/")
+        return self
+
+    def upstream_key_value(self) -> str | None:
+        return self.upstream_key.get_secret_value() if self.upstream_key else None
+
+
+def get_settings() -> Settings:
+    return Settings()
