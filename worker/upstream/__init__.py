@@ -1,0 +1,38 @@
+"""The upstream client: the only code in genqueue that knows fal's URLs, headers and error bodies.
+
+Callers branch on the exception type (``UpstreamTransient`` / ``SubmitAmbiguous`` /
+``UpstreamRejected`` / ``UpstreamNotFound``), never on HTTP status codes.
+"""
+
+from worker.upstream.client import UpstreamClient
+from worker.upstream.errors import (
+    SubmitAmbiguous,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
+    UpstreamTransient,
+)
+from worker.upstream.types import (
+    CancelOutcome,
+    QueueState,
+    ResultAnswer,
+    StatusReport,
+    SubmitHandle,
+)
+from worker.upstream.urls import app_base, rewrite_url
+
+__all__ = [
+    "CancelOutcome",
+    "QueueState",
+    "ResultAnswer",
+    "StatusReport",
+    "SubmitAmbiguous",
+    "SubmitHandle",
+    "UpstreamClient",
+    "UpstreamError",
+    "UpstreamNotFound",
+    "UpstreamRejected",
+    "UpstreamTransient",
+    "app_base",
+    "rewrite_url",
+]
