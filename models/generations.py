@@ -70,8 +70,8 @@ class CancelAnswer:
 
 
 def request_cancel(session: Session, generation_id: uuid.UUID, *, now: datetime) -> CancelAnswer:
-    """Cancellation is state, not ``revoke``: record the wish, end it at once if nothing was sent."""
-    gen = session.get(Generation, generation_id, with_for_update=True)
+    """Cancellation is state, not ``revoke``: record the wish; end it now if nothing was sent."""
+    gen = session.get(Generation, generation_id, with_for_update=True, populate_existing=True)
     if gen is None:
         return CancelAnswer(CancelOutcome.NOT_FOUND, None)
     status = S(gen.status)

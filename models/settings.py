@@ -15,7 +15,7 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    """Configuration read once at each edge (app factory, Celery app, CLI) and passed on as values."""
+    """Read once at each edge (app factory, Celery app, CLI) and passed on as values."""
 
     model_config = SettingsConfigDict(env_prefix="GENQUEUE_", extra="ignore")
 
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     poll_jitter: float = Field(0.2, ge=0, le=1)
     error_min_delay: float = Field(1.0, gt=0)
     error_max_delay: float = Field(60.0, gt=0)
-    max_submit_attempts: int = Field(8, ge=1)
+    max_submit_attempts: int = Field(8, ge=1, description="cap on submits after ambiguous ones")
     max_poll_errors: int = Field(60, ge=1)
     job_deadline: float = Field(1800.0, gt=0, description="seconds from creation to a forced end")
     ambiguous_submit: Literal["resubmit", "fail"] = "resubmit"
@@ -53,6 +53,32 @@ class Settings(BaseSettings):
         10.0, gt=0, description="pending rows younger than this are left to their own task"
     )
 
+    public_url: str | None = Field(
+        None, description="base URL the API hands out in fal URLs (default: the request's host)"
+    )
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1, description="larger request bodies get 413")
+    db_connect_timeout: float = Field(5.0, gt=0)
+    broker_connect_timeout: float = Field(2.0, gt=0)
+    stream_poll_interval: float = Field(0.5, gt=0, description="status stream: DB check period")
+    stream_ping_interval: float = Field(10.0, gt=0, description="status stream: keepalive period")
+
+    # Processes started by the `genqueue` CLI (`api`, `flower`, `up`) and the worker's /metrics.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    flower_host: str = "127.0.0.1"
+    flower_port: int = Field(5555, ge=1, le=65535)
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = Field(
+        None, description="basic-auth password; `genqueue up` generates one when unset"
+    )
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve the worker's Prometheus /metrics on this port"
+    )
+    redis_port: int = Field(
+        0, ge=0, le=65535, description="`genqueue up`'s embedded Redis; 0 = any free port"
+    )
+
     log_json: bool = False
     log_level: str = "INFO"
 
@@ -63,6 +89,8 @@ class Settings(BaseSettings):
         if not self.broker_url:
             self.broker_url = "redis://127.0.0.1:6379/0"
         self.upstream_url = self.upstream_url.rstrip("/")
+        if self.public_url:
+            self.public_url = self.public_url.rstrip("/")
         return self
 
     def upstream_key_value(self) -> str | None:

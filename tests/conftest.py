@@ -1,0 +1,30 @@
+"""Shared fixtures: a migrated PostgreSQL database and a Redis database of this run's own."""
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from migrations.runner import upgrade
+from models.db import make_engine, make_session_factory
+from tests.support.services import postgres_database, redis_database
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with postgres_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_sessions(pg_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(pg_url)
+    yield make_session_factory(engine)
+    engine.dispose()

@@ -1,0 +1,164 @@
+"""The pipeline end to end through a real Celery worker and beat (never eager)."""
+
+import hashlib
+import io
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from PIL import Image
+
+from models import tasknames
+from models.generations import request_cancel
+from models.status import GenerationStatus
+from tests.integration.conftest import Jobs, assert_exactly_once
+from tests.support.services import wait_until
+from tests.support.stack import UPSTREAM_KEY
+
+pytestmark = pytest.mark.integration
+S = GenerationStatus
+
+SEED_PROMPT = (
+    "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. "
+    "Sharp focus on eye texture and color. Natural lighting to capture authentic eye shine and "
+    'depth. The word "FLUX" is painted over it in big, white brush strokes with visible texture.'
+)
+SEED_INPUT = {
+    "prompt": SEED_PROMPT,
+    "guidance_scale": 3.5,
+    "num_images": 1,
+    "output_format": "jpeg",
+    "safety_tolerance": "2",
+    "aspect_ratio": "1:1",
+}
+
+
+def test_seed_example_walks_every_state(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+    sim.configure(capacity=1, run_time=0.8)
+    blockers = [jobs.create(f"blocker {i}") for i in range(3)]
+    wait_until(
+        lambda: all(jobs.get(b).status != "pending" for b in blockers),
+        20,
+        what="blockers submitted",
+    )
+    gen_id = jobs.create(
+        **{k: v for k, v in SEED_INPUT.items() if k != "prompt"}, prompt=SEED_PROMPT
+    )
+    [gen] = jobs.wait([gen_id], timeout=60)
+
+    assert gen.status == S.COMPLETED, gen.error
+    statuses = [e.status for e in gen.events if e.kind != "queue_position"]
+    assert statuses == ["pending", "submitting", "queued", "running", "completed"]
+    positions = [e.queue_position for e in gen.events if e.queue_position is not None]
+    assert len(set(positions)) >= 2 and positions == sorted(positions, reverse=True), positions
+    assert positions[-1] == 0
+
+    assert gen.result is not None and gen.upstream_request_id
+    [image] = gen.result["images"]
+    assert (image["width"], image["height"], image["content_type"]) == (1024, 1024, "image/jpeg")
+    picture = Image.open(io.BytesIO(httpx.get(image["url"]).content))
+    assert (picture.format, picture.size) == ("JPEG", (1024, 1024))
+    assert isinstance(gen.result["seed"], int) and gen.result["has_nsfw_concepts"] == [False]
+
+    [submit] = jobs.submits(gen)
+    assert submit["body"] == gen.input and gen.input["prompt"].startswith(SEED_PROMPT)
+    assert submit["auth_sha256"] == hashlib.sha256(f"Key {UPSTREAM_KEY}".encode()).hexdigest()
+    assert submit["request_id"] == gen.upstream_request_id
+    info = sim.request(gen.upstream_request_id)
+    assert info["calls"]["submit"] == 1 and info["calls"]["result"] == 1
+    assert info["calls"]["status"] == gen.poll_count
+
+
+def test_the_same_submit_delivered_twice_submits_once(jobs: Jobs) -> None:
+    gen_id = jobs.create(publish=False)
+    for _ in range(3):
+        jobs.publish(tasknames.SUBMIT, str(gen_id))
+    [gen] = jobs.wait([gen_id])
+    assert gen.status == S.COMPLETED
+    assert gen.submit_attempts == 1
+    assert_exactly_once(jobs, gen)
+
+
+def test_a_lost_publish_is_found_by_the_dispatcher(jobs: Jobs) -> None:
+    gen_id = jobs.create(publish=False)  # committed row, message never sent
+    [gen] = jobs.wait([gen_id], timeout=30)
+    assert gen.status == S.COMPLETED
+    assert_exactly_once(jobs, gen)
+
+
+def test_cancel_in_each_state(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+    sim.configure(capacity=1, run_time=3.0)
+    pending = jobs.create("pending", publish=False)
+    jobs.publish(tasknames.CANCEL, str(pending))
+    running = jobs.create("running")
+    queued = jobs.create("queued")
+    jobs.wait([running], statuses={"running"}, timeout=20)
+    jobs.wait([queued], statuses={"queued"}, timeout=20)
+    for gen_id in (queued, running):
+        jobs.publish(tasknames.CANCEL, str(gen_id))
+    gens = jobs.wait([pending, queued, running], timeout=30)
+    assert [g.status for g in gens] == ["cancelled"] * 3
+    assert gens[0].upstream_request_id is None and jobs.submits(gens[0]) == []
+    for gen in gens[1:]:
+        assert gen.error is not None and gen.error["http_status"] == 499
+        assert sim.request(gen.upstream_request_id)["calls"]["cancel"] == 1
+        assert_exactly_once(jobs, gen)
+
+
+def test_cancel_too_late_and_cancel_after_completion(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+    sim.configure(honor_cancel=False, run_time=2.0)
+    gen_id = jobs.create("late cancel")
+    jobs.wait([gen_id], statuses={"running"}, timeout=20)
+    jobs.publish(tasknames.CANCEL, str(gen_id))
+    [gen] = jobs.wait([gen_id])
+    assert gen.status == S.COMPLETED and gen.cancel_requested_at is not None
+    assert any(
+        e.kind == "completed" and "too late" in (e.detail or {}).get("note", "") for e in gen.events
+    )
+    with jobs.sessions.begin() as session:  # completed → refused, nothing changes
+        answer = request_cancel(session, gen_id, now=datetime.now(UTC))
+    assert (answer.outcome, answer.status) == ("already_terminal", S.COMPLETED)
+
+
+def test_storms_of_5xx_and_429(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+    sim.configure(run_time=0.5)
+    sim.add_fault(op="submit", kind="retry_after", retry_after=1, probability=0.4)
+    sim.add_fault(op="submit", kind="http", status_code=503, probability=0.3)
+    sim.add_fault(op="status", kind="http", status_code=500, probability=0.3)
+    sim.add_fault(op="status", kind="ingress_502", probability=0.2)
+    sim.add_fault(op="result", kind="http", status_code=502, probability=0.3)
+    ids = [jobs.create(f"storm {i}") for i in range(12)]
+    gens = jobs.wait(ids, timeout=90)
+    assert [g.status for g in gens] == ["completed"] * 12, [g.error for g in gens if g.error]
+    for gen in gens:
+        assert_exactly_once(jobs, gen)
+    assert any(e.kind == "submit_retry" for g in gens for e in g.events)
+    assert any(e.kind in ("poll_retry", "result_retry") for g in gens for e in g.events)
+
+
+def test_422_at_submit_and_deferred(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+    at_submit = jobs.create("bad now", guidance_scale=99)
+    [gen] = jobs.wait([at_submit])
+    assert (gen.status, gen.error["http_status"]) == ("failed", 422)  # type: ignore[index]
+    assert len(sim.submits(gen.input["prompt"])) == 1  # rejected once, never retried
+    sim.configure(validate="result")
+    deferred = jobs.create("bad later", num_images=7)
+    [gen] = jobs.wait([deferred])
+    assert gen.status == S.FAILED and gen.error is not None
+    assert (
+        gen.error["http_status"] == 422
+        and gen.error["body"]["detail"][0]["loc"][-1] == "num_images"
+    )
+    assert_exactly_once(jobs, gen)
+
+
+def test_result_expiry_and_deadline(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+    sim.add_fault(op="result", kind="expire_result", match_prompt="expiring")
+    expiring = jobs.create("expiring")
+    sim.configure(run_time=30.0)
+    slow = jobs.create("too slow", deadline=3.0)
+    expired_gen, slow_gen = jobs.wait([expiring, slow], timeout=40)
+    assert expired_gen.error is not None and expired_gen.error["type"] == "result_unavailable"
+    assert slow_gen.status == S.FAILED and slow_gen.error is not None
+    assert slow_gen.error["type"] == "deadline_exceeded"
+    assert sim.request(slow_gen.upstream_request_id)["calls"]["cancel"] == 1

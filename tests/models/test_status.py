@@ -1,0 +1,119 @@
+"""The transition table, and the compare-and-set that enforces it on a real database."""
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from models.generations import CancelOutcome, create_generation, request_cancel
+from models.keys import create_key
+from models.state import transition
+from models.status import ALLOWED_FROM, TERMINAL, GenerationStatus, can_transition
+from models.tables import Generation, GenerationEvent
+
+S = GenerationStatus
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+# The whole table, written out: a change to the state machine must change this test.
+EXPECTED = {
+    (S.PENDING, S.SUBMITTING),
+    (S.SUBMITTING, S.PENDING),
+    (S.SUBMITTING, S.QUEUED),
+    (S.QUEUED, S.QUEUED),
+    (S.RUNNING, S.QUEUED),
+    (S.SUBMITTING, S.RUNNING),
+    (S.QUEUED, S.RUNNING),
+    (S.RUNNING, S.RUNNING),
+    (S.SUBMITTING, S.COMPLETED),
+    (S.QUEUED, S.COMPLETED),
+    (S.RUNNING, S.COMPLETED),
+    (S.PENDING, S.FAILED),
+    (S.SUBMITTING, S.FAILED),
+    (S.QUEUED, S.FAILED),
+    (S.RUNNING, S.FAILED),
+    (S.PENDING, S.CANCELLED),
+    (S.SUBMITTING, S.CANCELLED),
+    (S.QUEUED, S.CANCELLED),
+    (S.RUNNING, S.CANCELLED),
+}
+
+
+@pytest.mark.parametrize(("src", "dst"), list(itertools.product(S, S)))
+def test_transition_table(src: S, dst: S) -> None:
+    assert can_transition(src, dst) is ((src, dst) in EXPECTED)
+
+
+def test_terminal_states_have_no_way_out() -> None:
+    for dst, sources in ALLOWED_FROM.items():
+        assert not (sources & TERMINAL), dst
+
+
+def _new(session, name: str = "status-tests") -> Generation:  # type: ignore[no-untyped-def]
+    key, _ = create_key(session, name=f"{name}-{NOW.timestamp()}-{id(session)}")
+    return create_generation(
+        session,
+        tenant_id=key.tenant_id,
+        model="fal-ai/flux-pro/kontext/text-to-image",
+        input={"prompt": "a cat"},
+        now=NOW,
+        deadline_seconds=60,
+        submit_grace_seconds=5,
+    )
+
+
+def _set_status(session, gen_id, status: S) -> None:  # type: ignore[no-untyped-def]
+    session.execute(
+        Generation.__table__.update().where(Generation.id == gen_id).values(status=status.value)
+    )
+
+
+@pytest.mark.parametrize(("src", "dst"), list(itertools.product(S, S)))
+def test_compare_and_set_on_postgres(pg_sessions, src: S, dst: S) -> None:  # type: ignore[no-untyped-def]
+    with pg_sessions.begin() as session:
+        gen = _new(session)
+        _set_status(session, gen.id, src)
+        won = transition(session, gen.id, to=dst, now=NOW)
+        assert won is ((src, dst) in EXPECTED)
+        status = session.scalar(select(Generation.status).where(Generation.id == gen.id))
+        assert status == (dst.value if won else src.value)
+        kinds = session.scalars(
+            select(GenerationEvent.kind).where(GenerationEvent.generation_id == gen.id)
+        ).all()
+        assert kinds == (["created", "status"] if won else ["created"])
+
+
+def test_second_writer_loses(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    with pg_sessions.begin() as session:
+        gen = _new(session)
+        assert transition(session, gen.id, to=S.SUBMITTING, now=NOW, allowed_from={S.PENDING})
+        assert not transition(session, gen.id, to=S.SUBMITTING, now=NOW, allowed_from={S.PENDING})
+
+
+def test_allowed_from_cannot_widen_the_table(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    with pg_sessions.begin() as session, pytest.raises(ValueError, match="no legal transition"):
+        transition(session, _new(session).id, to=S.PENDING, now=NOW, allowed_from={S.COMPLETED})
+
+
+def test_request_cancel_in_each_state(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    expected = {
+        S.PENDING: (CancelOutcome.CANCELLED, S.CANCELLED),
+        S.SUBMITTING: (CancelOutcome.REQUESTED, S.SUBMITTING),
+        S.QUEUED: (CancelOutcome.REQUESTED, S.QUEUED),
+        S.RUNNING: (CancelOutcome.REQUESTED, S.RUNNING),
+        S.COMPLETED: (CancelOutcome.ALREADY_TERMINAL, S.COMPLETED),
+        S.FAILED: (CancelOutcome.ALREADY_TERMINAL, S.FAILED),
+        S.CANCELLED: (CancelOutcome.ALREADY_TERMINAL, S.CANCELLED),
+    }
+    for src, (outcome, after) in expected.items():
+        with pg_sessions.begin() as session:
+            gen = _new(session)
+            _set_status(session, gen.id, src)
+            answer = request_cancel(session, gen.id, now=NOW)
+            assert (answer.outcome, answer.status) == (outcome, after), src
+            row = session.get(Generation, gen.id, populate_existing=True)
+            assert row is not None and row.status == after.value
+            if outcome is CancelOutcome.REQUESTED:
+                assert row.cancel_requested_at == NOW
+                again = request_cancel(session, gen.id, now=NOW)
+                assert again.outcome is CancelOutcome.ALREADY_REQUESTED

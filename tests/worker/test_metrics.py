@@ -1,0 +1,92 @@
+"""The worker's metrics: hooks record series; backlog gauges are read from the database."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from migrations.runner import upgrade
+from models.db import make_engine, make_session_factory, session_scope
+from models.generations import create_generation
+from models.keys import create_key
+from models.tables import Generation
+from models.types import utcnow
+from worker import metrics
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def test_hooks_record_labelled_series() -> None:
+    before = sample(REGISTRY, "genqueue_upstream_requests_total", endpoint="status", code="429")
+    metrics.record_upstream_call("status", 429, 0.2)
+    metrics.record_upstream_call("submit", None, 5.0)
+    metrics.record_retry("poll")
+    metrics.record_submit_outcome("ambiguous")
+    metrics.record_terminal("completed", 12.5)
+    after = sample(REGISTRY, "genqueue_upstream_requests_total", endpoint="status", code="429")
+    assert after == (before or 0) + 1
+    assert sample(REGISTRY, "genqueue_upstream_requests_total", endpoint="submit", code="error")
+    assert sample(REGISTRY, "genqueue_retries_total", operation="poll")
+    assert sample(REGISTRY, "genqueue_submit_outcomes_total", outcome="ambiguous")
+    assert sample(REGISTRY, "genqueue_time_to_terminal_seconds_count", status="completed")
+
+
+def test_backlog_gauges_come_from_the_database(sessions: sessionmaker[Session]) -> None:
+    now = utcnow()
+    with session_scope(sessions) as session:
+        key, _ = create_key(session, name="metrics")
+        ids = []
+        for _ in range(3):
+            gen = create_generation(
+                session,
+                tenant_id=key.tenant_id,
+                model="m",
+                input={},
+                now=now,
+                deadline_seconds=600,
+                submit_grace_seconds=10,
+            )
+            ids.append(gen.id)
+        due = {
+            ids[0]: ("queued", now - timedelta(seconds=30)),
+            ids[1]: ("running", now - timedelta(seconds=5)),
+            ids[2]: ("pending", now + timedelta(seconds=60)),
+        }
+        for gen_id, (status, at) in due.items():
+            session.execute(
+                update(Generation)
+                .where(Generation.id == gen_id)
+                .values(status=status, next_poll_at=at)
+            )
+    registry = CollectorRegistry()
+    registry.register(metrics.BacklogCollector(sessions))
+    lag = sample(registry, "genqueue_poll_lag_seconds")
+    assert lag is not None and 29 <= lag < 60
+    assert sample(registry, "genqueue_due_generations", kind="poll") == 2
+    assert sample(registry, "genqueue_due_generations", kind="submit") == 0
+    assert sample(registry, "genqueue_submit_lag_seconds") == 0
+    assert sample(registry, "genqueue_worker_database_up") == 1
+
+
+def test_a_broken_database_does_not_break_the_scrape(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables
+    registry = CollectorRegistry()
+    registry.register(metrics.BacklogCollector(make_session_factory(engine)))
+    text = generate_latest(registry).decode()
+    assert "genqueue_worker_database_up 0.0" in text
+    engine.dispose()

@@ -1,0 +1,87 @@
+"""When to look at a job again: pure functions of its state, tested with numbers.
+
+Polling spends upstream calls; waiting spends detection lag. With no history, polls grow
+geometrically from ``min_delay`` to ``max_delay``. Once a model has finished enough jobs, the
+run-time estimate lets a job sleep until the earliest likely finish, poll densely across the
+likely window, and fall back to geometric growth past it, so the calls cluster where the finish is.
+"""
+
+from dataclasses import dataclass
+
+from models.status import GenerationStatus
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    min_delay: float = 0.5
+    max_delay: float = 10.0
+    growth: float = 1.6
+    jitter: float = 0.2
+    error_min_delay: float = 1.0
+    error_max_delay: float = 60.0
+    per_queue_position: float = 0.25
+    """Extra seconds of wait per job ahead in the upstream queue (capped by ``max_delay``)."""
+    dense_max_delay: float = 1.0
+    """Longest gap between polls inside the likely-finish window."""
+    max_estimated_sleep: float = 300.0
+    min_samples: int = 5
+
+
+@dataclass(frozen=True)
+class RunTimeEstimate:
+    """Seconds from upstream accept to COMPLETED for a model's recently finished jobs."""
+
+    p10: float
+    p50: float
+    p90: float
+    samples: int
+
+
+def _jittered(delay: float, policy: BackoffPolicy, rand: float) -> float:
+    return max(0.05, delay * (1.0 + policy.jitter * (2.0 * rand - 1.0)))
+
+
+def next_poll_delay(
+    *,
+    attempt: int,
+    state: GenerationStatus,
+    queue_position: int | None,
+    age: float,
+    policy: BackoffPolicy,
+    rand: float,
+    estimate: RunTimeEstimate | None = None,
+) -> float:
+    """Seconds until the next status call.
+
+    ``attempt`` counts the polls made so far, ``age`` is seconds since upstream accepted the job,
+    ``rand`` is a uniform number in [0, 1) supplied by the caller (so this stays pure).
+    """
+    geometric = min(policy.max_delay, policy.min_delay * policy.growth ** max(attempt, 0))
+    if state is GenerationStatus.QUEUED and queue_position:
+        geometric = min(
+            policy.max_delay, max(geometric, queue_position * policy.per_queue_position)
+        )
+    if estimate is None or estimate.samples < policy.min_samples:
+        return _jittered(geometric, policy, rand)
+    if age < estimate.p10:
+        # Nothing of this model finished this early lately: sleep until the window opens.
+        until_window = min(estimate.p10 - age, policy.max_estimated_sleep)
+        return max(policy.min_delay, until_window * (1.0 - policy.jitter * rand))
+    if age <= estimate.p90:
+        spread = (estimate.p90 - estimate.p10) / 8.0
+        dense = min(policy.dense_max_delay, max(policy.min_delay, spread))
+        return _jittered(dense, policy, rand)
+    overdue = age - estimate.p90
+    late = min(policy.max_delay, max(policy.min_delay, overdue * 0.5))
+    return _jittered(late, policy, rand)
+
+
+def next_error_delay(
+    *, errors: int, retry_after: float | None, policy: BackoffPolicy, rand: float
+) -> float:
+    """Seconds until retrying after a transient failure; ``Retry-After`` wins when it is longer."""
+    delay = min(policy.error_max_delay, policy.error_min_delay * 2.0 ** max(errors - 1, 0))
+    delay = _jittered(delay, policy, rand)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, policy.error_max_delay * 10))
+    return delay

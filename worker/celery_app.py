@@ -1,0 +1,53 @@
+"""The Celery application: configuration that matters for a job system that must not lose work."""
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu.entity import Queue
+
+from models import tasknames
+from models.settings import Settings
+
+QUEUE = tasknames.QUEUE
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("genqueue", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_default_queue=QUEUE,
+        task_queues=[Queue(QUEUE)],
+        task_ignore_result=True,
+        # A task is acknowledged after it ran; a worker that dies mid-task gets it redelivered.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Tasks run for seconds; nothing uses countdowns or ETAs (the database is the timer),
+        # so an unacknowledged message may come back after five minutes without harm.
+        broker_transport_options={"visibility_timeout": 300},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_heartbeat=10,
+        # Flower: events on, readable names, arguments are ids only.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        task_time_limit=300,
+        task_soft_time_limit=240,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+        beat_schedule={
+            "dispatch-due": {
+                "task": tasknames.DISPATCH,
+                "schedule": timedelta(seconds=settings.tick_interval),
+                "options": {"expires": max(settings.tick_interval * 5, 5.0)},
+            },
+            "reconcile": {
+                "task": tasknames.RECONCILE,
+                "schedule": timedelta(seconds=settings.reconcile_interval),
+                "options": {"expires": max(settings.reconcile_interval * 3, 15.0)},
+            },
+        },
+    )
+    return app

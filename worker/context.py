@@ -1,0 +1,42 @@
+"""What a lifecycle function needs, passed in as values so tests can build it directly."""
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.types import utcnow
+from worker.backoff import BackoffPolicy
+from worker.upstream import UpstreamClient
+
+
+class Publisher(Protocol):
+    def __call__(self, task_name: str, args: Sequence[Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_submit_attempts: int = 8
+    max_poll_errors: int = 60
+    max_in_flight: int = 0
+    lease_seconds: float = 60.0
+    submit_grace: float = 10.0
+    poll_batch_size: int = 50
+    dispatch_limit: int = 2000
+    start_timeout: float | None = None
+    ambiguous_submit: str = "resubmit"
+    poll_threads: int = 16
+
+
+@dataclass
+class WorkerContext:
+    sessions: sessionmaker[Session]
+    client: UpstreamClient
+    publish: Publisher
+    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], datetime] = utcnow
+    rand: Callable[[], float] = random.random

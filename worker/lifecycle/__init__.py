@@ -1,0 +1,15 @@
+"""Lifecycle functions: the body of every task, callable directly from tests."""
+
+from worker.lifecycle.cancel import cancel_generation
+from worker.lifecycle.dispatch import dispatch_due
+from worker.lifecycle.poll import poll_generations
+from worker.lifecycle.reconcile import reconcile
+from worker.lifecycle.submit import submit_generation
+
+__all__ = [
+    "cancel_generation",
+    "dispatch_due",
+    "poll_generations",
+    "reconcile",
+    "submit_generation",
+]

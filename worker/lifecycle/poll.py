@@ -1,0 +1,168 @@
+"""Check a batch of upstream jobs concurrently and record what upstream says.
+
+The dispatcher leased the rows to ``batch_token``. The batch swaps that token for its own in one
+compare-and-set, so a second delivery of the same message finds nothing to do. Every later write
+is guarded by the new token: if the lease ran out and another poller took a row, ours loses.
+"""
+
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from models.state import record_event, transition, update_where
+from models.status import GenerationStatus
+from models.tables import Generation
+from worker.backoff import RunTimeEstimate, next_poll_delay
+from worker.context import WorkerContext
+from worker.lifecycle.cancel import send_cancel
+from worker.lifecycle.errors import error_record, from_upstream
+from worker.lifecycle.estimates import estimates_for
+from worker.lifecycle.settle import settle_completed
+from worker.lifecycle.snapshot import ACTIVE, Snapshot, end_job, retry_later
+from worker.upstream import QueueState, StatusReport, UpstreamRejected, UpstreamTransient
+
+log = logging.getLogger(__name__)
+S = GenerationStatus
+
+
+def poll_generations(
+    ctx: WorkerContext, generation_ids: list[uuid.UUID], batch_token: str
+) -> dict[str, int]:
+    snapshots = _claim(ctx, generation_ids, batch_token)
+    if not snapshots:
+        return {}
+    estimates = estimates_for(ctx, {s.model for s in snapshots})
+    workers = max(1, min(ctx.limits.poll_threads, len(snapshots)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+        outcomes = list(pool.map(lambda s: _poll_safely(ctx, s, estimates.get(s.model)), snapshots))
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[Snapshot]:
+    now = ctx.clock()
+    mine = str(uuid.uuid4())
+    with ctx.sessions.begin() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id.in_(ids), Generation.lease_token == batch_token)
+            .where(Generation.status.in_([s.value for s in ACTIVE]))
+            .values(lease_token=mine, lease_until=now + timedelta(seconds=ctx.limits.lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        rows = session.scalars(select(Generation).where(Generation.lease_token == mine)).all()
+        return [
+            Snapshot(
+                id=g.id,
+                model=g.model,
+                status=S(g.status),
+                status_url=g.status_url or "",
+                response_url=g.response_url or "",
+                cancel_url=g.cancel_url or "",
+                queue_position=g.queue_position,
+                poll_count=g.poll_count,
+                error_count=g.error_count,
+                submitted_at=g.submitted_at or g.created_at,
+                deadline_at=g.deadline_at,
+                cancel_requested_at=g.cancel_requested_at,
+                cancel_sent_at=g.cancel_sent_at,
+                last_polled_at=g.last_polled_at,
+                token=mine,
+            )
+            for g in rows
+        ]
+
+
+def _poll_safely(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> str:
+    try:
+        return poll_one(ctx, snap, estimate)
+    except Exception as exc:  # a bug must not strand the row: record it and retry later
+        log.exception("poll of %s failed unexpectedly", snap.id)
+        return retry_later(ctx, snap, kind="poll_error", message=f"{type(exc).__name__}: {exc}")
+
+
+def poll_one(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> str:
+    now = ctx.clock()
+    if now >= snap.deadline_at:
+        return _deadline(ctx, snap)
+    if snap.cancel_requested_at and not snap.cancel_sent_at:
+        send_cancel(ctx, snap.id, snap.cancel_url)
+    try:
+        report = ctx.client.status(snap.status_url)
+    except UpstreamRejected as exc:
+        return end_job(ctx, snap, S.FAILED, from_upstream("upstream_rejected", exc), "failed")
+    except UpstreamTransient as exc:
+        return retry_later(ctx, snap, kind="poll_retry", exc=exc)
+    if report.state is QueueState.COMPLETED:
+        return settle_completed(ctx, snap, report)
+    return _progress(ctx, snap, report, estimate)
+
+
+def _progress(
+    ctx: WorkerContext, snap: Snapshot, report: StatusReport, estimate: RunTimeEstimate | None
+) -> str:
+    now = ctx.clock()
+    state = S.QUEUED if report.state is QueueState.IN_QUEUE else S.RUNNING
+    position = report.queue_position if state is S.QUEUED else None
+    age = (now - snap.submitted_at).total_seconds()
+    delay = next_poll_delay(
+        attempt=snap.poll_count + 1,
+        state=state,
+        queue_position=position,
+        age=age,
+        policy=ctx.policy,
+        rand=ctx.rand(),
+        estimate=estimate,
+    )
+    values: dict[str, Any] = {
+        "queue_position": position,
+        "poll_count": Generation.poll_count + 1,
+        "last_polled_at": now,
+        "error_count": 0,
+        "next_poll_at": now + timedelta(seconds=delay),
+        "lease_token": None,
+        "lease_until": None,
+    }
+    guard = [Generation.lease_token == snap.token]
+    with ctx.sessions.begin() as session:
+        if state is not snap.status:
+            if state is S.RUNNING:
+                values["started_at"] = now
+            transition(
+                session,
+                snap.id,
+                to=state,
+                now=now,
+                allowed_from={snap.status},
+                where=guard,
+                values=values,
+                queue_position=position,
+            )
+        elif (
+            update_where(session, snap.id, now=now, statuses={state}, values=values, where=guard)
+            and position is not None
+            and position != snap.queue_position
+        ):
+            record_event(
+                session,
+                snap.id,
+                kind="queue_position",
+                now=now,
+                status=state,
+                queue_position=position,
+            )
+    return state.value
+
+
+def _deadline(ctx: WorkerContext, snap: Snapshot) -> str:
+    outcome = send_cancel(ctx, snap.id, snap.cancel_url)
+    message = "the job's deadline passed; upstream cancel: " + (outcome or "not sent")
+    return end_job(
+        ctx, snap, S.FAILED, error_record("deadline_exceeded", message), "deadline_exceeded"
+    )

@@ -1,0 +1,84 @@
+"""The safety net: whatever the broker or a dead worker lost, every row still reaches an end."""
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from models.status import GenerationStatus
+from models.tables import Generation
+from worker.context import WorkerContext
+from worker.lifecycle.submit import fail_unsent_past_deadline, resolve_ambiguous
+
+log = logging.getLogger(__name__)
+S = GenerationStatus
+BATCH = 500
+
+
+def reconcile(ctx: WorkerContext) -> dict[str, int]:
+    """Resolve submits whose worker vanished, end rows past their deadline, wake rows whose
+    timer or cancel was lost. Active rows with an expired lease need nothing here: the
+    dispatcher claims them again on its next tick."""
+    return {
+        "lost_submits": _lost_submits(ctx),
+        "expired_pending": _expired_pending(ctx),
+        "woken": _wake_overdue(ctx),
+    }
+
+
+def _lost_submits(ctx: WorkerContext) -> int:
+    now = ctx.clock()
+    with ctx.sessions.begin() as session:
+        rows = session.execute(
+            select(Generation.id, Generation.lease_token, Generation.submit_attempts)
+            .where(Generation.status == S.SUBMITTING.value, Generation.lease_until < now)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for gen_id, token, attempts in rows:
+            log.warning("generation %s: submit worker lost; outcome unknown", gen_id)
+            resolve_ambiguous(
+                ctx,
+                session,
+                gen_id,
+                token=token,
+                attempts=attempts,
+                now=now,
+                reason="worker lost during submit (lease expired); upstream may have the job",
+            )
+    return len(rows)
+
+
+def _expired_pending(ctx: WorkerContext) -> int:
+    now = ctx.clock()
+    with ctx.sessions.begin() as session:
+        rows = session.scalars(
+            select(Generation)
+            .where(Generation.status == S.PENDING.value, Generation.deadline_at <= now)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        return sum(fail_unsent_past_deadline(session, gen, now=now) for gen in rows)
+
+
+def _wake_overdue(ctx: WorkerContext) -> int:
+    """Active rows past their deadline, or with an unsent cancel, are polled at once (the poll
+    cancels upstream and ends them)."""
+    now = ctx.clock()
+    soon = now + timedelta(seconds=1)
+    with ctx.sessions.begin() as session:
+        result = session.execute(
+            update(Generation)
+            .where(
+                Generation.status.in_([S.QUEUED.value, S.RUNNING.value]),
+                Generation.next_poll_at > soon,
+                (Generation.deadline_at <= now)
+                | (
+                    Generation.cancel_requested_at.is_not(None)
+                    & Generation.cancel_sent_at.is_(None)
+                ),
+            )
+            .values(next_poll_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,130 @@
+"""A leased row as a poll sees it, and the two ways a poll lets go of it."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from models.state import record_event, transition, update_where
+from models.status import GenerationStatus
+from models.tables import Generation
+from worker.backoff import next_error_delay
+from worker.context import WorkerContext
+from worker.lifecycle.errors import error_record, from_upstream
+from worker.upstream import UpstreamTransient
+
+S = GenerationStatus
+ACTIVE = (S.QUEUED, S.RUNNING)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: uuid.UUID
+    model: str
+    status: GenerationStatus
+    status_url: str
+    response_url: str
+    cancel_url: str
+    queue_position: int | None
+    poll_count: int
+    error_count: int
+    submitted_at: datetime
+    deadline_at: datetime
+    cancel_requested_at: datetime | None
+    cancel_sent_at: datetime | None
+    last_polled_at: datetime | None
+    token: str
+
+
+def end_job(
+    ctx: WorkerContext,
+    snap: Snapshot,
+    to: GenerationStatus,
+    error: dict[str, Any] | None,
+    event_kind: str,
+    *,
+    result: Any = None,
+    detail: dict[str, Any] | None = None,
+    run_seconds: float | None = None,
+) -> str:
+    now = ctx.clock()
+    values: dict[str, Any] = {
+        "last_polled_at": now,
+        "run_seconds": run_seconds,
+        "error_count": 0,
+        "completed_at": now,
+        "next_poll_at": None,
+        "lease_token": None,
+        "lease_until": None,
+        "queue_position": None,
+        "error": error,
+        "poll_count": Generation.poll_count + 1,
+    }
+    if result is not None:
+        values["result"] = result
+    with ctx.sessions.begin() as session:
+        transition(
+            session,
+            snap.id,
+            to=to,
+            now=now,
+            allowed_from=ACTIVE,
+            where=[Generation.lease_token == snap.token],
+            values=values,
+            event_kind=event_kind,
+            detail=detail or ({"error_type": error["type"]} if error else None),
+        )
+    return to.value
+
+
+def retry_later(
+    ctx: WorkerContext,
+    snap: Snapshot,
+    *,
+    kind: str,
+    exc: UpstreamTransient | None = None,
+    message: str | None = None,
+) -> str:
+    errors = snap.error_count + 1
+    if errors >= ctx.limits.max_poll_errors:
+        error = (
+            from_upstream("retries_exhausted", exc)
+            if exc
+            else error_record("retries_exhausted", message or "too many poll errors")
+        )
+        return end_job(ctx, snap, S.FAILED, error, "failed")
+    now = ctx.clock()
+    delay = next_error_delay(
+        errors=errors,
+        retry_after=exc.retry_after if exc else None,
+        policy=ctx.policy,
+        rand=ctx.rand(),
+    )
+    with ctx.sessions.begin() as session:
+        if update_where(
+            session,
+            snap.id,
+            now=now,
+            statuses=ACTIVE,
+            where=[Generation.lease_token == snap.token],
+            values={
+                "error_count": errors,
+                "next_poll_at": now + timedelta(seconds=delay),
+                "lease_token": None,
+                "lease_until": None,
+            },
+        ):
+            record_event(
+                session,
+                snap.id,
+                kind=kind,
+                now=now,
+                detail={
+                    "message": exc.message if exc else message,
+                    "http_status": exc.http_status if exc else None,
+                    "retry_after": exc.retry_after if exc else None,
+                    "delay": round(delay, 3),
+                    "errors": errors,
+                },
+            )
+    return "retry"

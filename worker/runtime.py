@@ -1,0 +1,67 @@
+"""The per-process worker context: built on first use after fork, from the settings."""
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from models.db import make_engine, make_session_factory
+from models.settings import Settings
+from worker.backoff import BackoffPolicy
+from worker.context import Limits, WorkerContext
+from worker.upstream import UpstreamClient
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def build_context(settings: Settings, app: Celery) -> WorkerContext:
+    engine = make_engine(settings.database_url)
+    client = UpstreamClient(
+        base_url=settings.upstream_url,
+        key=settings.upstream_key,
+        auth_scheme=settings.upstream_auth_scheme,
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+        max_connections=settings.upstream_max_connections,
+    )
+
+    def publish(task_name: str, args: Sequence[Any]) -> None:
+        app.send_task(task_name, args=list(args))
+
+    return WorkerContext(
+        sessions=make_session_factory(engine),
+        client=client,
+        publish=publish,
+        policy=BackoffPolicy(
+            min_delay=settings.poll_min_delay,
+            max_delay=settings.poll_max_delay,
+            jitter=settings.poll_jitter,
+            error_min_delay=settings.error_min_delay,
+            error_max_delay=settings.error_max_delay,
+        ),
+        limits=Limits(
+            max_submit_attempts=settings.max_submit_attempts,
+            max_poll_errors=settings.max_poll_errors,
+            max_in_flight=settings.max_in_flight,
+            lease_seconds=settings.lease_seconds,
+            submit_grace=settings.submit_grace,
+            poll_batch_size=settings.poll_batch_size,
+            dispatch_limit=settings.dispatch_limit,
+            start_timeout=settings.upstream_start_timeout,
+            ambiguous_submit=settings.ambiguous_submit,
+        ),
+    )
+
+
+def get_context(settings: Settings, app: Celery) -> WorkerContext:
+    """One context per process; a forked child builds its own (engines and sockets don't fork)."""
+    pid = os.getpid()
+    with _lock:
+        if _state.get("pid") != pid:
+            _state["pid"] = pid
+            _state["ctx"] = build_context(settings, app)
+        ctx: WorkerContext = _state["ctx"]
+        return ctx

@@ -1,0 +1,44 @@
+"""Thin Celery tasks: open the context, call one lifecycle function, return a small summary.
+
+Arguments are ids only (and a lease token); no secret ever travels through the broker.
+"""
+
+import uuid
+from typing import Any
+
+from models import tasknames
+from worker import app, settings
+from worker.lifecycle import (
+    cancel_generation,
+    dispatch_due,
+    poll_generations,
+    reconcile,
+    submit_generation,
+)
+from worker.runtime import get_context
+
+
+@app.task(name=tasknames.SUBMIT)
+def submit(generation_id: str) -> str:
+    return submit_generation(get_context(settings, app), uuid.UUID(generation_id)).value
+
+
+@app.task(name=tasknames.POLL_BATCH)
+def poll_batch(generation_ids: list[str], batch_token: str) -> dict[str, int]:
+    ids = [uuid.UUID(i) for i in generation_ids]
+    return poll_generations(get_context(settings, app), ids, batch_token)
+
+
+@app.task(name=tasknames.CANCEL)
+def cancel(generation_id: str) -> str:
+    return cancel_generation(get_context(settings, app), uuid.UUID(generation_id))
+
+
+@app.task(name=tasknames.DISPATCH, ignore_result=True)
+def dispatch() -> dict[str, Any]:
+    return dispatch_due(get_context(settings, app))
+
+
+@app.task(name=tasknames.RECONCILE, ignore_result=True)
+def reconcile_rows() -> dict[str, Any]:
+    return reconcile(get_context(settings, app))
