@@ -1,0 +1,76 @@
+"""The FastAPI application: ``create_app(settings)``, and ``app`` for ``uvicorn api.app:app``.
+
+Building the app connects to nothing: the engine and the broker connection are made on first use.
+"""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+
+from api import fal_routes, health_routes, v1_routes
+from api.deps import AppState, utc_now
+from api.errors import install_error_handlers
+from api.metrics import install_metrics
+from api.openapi import install_openapi
+from api.publisher import CeleryPublisher, Publisher
+from models.settings import Settings
+
+DESCRIPTION = """\
+A durable job system in front of fal.ai's queue API.
+
+* **fal-compatible queue** — point a fal client (or the relay's curl / fetch / http.client
+  snippets) at genqueue by changing only the base URL and the key:
+  `POST /{model_id}`, then `…/requests/{request_id}[/status|/status/stream|/cancel]`.
+* **generations** — the native `/v1` API with idempotency keys, full history and listing.
+
+Authenticate with `Authorization: Bearer <key>` or `Authorization: Key <key>`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    publisher: Publisher | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    settings = settings or Settings()
+    publisher = publisher or CeleryPublisher(
+        broker_url=settings.broker_url, connect_timeout=settings.broker_connect_timeout
+    )
+    state = AppState(settings, publisher, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="genqueue",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.genqueue = state
+    install_error_handlers(app)
+    app.include_router(health_routes.router)
+    app.include_router(v1_routes.router)
+    install_metrics(app, state)
+    app.include_router(fal_routes.router)  # last: it ends with the POST /{model_id} catch-all
+    install_openapi(app)
+    return app
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``api.app.app`` is built on first access, from the environment's settings."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(name)

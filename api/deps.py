@@ -1,0 +1,87 @@
+"""Per-app state (settings, a lazily built engine, the publisher) and per-request dependencies."""
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.publisher import Publisher
+from models.db import make_engine, make_session_factory, normalize_url
+from models.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AppState:
+    """What one app instance owns. Nothing connects until the first request needs it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._make_engine()
+            return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        engine = self.engine
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = make_session_factory(engine)
+            return self._sessions
+
+    def _make_engine(self) -> Engine:
+        url = normalize_url(self.settings.database_url)
+        if make_url(url).get_backend_name() == "postgresql":
+            timeout = max(1, round(self.settings.db_connect_timeout))
+            return make_engine(url, connect_args={"connect_timeout": timeout}, pool_timeout=10)
+        return make_engine(url)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+                self._sessions = None
+        self.publisher.close()
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.genqueue
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    """One session per request. Routes commit what they change; anything left is rolled back."""
+    session = state.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,129 @@
+"""What the fal surface says about a generation: status bodies, logs and result answers.
+
+Native statuses map onto fal's three: pending/submitting/queued are IN_QUEUE, running is
+IN_PROGRESS, and every terminal state is COMPLETED (a failure carries ``error``/``error_type``,
+as on fal; its result fetch answers with the failure's own status code and body).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.status import TERMINAL, GenerationStatus
+from models.tables import Generation, GenerationEvent
+
+S = GenerationStatus
+IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
+NOT_COMPLETED = "Request is still in progress"
+
+#: genqueue's own failures (not an upstream answer): the code their result fetch answers with.
+OWN_ERROR_CODES = {
+    "deadline_exceeded": 504,
+    "submit_ambiguous": 502,
+    "retries_exhausted": 503,
+    "result_unavailable": 502,
+    "cancelled": 499,
+}
+#: Failure types whose stored ``http_status``/``body`` is the upstream's answer to pass on.
+UPSTREAM_ANSWERS = frozenset({"upstream_error", "upstream_rejected", "cancelled"})
+
+
+def fal_status(status: str) -> str:
+    native = S(status)
+    if native in TERMINAL:
+        return COMPLETED
+    return IN_PROGRESS if native is S.RUNNING else IN_QUEUE
+
+
+def _error_summary(gen: Generation) -> tuple[str, str] | None:
+    """``(error, error_type)`` of a generation that ended without a result."""
+    if gen.status == S.COMPLETED.value:
+        return None
+    err = gen.error or {}
+    kind = str(err.get("type") or ("cancelled" if gen.status == S.CANCELLED.value else "failed"))
+    message = err.get("message") or (
+        "Request was cancelled" if gen.status == S.CANCELLED.value else "Request failed"
+    )
+    return str(message), str(err.get("error_type") or kind)
+
+
+def log_entries(events: Sequence[GenerationEvent]) -> list[dict[str, Any]]:
+    """The generation's history in fal's log-entry shape."""
+    entries = []
+    for event in events:
+        parts = [event.kind]
+        if event.status:
+            parts.append(f"status={event.status}")
+        if event.queue_position is not None:
+            parts.append(f"queue_position={event.queue_position}")
+        level = "ERROR" if event.status == S.FAILED.value else "INFO"
+        entries.append(
+            {
+                "message": " ".join(parts),
+                "level": level,
+                "source": "genqueue",
+                "timestamp": event.at.isoformat(),
+            }
+        )
+    return entries
+
+
+def status_body(
+    gen: Generation,
+    urls: dict[str, str],
+    *,
+    queue_position: int,
+    logs: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    state = fal_status(gen.status)
+    body: dict[str, Any] = {"status": state, "request_id": str(gen.id), **urls}
+    if state == IN_QUEUE:
+        body["queue_position"] = queue_position
+    body["logs"] = logs
+    body["metrics"] = {}
+    if state == COMPLETED:
+        if gen.run_seconds is not None:
+            body["metrics"] = {"inference_time": round(gen.run_seconds, 3)}
+        summary = _error_summary(gen)
+        if summary is not None:
+            body["error"], body["error_type"] = summary
+    return body
+
+
+@dataclass(frozen=True)
+class ResultAnswer:
+    status_code: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def result_answer(gen: Generation) -> ResultAnswer:
+    """The result route's answer: the output, 400 while unfinished, or the failure as it was."""
+    if gen.status == S.COMPLETED.value:
+        return ResultAnswer(200, gen.result if gen.result is not None else {})
+    if S(gen.status) not in TERMINAL:
+        return ResultAnswer(400, {"detail": NOT_COMPLETED, "error_type": "not_completed"})
+    err = gen.error or {}
+    kind = err.get("type")
+    upstream_code = err.get("http_status")
+    upstream_body = err.get("body")
+    error_type = err.get("error_type")
+    if (
+        kind in UPSTREAM_ANSWERS
+        and isinstance(upstream_code, int)
+        and 400 <= upstream_code <= 599
+        and upstream_body is not None
+    ):
+        body = upstream_body
+        if not isinstance(body, dict):
+            body = {"detail": str(body), "error_type": error_type or kind}
+        headers = {"X-Fal-Error-Type": str(error_type)} if error_type else {}
+        return ResultAnswer(upstream_code, body, headers)
+    message, own_type = _error_summary(gen) or ("Request failed", "failed")
+    own_type = str(kind or own_type)
+    code = OWN_ERROR_CODES.get(own_type, 502)
+    if own_type not in OWN_ERROR_CODES and isinstance(upstream_code, int):
+        code = upstream_code if 400 <= upstream_code <= 599 else 502
+    return ResultAnswer(
+        code, {"detail": message, "error_type": own_type}, {"X-Fal-Error-Type": own_type}
+    )

@@ -1,0 +1,266 @@
+"""The fal-compatible queue surface: what fal clients (and the seed's snippets) call.
+
+``POST /{model_id}`` answers with the queue handle; status, result and cancel live under
+``/{owner}/{app}/requests/{request_id}`` as on ``queue.fal.run``. Trailing slashes are accepted.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from sqlalchemy.orm import Session
+
+from api.auth import Caller, CallerDep, authenticate
+from api.body import JsonBody, storable_text, unstorable_text
+from api.deps import SessionDep, StateDep
+from api.errors import ApiError, ValidationFailed
+from api.fal_answers import result_answer
+from api.fal_status import current_status, status_events
+from api.lookups import owned_generation, queue_position
+from api.openapi import SECURITY, errors, json_request_body
+from api.publisher import publish_after_commit
+from api.registry import MODELS, ModelSpec, app_id, unknown_model_message, validate_input
+from api.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
+from api.submission import IDEMPOTENCY_HEADER, submit
+from api.urls import fal_urls, public_base
+from models import tasknames
+from models.generations import CancelOutcome, request_cancel
+from models.status import TERMINAL, GenerationStatus
+from models.tables import Generation
+
+router = APIRouter(tags=["fal-compatible queue"])
+REQUEST = "/{owner}/{app}/requests/{request_id}"
+LogsFlag = Literal["1", "0", "true", "false"]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias=IDEMPOTENCY_HEADER, description="same key and body → the same request_id"),
+]
+
+
+def _check_webhook(url: str | None) -> str | None:
+    if url is not None and not storable_text(url):
+        raise unstorable_text(["query", "fal_webhook"])
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValidationFailed(
+            [
+                {
+                    "type": "url_scheme",
+                    "loc": ["query", "fal_webhook"],
+                    "msg": "URL scheme should be 'http' or 'https'",
+                    "input": url,
+                }
+            ]
+        )
+    return url
+
+
+def _submit_route(spec: ModelSpec) -> Callable[..., JSONResponse]:
+    def submit_request(
+        request: Request,
+        caller: CallerDep,
+        body: JsonBody,
+        session: SessionDep,
+        state: StateDep,
+        idempotency_key: IdempotencyKey = None,
+        fal_webhook: Annotated[
+            str | None, Query(description="URL stored with the request (fal's webhook query)")
+        ] = None,
+    ) -> JSONResponse:
+        input = validate_input(spec, body, loc=["body"])
+        webhook = _check_webhook(fal_webhook)
+        gen, _ = submit(
+            session,
+            state,
+            caller,
+            model=spec.endpoint_id,
+            input=input,
+            webhook_url=webhook,
+            idempotency_key=idempotency_key,
+        )
+        base = public_base(request, state.settings.public_url)
+        rid = str(gen.id)
+        answer: dict[str, Any] = {
+            "status": "IN_QUEUE",
+            "request_id": rid,
+            **fal_urls(base, gen.model, rid),
+            "logs": None,
+            "metrics": {},
+            "queue_position": queue_position(session, gen),
+        }
+        if webhook:
+            answer["gateway_request_id"] = rid
+        return JSONResponse(answer)
+
+    submit_request.__name__ = "submit_" + spec.endpoint_id.replace("/", "_").replace("-", "_")
+    return submit_request
+
+
+for _spec in MODELS.values():
+    router.add_api_route(
+        f"/{_spec.endpoint_id}",
+        _submit_route(_spec),
+        methods=["POST"],
+        summary=f"Submit: {_spec.summary}",
+        response_model=FalSubmitResponse,
+        responses=errors(401, 409, 413, 422, 503),
+        openapi_extra={
+            **json_request_body(_spec.input_model.__name__, _spec.example),
+            "security": SECURITY,
+        },
+    )
+
+
+def _owned(
+    session: Session, caller: Caller, owner: str, app: str, request_id: str
+) -> Generation | None:
+    """The caller's generation, reached through its own app's URLs only."""
+    gen = owned_generation(session, caller.tenant_id, request_id)
+    if gen is None or app_id(gen.model) != f"{owner}/{app}":
+        return None
+    return gen
+
+
+@router.get(
+    REQUEST + "/status",
+    summary="Request status",
+    response_model=FalStatusResponse,
+    responses={
+        202: {"model": FalStatusResponse, "description": "IN_QUEUE or IN_PROGRESS"},
+        **errors(401, 404, 422, 503),
+    },
+    openapi_extra={"security": SECURITY},
+)
+@router.get(REQUEST + "/status/", include_in_schema=False)
+def request_status(
+    request: Request,
+    caller: CallerDep,
+    session: SessionDep,
+    state: StateDep,
+    owner: str,
+    app: str,
+    request_id: str,
+    logs: LogsFlag | None = None,
+) -> JSONResponse:
+    gen = _owned(session, caller, owner, app, request_id)
+    if gen is None:
+        raise ApiError(404, "Request not found")
+    base = public_base(request, state.settings.public_url)
+    body = current_status(session, gen, base, with_logs=logs in ("1", "true"))
+    return JSONResponse(body, status_code=200 if body["status"] == "COMPLETED" else 202)
+
+
+@router.get(
+    REQUEST + "/status/stream",
+    summary="Request status as server-sent events, until COMPLETED",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`data: <status JSON>` events, `: ping` keepalives",
+        },
+        **errors(401, 404, 422, 503),
+    },
+    openapi_extra={"security": SECURITY},
+)
+def request_status_stream(
+    request: Request,
+    caller: CallerDep,
+    session: SessionDep,
+    state: StateDep,
+    owner: str,
+    app: str,
+    request_id: str,
+    logs: LogsFlag | None = None,
+) -> StreamingResponse:
+    gen = _owned(session, caller, owner, app, request_id)
+    if gen is None:
+        raise ApiError(404, "Request not found")
+    session.close()  # the stream opens a short session per look; hold no connection meanwhile
+    base = public_base(request, state.settings.public_url)
+    events = status_events(state, caller.tenant_id, gen.id, base, logs in ("1", "true"))
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    REQUEST,
+    summary="Request result: the model output once COMPLETED",
+    response_model=FalOutput,
+    responses={
+        **errors(400, 401, 404, 503, described={400: "Not completed yet"}),
+        "default": {
+            "description": "A failed request: the failure's own status code and body "
+            "(upstream's, or genqueue's `{detail, error_type}`)",
+            "content": {"application/json": {"schema": {}}},
+        },
+    },
+    openapi_extra={"security": SECURITY},
+)
+@router.get(REQUEST + "/", include_in_schema=False)
+def request_result(
+    caller: CallerDep, session: SessionDep, owner: str, app: str, request_id: str
+) -> JSONResponse:
+    gen = _owned(session, caller, owner, app, request_id)
+    if gen is None:
+        raise ApiError(404, "Request not found")
+    answer = result_answer(gen)
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
+
+
+@router.put(
+    REQUEST + "/cancel",
+    summary="Cancel a request",
+    status_code=202,
+    response_model=FalCancelResponse,
+    responses={
+        400: {"model": FalCancelResponse, "description": "ALREADY_COMPLETED"},
+        404: {"model": FalCancelResponse, "description": "NOT_FOUND"},
+        **errors(401, 503),
+    },
+    openapi_extra={"security": SECURITY},
+)
+@router.put(REQUEST + "/cancel/", include_in_schema=False)
+def request_cancel_route(
+    caller: CallerDep,
+    session: SessionDep,
+    state: StateDep,
+    owner: str,
+    app: str,
+    request_id: str,
+) -> JSONResponse:
+    gen = _owned(session, caller, owner, app, request_id)
+    if gen is None:
+        return JSONResponse({"status": "NOT_FOUND", "detail": "Request not found"}, 404)
+    already = JSONResponse(
+        {"status": "ALREADY_COMPLETED", "detail": "Request is already completed"}, 400
+    )
+    if GenerationStatus(gen.status) in TERMINAL:
+        return already
+    answer = request_cancel(session, gen.id, now=state.clock())
+    session.commit()
+    if answer.outcome is CancelOutcome.ALREADY_TERMINAL:
+        return already
+    if answer.outcome is CancelOutcome.REQUESTED:
+        publish_after_commit(state.publisher, tasknames.CANCEL, str(gen.id))
+    return JSONResponse({"status": "CANCELLATION_REQUESTED"}, 202)
+
+
+@router.api_route(
+    "/{model_id:path}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+)
+def unknown_model(request: Request, session: SessionDep, model_id: str) -> RedirectResponse:
+    """A POST to anything else is a submit to a model genqueue does not serve (or one of its
+    models spelt with a trailing slash: that is redirected, method and body kept)."""
+    if request.method != "POST":
+        raise ApiError(404, "Not Found")
+    authenticate(request, session)
+    if model_id.strip("/") in MODELS:
+        url = request.url.replace(path="/" + model_id.strip("/"))
+        return RedirectResponse(str(url), status_code=307)
+    raise ApiError(404, unknown_model_message(model_id))

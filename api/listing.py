@@ -1,0 +1,82 @@
+"""Listing a tenant's generations: filters and keyset (cursor) pagination, newest first."""
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from api.errors import ValidationFailed
+from models.status import GenerationStatus
+from models.tables import Generation
+
+
+@dataclass(frozen=True)
+class Filters:
+    statuses: Sequence[GenerationStatus] = ()
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def encode_cursor(gen: Generation) -> str:
+    raw = json.dumps([gen.created_at.isoformat(), str(gen.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, gid = json.loads(raw)
+        return as_utc(datetime.fromisoformat(at)), uuid.UUID(gid)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ["query", "cursor"],
+                    "msg": "Invalid cursor: pass the next_cursor of a previous page",
+                    "input": cursor,
+                }
+            ]
+        ) from exc
+
+
+def list_page(
+    session: Session,
+    tenant_id: uuid.UUID,
+    filters: Filters,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Generation], str | None]:
+    stmt = select(Generation).where(Generation.tenant_id == tenant_id)
+    if filters.statuses:
+        stmt = stmt.where(Generation.status.in_([s.value for s in filters.statuses]))
+    if filters.model:
+        stmt = stmt.where(Generation.model == filters.model)
+    if filters.created_after:
+        stmt = stmt.where(Generation.created_at >= as_utc(filters.created_after))
+    if filters.created_before:
+        stmt = stmt.where(Generation.created_at < as_utc(filters.created_before))
+    if cursor:
+        at, gid = decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(
+                Generation.created_at < at,
+                and_(Generation.created_at == at, Generation.id < gid),
+            )
+        )
+    stmt = stmt.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None

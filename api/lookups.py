@@ -1,0 +1,46 @@
+"""Finding a caller's own generations; another tenant's rows do not exist for them."""
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.status import GenerationStatus
+from models.tables import Generation
+
+S = GenerationStatus
+WAITING = (S.PENDING.value, S.SUBMITTING.value)
+MAX_COUNTED = 10_000
+"""Positions are counted up to here: clients poll often, and beyond it the number means little."""
+
+
+def parse_id(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def owned_generation(
+    session: Session, tenant_id: uuid.UUID, generation_id: str
+) -> Generation | None:
+    gid = parse_id(generation_id)
+    if gid is None:
+        return None
+    return session.scalar(
+        select(Generation).where(Generation.id == gid, Generation.tenant_id == tenant_id)
+    )
+
+
+def queue_position(session: Session, gen: Generation) -> int:
+    """Requests in front of this one: upstream's count once it is there, before that the
+    number of older generations still waiting to be sent upstream (at most ``MAX_COUNTED``)."""
+    if gen.status not in WAITING:
+        return gen.queue_position or 0
+    ahead = (
+        select(Generation.id)
+        .where(Generation.status.in_(WAITING), Generation.created_at < gen.created_at)
+        .limit(MAX_COUNTED)
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(ahead)) or 0)

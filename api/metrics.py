@@ -1,0 +1,107 @@
+"""Prometheus ``/metrics``: requests by route template and code, latency, generations by status.
+
+Each app has its own registry, so several apps in one process (tests) do not collide.
+"""
+
+import time
+from collections.abc import Iterator
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import AppState
+from models.status import GenerationStatus
+from models.tables import Generation
+
+
+class GenerationsCollector(Collector):
+    """Counts generations by status at scrape time (one grouped query)."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("genqueue_database_up", "1 if the database answered the scrape")
+        try:
+            with self.state.sessions() as session:
+                rows = session.execute(
+                    select(Generation.status, func.count()).group_by(Generation.status)
+                ).all()
+        except SQLAlchemyError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        counts = {status: int(n) for status, n in rows}
+        gauge = GaugeMetricFamily(
+            "genqueue_generations", "Generations by status", labels=["status"]
+        )
+        for status in GenerationStatus:
+            gauge.add_metric([status.value], counts.get(status.value, 0))
+        yield gauge
+
+
+class RequestMetrics:
+    """ASGI middleware: counts and times every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, *, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        code = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = str(scope.get("method", ""))
+            self.requests.labels(method, template, str(code)).inc()
+            self.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+def install_metrics(app: FastAPI, state: AppState) -> None:
+    registry = CollectorRegistry()
+    registry.register(GenerationsCollector(state))
+    requests = Counter(
+        "genqueue_http_requests",
+        "HTTP requests by method, route template and status code",
+        ["method", "route", "code"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "genqueue_http_request_duration_seconds",
+        "HTTP request latency by method and route template",
+        ["method", "route"],
+        registry=registry,
+    )
+    app.add_middleware(RequestMetrics, requests=requests, latency=latency)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

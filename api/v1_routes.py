@@ -1,0 +1,211 @@
+"""The native surface: ``/v1/generations`` — create, get (with events), list, cancel."""
+
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.auth import CallerDep
+from api.body import JsonBody, storable_text, unstorable_text
+from api.deps import SessionDep, StateDep
+from api.errors import ApiError, ValidationFailed, error_items, not_found
+from api.listing import Filters, as_utc, list_page
+from api.lookups import owned_generation
+from api.openapi import SECURITY, errors, json_request_body
+from api.publisher import publish_after_commit
+from api.registry import MODELS, SUPPORTED, validate_input
+from api.schemas import (
+    CREATE_EXAMPLE,
+    CancelAnswer,
+    CancelOutcomeName,
+    GenerationCreate,
+    GenerationDetail,
+    GenerationPage,
+)
+from api.submission import IDEMPOTENCY_HEADER, submit
+from api.views import to_detail, to_public
+from models import tasknames
+from models.generations import CancelOutcome, request_cancel
+from models.status import GenerationStatus
+from models.tables import Generation, GenerationEvent
+
+router = APIRouter(prefix="/v1", tags=["generations"])
+AUTH = {"security": SECURITY}
+REPLAYED = "Idempotent-Replayed"
+
+
+def _detail(session: Session, gen: Generation) -> GenerationDetail:
+    events = session.scalars(
+        select(GenerationEvent)
+        .where(GenerationEvent.generation_id == gen.id)
+        .order_by(GenerationEvent.id)
+    ).all()
+    return to_detail(gen, events)
+
+
+def _parse_create(body: Any) -> tuple[GenerationCreate, dict[str, Any]]:
+    try:
+        create = GenerationCreate.model_validate(body, strict=True)
+    except ValidationError as exc:
+        raise ValidationFailed(error_items(exc, loc=["body"])) from None
+    spec = MODELS.get(create.model)
+    if spec is None:
+        raise ValidationFailed(
+            [
+                {
+                    "type": "enum",
+                    "loc": ["body", "model"],
+                    "msg": f"Unknown model; supported models: {', '.join(SUPPORTED)}",
+                    "input": create.model,
+                    "ctx": {"expected": list(SUPPORTED)},
+                }
+            ]
+        )
+    url = create.webhook_url
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValidationFailed(
+            [
+                {
+                    "type": "url_scheme",
+                    "loc": ["body", "webhook_url"],
+                    "msg": "URL scheme should be 'http' or 'https'",
+                    "input": url,
+                }
+            ]
+        )
+    return create, validate_input(spec, create.input, loc=["body", "input"])
+
+
+@router.post(
+    "/generations",
+    status_code=201,
+    response_model=GenerationDetail,
+    summary="Create a generation",
+    description=f"With an `{IDEMPOTENCY_HEADER}` header, the same key and body answer the "
+    f"same generation (with `{REPLAYED}: true`); the same key with another body is a 409.",
+    responses=errors(401, 409, 413, 422, 503),
+    openapi_extra={**json_request_body("GenerationCreate", CREATE_EXAMPLE), **AUTH},
+)
+def create_generation_route(
+    response: Response,
+    caller: CallerDep,
+    body: JsonBody,
+    session: SessionDep,
+    state: StateDep,
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
+) -> GenerationDetail:
+    create, input = _parse_create(body)
+    gen, created = submit(
+        session,
+        state,
+        caller,
+        model=create.model,
+        input=input,
+        webhook_url=create.webhook_url,
+        idempotency_key=idempotency_key,
+    )
+    if not created:
+        response.headers[REPLAYED] = "true"
+    return _detail(session, gen)
+
+
+@router.get(
+    "/generations/{generation_id}",
+    response_model=GenerationDetail,
+    summary="Get a generation with its full history",
+    responses=errors(401, 404, 503),
+    openapi_extra=AUTH,
+)
+def get_generation(caller: CallerDep, session: SessionDep, generation_id: str) -> GenerationDetail:
+    gen = owned_generation(session, caller.tenant_id, generation_id)
+    if gen is None:
+        raise not_found()
+    return _detail(session, gen)
+
+
+def _bounded(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValidationFailed(
+            [
+                {
+                    "type": "datetime_range",
+                    "loc": ["query", name],
+                    "msg": "Datetime is out of range",
+                    "input": value.isoformat(),
+                }
+            ]
+        ) from None
+
+
+@router.get(
+    "/generations",
+    response_model=GenerationPage,
+    summary="List generations, newest first",
+    responses=errors(401, 422, 503),
+    openapi_extra=AUTH,
+)
+def list_generations(
+    caller: CallerDep,
+    session: SessionDep,
+    status: Annotated[list[GenerationStatus] | None, Query()] = None,
+    model: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> GenerationPage:
+    for name, value in (("model", model), ("cursor", cursor)):
+        if value is not None and not storable_text(value):
+            raise unstorable_text(["query", name])
+    filters = Filters(
+        statuses=status or (),
+        model=model,
+        created_after=_bounded(created_after, "created_after"),
+        created_before=_bounded(created_before, "created_before"),
+    )
+    rows, next_cursor = list_page(session, caller.tenant_id, filters, limit=limit, cursor=cursor)
+    return GenerationPage(items=[to_public(g) for g in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/generations/{generation_id}/cancel",
+    response_model=CancelAnswer,
+    status_code=202,
+    summary="Cancel a generation",
+    description="200 `cancelled` when it had not been sent upstream; 202 `requested` when a "
+    "worker must ask upstream (it may still complete); 409 once it has ended.",
+    responses={
+        200: {"model": CancelAnswer, "description": "Cancelled at once"},
+        **errors(401, 404, 409, 503),
+    },
+    openapi_extra=AUTH,
+)
+def cancel_generation(
+    response: Response,
+    caller: CallerDep,
+    session: SessionDep,
+    state: StateDep,
+    generation_id: str,
+) -> CancelAnswer:
+    gen = owned_generation(session, caller.tenant_id, generation_id)
+    if gen is None:
+        raise not_found()
+    answer = request_cancel(session, gen.id, now=state.clock())
+    session.commit()
+    if answer.outcome is CancelOutcome.ALREADY_TERMINAL:
+        status = answer.status.value if answer.status else gen.status
+        raise ApiError(409, f"Generation has already ended ({status})", status=status)
+    if answer.outcome is CancelOutcome.REQUESTED:
+        publish_after_commit(state.publisher, tasknames.CANCEL, str(gen.id))
+    if answer.outcome is CancelOutcome.CANCELLED:
+        response.status_code = 200
+    session.refresh(gen)
+    outcome = cast(CancelOutcomeName, answer.outcome.value)
+    return CancelAnswer(outcome=outcome, generation=_detail(session, gen))

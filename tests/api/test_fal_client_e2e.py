@@ -1,0 +1,195 @@
+"""End to end with the official ``fal-client``: a live genqueue API, a real Celery worker and
+beat, and the simulator as the upstream — all over real HTTP, on a database and a Redis of
+this module's own.
+
+fal-client hard-codes ``https://``; UPSTREAM.md §14: point ``QUEUE_URL_FORMAT`` at genqueue.
+"""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fal_client
+import fal_client.client as fal_module
+import httpx
+import pytest
+
+from api.app import create_app
+from migrations.runner import upgrade
+from models.db import make_engine, make_session_factory
+from models.settings import Settings
+from tests.api.support import MODEL, live_server, new_key
+from tests.support.services import postgres_database, redis_database
+from tests.support.stack import UPSTREAM_KEY, Stack, running_stack
+
+pytestmark = pytest.mark.integration
+APP = "fal-ai/flux-pro/kontext/text-to-image"
+
+
+@dataclass
+class E2E:
+    base_url: str
+    key: str
+    stack: Stack
+
+    def client(self) -> fal_client.SyncClient:
+        return fal_client.SyncClient(key=self.key, default_timeout=30)
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    with postgres_database() as db_url, redis_database() as broker_url:
+        upgrade(db_url)
+        engine = make_engine(db_url)
+        key = new_key(make_session_factory(engine))
+        engine.dispose()
+        settings = Settings(
+            database_url=db_url,
+            broker_url=broker_url,
+            data_dir=Path(tmp_path_factory.mktemp("e2e")),
+            submit_grace=2,
+        )
+        app = create_app(settings)
+        with (
+            running_stack(database_url=db_url, broker_url=broker_url, extra_env={}) as stack,
+            live_server(app) as base_url,
+        ):
+            previous = fal_module.QUEUE_URL_FORMAT
+            fal_module.QUEUE_URL_FORMAT = base_url + "/"
+            try:
+                yield E2E(base_url=base_url, key=key, stack=stack)
+            finally:
+                fal_module.QUEUE_URL_FORMAT = previous
+                app.state.genqueue.close()
+
+
+@pytest.fixture
+def sim(e2e: E2E) -> Iterator[Any]:
+    e2e.stack.sim.clear_faults()
+    e2e.stack.sim.configure(run_time=1.0, capacity=4, honor_cancel=True)
+    yield e2e.stack.sim
+    e2e.stack.sim.clear_faults()
+
+
+def _prompt(text: str) -> dict[str, Any]:
+    return {"prompt": f"{text} [{uuid.uuid4().hex[:8]}]", "num_images": 1}
+
+
+def _explain(e2e: E2E) -> str:
+    return e2e.stack.logs()
+
+
+def test_submit_status_iter_events_result(e2e: E2E, sim: Any) -> None:
+    client = e2e.client()
+    handle = client.submit(APP, arguments=_prompt("a lighthouse"))
+    assert handle.status_url.startswith(e2e.base_url + "/fal-ai/flux-pro/requests/")
+
+    first = handle.status(with_logs=True)
+    assert isinstance(first, fal_client.Queued | fal_client.InProgress | fal_client.Completed)
+    events = list(handle.iter_events(with_logs=True, interval=0.1))
+    assert isinstance(events[-1], fal_client.Completed), _explain(e2e)
+    assert events[-1].logs, "with_logs=True gives the history as log entries"
+    assert any(isinstance(e, fal_client.Queued) for e in [first, *events])
+
+    output = handle.get()
+    assert output["images"][0]["url"]
+    assert output["has_nsfw_concepts"] == [False]
+    assert client.result(APP, handle.request_id) == output
+    again = client.status(APP, handle.request_id, with_logs=True)
+    assert isinstance(again, fal_client.Completed)
+    assert again.metrics.get("inference_time", 0) > 0
+
+    # what the worker recorded is visible on the native surface under the same id
+    record = httpx.get(
+        f"{e2e.base_url}/v1/generations/{handle.request_id}",
+        headers={"Authorization": f"Key {e2e.key}"},
+    ).json()
+    assert record["status"] == "completed"
+    assert record["upstream_request_id"]
+    assert record["result"] == output
+    assert UPSTREAM_KEY not in str(record)
+
+
+def test_subscribe(e2e: E2E, sim: Any) -> None:
+    enqueued: list[str] = []
+    updates: list[Any] = []
+    output = e2e.client().subscribe(
+        APP,
+        arguments=_prompt("a harbour"),
+        with_logs=True,
+        on_enqueue=enqueued.append,
+        on_queue_update=updates.append,
+        client_timeout=60,
+    )
+    assert output["images"], _explain(e2e)
+    assert len(enqueued) == 1
+    assert updates and isinstance(updates[-1], fal_client.Completed)
+
+
+def test_cancel(e2e: E2E, sim: Any) -> None:
+    sim.configure(run_time=20.0, capacity=4, honor_cancel=True)
+    client = e2e.client()
+    handle = client.submit(APP, arguments=_prompt("cancel me"))
+    handle.cancel()
+    final = list(handle.iter_events(interval=0.1))[-1]
+    assert isinstance(final, fal_client.Completed), _explain(e2e)
+    with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
+        handle.get()
+    assert raised.value.status_code == 499
+    with pytest.raises(fal_client.client.FalClientHTTPError) as again:
+        handle.cancel()
+    assert again.value.status_code == 400
+
+
+def test_cancel_while_running_upstream(e2e: E2E, sim: Any) -> None:
+    sim.configure(run_time=20.0, capacity=4, honor_cancel=True)
+    client = e2e.client()
+    handle = client.submit(APP, arguments=_prompt("cancel me later"))
+    for status in handle.iter_events(interval=0.1):
+        if isinstance(status, fal_client.InProgress):
+            break
+        assert not isinstance(status, fal_client.Completed), _explain(e2e)
+    handle.cancel()
+    final = list(handle.iter_events(interval=0.1))[-1]
+    assert isinstance(final, fal_client.Completed)
+    with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
+        handle.get()
+    assert raised.value.status_code == 499, _explain(e2e)
+
+
+def test_upstream_failure_reaches_the_client_as_upstream_said(e2e: E2E, sim: Any) -> None:
+    arguments = _prompt("flagged")
+    body = {
+        "detail": [
+            {
+                "loc": ["body", "prompt"],
+                "msg": "flagged by the safety checker",
+                "type": "content_policy_violation",
+            }
+        ]
+    }
+    sim.add_fault(
+        op="submit",
+        kind="model_error",
+        status_code=422,
+        body=body,
+        error_type="content_policy_violation",
+        match_prompt=arguments["prompt"],
+    )
+    handle = e2e.client().submit(APP, arguments=arguments)
+    final = list(handle.iter_events(interval=0.1))[-1]
+    assert isinstance(final, fal_client.Completed)
+    with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
+        handle.get()
+    assert raised.value.status_code == 422, _explain(e2e)
+    assert raised.value.response.json() == body
+
+
+def test_fal_client_against_a_wrong_key_gets_401(e2e: E2E) -> None:
+    client = fal_client.SyncClient(key="gq_wrong", default_timeout=10)
+    with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
+        client.submit(MODEL, arguments={"prompt": "x"})
+    assert raised.value.status_code == 401
+    assert "Invalid" in raised.value.message

@@ -1,0 +1,86 @@
+"""The API as it is deployed: ``uvicorn api.app:app`` and ``api.main.serve`` in their own
+processes, configured from the environment, publishing to a real Redis with the real publisher."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import tasknames
+from tests.api.support import MODEL, auth, new_key
+from tests.support.services import free_port, redis_database, wait_until
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    with redis_database() as url:
+        yield url
+
+
+def _serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200,
+            20,
+            what="the API to answer",
+        )
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(log.read_text()) from None
+    return proc
+
+
+def _env(pg_url: str, broker_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "GENQUEUE_DATABASE_URL": pg_url,
+        "GENQUEUE_BROKER_URL": broker_url,
+        "GENQUEUE_DATA_DIR": str(tmp_path),
+    }
+
+
+def test_uvicorn_serves_the_module_app_and_publishes_to_the_broker(
+    pg_url: str, broker_url: str, pg_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)]
+    proc = _serve(argv, _env(pg_url, broker_url, tmp_path), port, tmp_path / "uvicorn.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.json() == {"status": "ok", "checks": {"database": True, "broker": True}}
+        key = new_key(pg_sessions)
+        rid = httpx.post(f"{base}/{MODEL}", json={"prompt": "x"}, headers=auth(key)).json()[
+            "request_id"
+        ]
+        [raw] = redis.Redis.from_url(broker_url).lrange(tasknames.QUEUE, 0, -1)
+        message = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        assert (message["headers"]["task"], args) == (tasknames.SUBMIT, [rid])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_serve_runs_uvicorn_and_readyz_sees_a_dead_broker(pg_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(pg_url, "redis://127.0.0.1:1/0", tmp_path)
+    code = f"from api.main import serve; serve('127.0.0.1', {port})"
+    proc = _serve([sys.executable, "-c", code], env, port, tmp_path / "serve.log")
+    try:
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"database": True, "broker": False}
+    finally:
+        proc.terminate()
+        proc.wait(10)
