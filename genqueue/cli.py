@@ -1,0 +1,61 @@
+"""The `genqueue` command: run the system (`up`, or each process alone) and use it."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genqueue import generations, services
+from genqueue.errors import EXIT_INTERRUPTED, CliError, print_error
+from genqueue.keys import keys_app
+
+app = typer.Typer(
+    name="genqueue",
+    help="A durable job system in front of fal.ai-style generation queues.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.command(rich_help_panel="Server")
+def up(
+    host: Annotated[
+        str | None, typer.Option(help="API interface (default GENQUEUE_API_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="API port (default GENQUEUE_API_PORT, 8000).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Database, Redis, keys and logs (default GENQUEUE_DATA_DIR)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Children log here, not to files.")
+    ] = False,
+) -> None:
+    """Run everything on this machine: Redis, API, worker, beat, Flower (and the simulator
+    when no upstream is configured). Ctrl-C stops it all."""
+    from genqueue import up as up_module
+
+    up_module.run(host=host, port=port, data_dir=data_dir, verbose=verbose)
+
+
+services.register(app)
+app.add_typer(keys_app, name="keys", rich_help_panel="Server")
+generations.register(app)
+
+
+def main() -> int:
+    try:
+        app(prog_name="genqueue")
+    except CliError as exc:
+        print_error(exc.message)
+        return exc.code
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

@@ -1,0 +1,246 @@
+"""A small client of genqueue's native API (``/v1/generations``), used by the CLI.
+
+Every failure becomes a ``CliError`` whose message says what to do about it: the URL that could
+not be reached, the key that was refused, the fields that were invalid.
+"""
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, unquote_to_bytes, urlsplit
+
+import httpx
+
+from genqueue.datadir import DataDir
+from genqueue.errors import EXIT_AUTH, EXIT_ERROR, EXIT_INVALID, EXIT_UNREACHABLE, CliError
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+API_URL_ENV = "GENQUEUE_API_URL"
+API_KEY_ENV = "GENQUEUE_API_KEY"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    url: str
+    key: str | None
+
+    @classmethod
+    def from_env(cls) -> "ClientConfig":
+        """``GENQUEUE_API_URL``/``GENQUEUE_API_KEY``; without them, what a `genqueue up` on the
+        same data dir published (its URL and dev key), then the default URL."""
+        data = DataDir.from_env()
+        url = os.environ.get(API_URL_ENV)
+        if not url:
+            state = data.running_state() or {}
+            url = str(state.get("api_url") or DEFAULT_API_URL)
+        key = os.environ.get(API_KEY_ENV) or data.read_secret(data.dev_key_file)
+        return cls(url=url.rstrip("/"), key=key)
+
+
+class ApiClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        key: str | None,
+        timeout: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.has_key = bool(key)
+        headers = {"Accept": "application/json", "User-Agent": "genqueue-cli"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        # Images live on upstream's CDN (or the simulator): never send them our key.
+        self._files = httpx.Client(timeout=60.0, follow_redirects=True, transport=transport)
+
+    def create(
+        self, model: str, input: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = {"model": model, "input": input}
+        return self._record("POST", "/v1/generations", json=body, headers=headers)
+
+    def get(self, generation_id: str) -> dict[str, Any]:
+        return self._record("GET", f"/v1/generations/{quote(generation_id, safe='')}")
+
+    def cancel(self, generation_id: str) -> dict[str, Any]:
+        return self._record("POST", f"/v1/generations/{quote(generation_id, safe='')}/cancel")
+
+    def list(self, *, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, str | int] = {}
+        if status:
+            params["status"] = status
+        if limit:
+            params["limit"] = limit
+        answer: Any = self._json("GET", "/v1/generations", params=params)
+        if isinstance(answer, dict):
+            for name in ("items", "data", "generations", "results"):
+                if isinstance(answer.get(name), list):
+                    answer = answer[name]
+                    break
+        if not isinstance(answer, list):
+            raise CliError(f"unexpected answer from {self.base_url}/v1/generations")
+        return [row for row in answer if isinstance(row, dict)]
+
+    def download(self, url: str, dest: Path) -> Path:
+        """Save one output file (``http(s)://`` or a ``data:`` URL) to ``dest``."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("data:"):
+            dest.write_bytes(decode_data_url(url))
+            return dest
+        try:
+            with self._files.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise CliError(f"could not download {url}: HTTP {response.status_code}")
+                with dest.open("wb") as fh:
+                    for chunk in response.iter_bytes():
+                        fh.write(chunk)
+        except httpx.HTTPError as exc:
+            raise CliError(f"could not download {url}: {describe_transport(exc)}") from None
+        return dest
+
+    def close(self) -> None:
+        self._http.close()
+        self._files.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _record(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer = self._json(method, path, **kwargs)
+        if not isinstance(answer, dict):
+            raise CliError(f"unexpected answer from {self.base_url}{path}: not a JSON object")
+        return answer
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CliError(
+                f"cannot reach the genqueue API at {self.base_url}: {describe_transport(exc)} "
+                f"(is `genqueue up` running? set {API_URL_ENV} to its URL)",
+                code=EXIT_UNREACHABLE,
+            ) from None
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError:
+                raise CliError(
+                    f"the API at {self.base_url} answered {method} {path} with non-JSON "
+                    f"(HTTP {response.status_code}): is {API_URL_ENV} pointing at genqueue?"
+                ) from None
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> CliError:
+        code = response.status_code
+        detail = _detail(response)
+        if code in (401, 403):
+            if not self.has_key:
+                return CliError(
+                    f"no API key: the API at {self.base_url} needs one (HTTP {code}); set "
+                    f"{API_KEY_ENV} (create one with `genqueue keys create NAME`)",
+                    code=EXIT_AUTH,
+                )
+            return CliError(
+                f"the API at {self.base_url} refused the key in {API_KEY_ENV} (HTTP {code}"
+                f"{': ' + _text(detail) if detail else ''}); create one with "
+                "`genqueue keys create NAME`",
+                code=EXIT_AUTH,
+            )
+        if code == 422:
+            return CliError(f"invalid request: {_fields(detail)}", code=EXIT_INVALID)
+        if code == 404:
+            return CliError(f"not found: {_text(detail) or response.request.url.path}")
+        return CliError(
+            f"the API answered HTTP {code}{': ' + _text(detail) if detail else ''}",
+            code=EXIT_ERROR,
+        )
+
+
+def describe_transport(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "name or service" in text or "nodename" in text or "resolve" in text:
+            return "unknown host"
+        return f"connection failed ({exc})"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return f"not a valid http(s) URL ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def decode_data_url(url: str) -> bytes:
+    header, _, payload = url.partition(",")
+    try:
+        if header.endswith(";base64"):
+            return base64.b64decode(payload, validate=False)
+    except binascii.Error as exc:
+        raise CliError(f"could not decode a data: URL ({exc})") from None
+    return unquote_to_bytes(payload)
+
+
+def extension_for(url: str, content_type: str | None, fallback: str) -> str:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    by_type = {"image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/webp": "webp"}
+    if kind in by_type:
+        return by_type[kind]
+    if url.startswith("data:"):
+        kind = url[5:].split(";")[0].split(",")[0].lower()
+        if kind in by_type:
+            return by_type[kind]
+    suffix = Path(urlsplit(url).path).suffix.lstrip(".").lower()
+    if suffix in {"jpg", "jpeg", "png", "webp"}:
+        return "jpg" if suffix == "jpeg" else suffix
+    return "jpg" if fallback == "jpeg" else fallback
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    return body.get("detail", body) if isinstance(body, dict) else body
+
+
+def _text(detail: Any) -> str:
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return _fields(detail)
+    if isinstance(detail, dict):
+        return str(detail.get("message") or detail.get("msg") or detail)
+    return str(detail) if detail else ""
+
+
+def _fields(detail: Any) -> str:
+    """FastAPI's ``[{loc, msg, type}]`` as ``input.prompt: Field required; …``."""
+    if not isinstance(detail, list):
+        return _text(detail) or "the API refused the input"
+    parts = []
+    for item in detail:
+        if not isinstance(item, dict):
+            parts.append(str(item))
+            continue
+        loc = [str(p) for p in item.get("loc", []) if p != "body"]
+        where = ".".join(loc) or "request"
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the API refused the input"

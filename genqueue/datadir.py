@@ -1,0 +1,85 @@
+"""What `genqueue up` keeps in its data directory, and how other commands find it."""
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.settings import default_data_dir
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> "DataDir":
+        """The data dir the settings would use, without validating every other setting."""
+        raw = os.environ.get("GENQUEUE_DATA_DIR")
+        return cls(Path(raw).expanduser() if raw else default_data_dir())
+
+    @property
+    def dev_key_file(self) -> Path:
+        return self.root / "dev-api-key"
+
+    @property
+    def flower_password_file(self) -> Path:
+        return self.root / "flower-password"
+
+    @property
+    def flower_db(self) -> Path:
+        return self.root / "flower" / "state"
+
+    @property
+    def state_file(self) -> Path:
+        """Written by a running `genqueue up`: its URLs, read by the client commands."""
+        return self.root / "up.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "up.lock"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def redis(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def beat_schedule(self) -> Path:
+        return self.root / "celerybeat-schedule"
+
+    def metrics(self, port: int) -> Path:
+        return self.root / "metrics" / f"worker-{port}"
+
+    def read_secret(self, path: Path) -> str | None:
+        try:
+            value = path.read_text().strip()
+        except (FileNotFoundError, PermissionError):
+            return None
+        return value or None
+
+    def write_secret(self, path: Path, value: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
+
+    def flower_password(self) -> str:
+        """The stored Flower password, generated on first use."""
+        password = self.read_secret(self.flower_password_file)
+        if password is None:
+            password = secrets.token_urlsafe(12).replace("-", "x").replace("_", "y")
+            self.write_secret(self.flower_password_file, password)
+        return password
+
+    def running_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError, PermissionError):
+            return None
+        return state if isinstance(state, dict) else None

@@ -1,0 +1,190 @@
+"""Client commands: submit (and watch), status, cancel, ls — over the native HTTP API."""
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+
+from genqueue import render
+from genqueue.client import ApiClient, ClientConfig, extension_for
+from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
+
+DEFAULT_MODEL = "fal-ai/flux-pro/kontext/text-to-image"
+POLL_INTERVAL = 0.5
+TICK = 0.1
+
+out = render.stdout_console()
+err = Console(stderr=True)
+
+
+def _client() -> ApiClient:
+    config = ClientConfig.from_env()
+    return ApiClient(base_url=config.url, key=config.key)
+
+
+def submit(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    model: Annotated[str, typer.Option(help="Upstream endpoint id.")] = DEFAULT_MODEL,
+    aspect_ratio: Annotated[
+        str | None, typer.Option(help="21:9, 16:9, 4:3, 3:2, 1:1, 2:3, 3:4, 9:16 or 9:21.")
+    ] = None,
+    num_images: Annotated[int | None, typer.Option(help="1 to 4.")] = None,
+    output_format: Annotated[str | None, typer.Option(help="jpeg or png.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="1 to 20.")] = None,
+    safety_tolerance: Annotated[str | None, typer.Option(help='"1" (strict) to "6".')] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Retrying with the same key returns the same generation.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Follow it to the end and save the images.")
+    ] = False,
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Where --wait saves the images.")
+    ] = Path("."),
+) -> None:
+    """Submit a generation. Prints its id; with --wait, follows it and prints the image paths."""
+    options: dict[str, Any] = {
+        "aspect_ratio": aspect_ratio,
+        "num_images": num_images,
+        "output_format": output_format,
+        "seed": seed,
+        "guidance_scale": guidance_scale,
+        "safety_tolerance": safety_tolerance,
+    }
+    input_ = {"prompt": prompt, **{k: v for k, v in options.items() if v is not None}}
+    with _client() as client:
+        record = client.create(model, input_, idempotency_key=idempotency_key)
+        generation_id = str(record.get("id", ""))
+        if not wait:
+            err.print(
+                f"{render.status_text(record.get('status')).plain}: follow it with "
+                f"`genqueue status {generation_id}`",
+                highlight=False,
+            )
+            out.print(generation_id, highlight=False, soft_wrap=True)
+            return
+        final = _follow(client, record)
+        _finish(client, final, out_dir, output_format or "jpeg")
+
+
+def _follow(client: ApiClient, record: dict[str, Any]) -> dict[str, Any]:
+    """Poll until the generation ends, showing status, queue position and elapsed time."""
+    generation_id = str(record["id"])
+    started = time.monotonic()
+    interactive = err.is_terminal
+    last: tuple[Any, Any] | None = None
+    spinner = Spinner("dots", text=render.live_line(record, 0.0))
+    try:
+        with Live(
+            spinner, console=err, transient=True, refresh_per_second=10, auto_refresh=interactive
+        ) as live:
+            next_poll = started + POLL_INTERVAL
+            while True:
+                now = time.monotonic()
+                state = (record.get("status"), record.get("queue_position"))
+                if interactive:
+                    spinner.update(text=render.live_line(record, now - started))
+                    live.refresh()
+                elif state != last:
+                    line = render.live_line(record, now - started)
+                    err.print(line, highlight=False, soft_wrap=True)
+                last = state
+                if record.get("status") in render.TERMINAL:
+                    break
+                if now < next_poll:  # keep the elapsed time ticking between polls
+                    time.sleep(min(TICK, next_poll - now))
+                    continue
+                record = client.get(generation_id)
+                next_poll = time.monotonic() + POLL_INTERVAL
+    except KeyboardInterrupt:
+        raise CliError(
+            f"stopped watching; {generation_id} goes on (`genqueue status {generation_id}`, "
+            f"`genqueue cancel {generation_id}`)",
+            code=EXIT_INTERRUPTED,
+        ) from None
+    if interactive:  # the live line was transient: leave the final state on screen
+        err.print(render.live_line(record, _elapsed(record)), highlight=False, soft_wrap=True)
+    return record
+
+
+def _finish(client: ApiClient, record: dict[str, Any], out_dir: Path, fmt: str) -> None:
+    generation_id = str(record["id"])
+    status = record.get("status")
+    if status != "completed":
+        detail = render.error_line(record.get("error")) or "no error recorded"
+        raise CliError(f"generation {generation_id} {status}: {detail}", code=EXIT_ERROR)
+    images = record["result"].get("images", []) if isinstance(record.get("result"), dict) else []
+    for n, image in enumerate(images):
+        if not isinstance(image, dict) or not image.get("url"):
+            continue
+        url = str(image["url"])
+        ext = extension_for(url, image.get("content_type"), fmt)
+        path = client.download(url, out_dir / f"{generation_id}-{n}.{ext}")
+        out.print(str(path.resolve()), highlight=False, soft_wrap=True)
+
+
+def _elapsed(record: dict[str, Any]) -> float:
+    start, end = record.get("created_at"), record.get("completed_at")
+    if not (start and end):
+        return 0.0
+    try:
+        a = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        b = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (b - a).total_seconds())
+
+
+def status(generation_id: Annotated[str, typer.Argument(help="The generation id.")]) -> None:
+    """Show a generation and its event history."""
+    with _client() as client:
+        record = client.get(generation_id)
+    out.print(render.record_table(record))
+    events = record.get("events")
+    if isinstance(events, list) and events:
+        out.print(render.events_table([e for e in events if isinstance(e, dict)]))
+
+
+def cancel(generation_id: Annotated[str, typer.Argument(help="The generation id.")]) -> None:
+    """Cancel a generation (upstream too, if it was sent)."""
+    with _client() as client:
+        answer = client.cancel(generation_id)
+    record = answer.get("generation")
+    state = (record if isinstance(record, dict) else answer).get("status")
+    outcome = answer.get("outcome")
+    line = f"{generation_id}: {state or 'cancel requested'}"
+    if outcome:
+        line += f" ({outcome})"
+    if state and state not in render.TERMINAL:
+        line += "; upstream is asked to stop, follow it with `genqueue status`"
+    out.print(line, highlight=False, soft_wrap=True)
+
+
+def ls(
+    status_filter: Annotated[
+        str | None, typer.Option("--status", "-s", help="Only this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+) -> None:
+    """List recent generations."""
+    with _client() as client:
+        rows = client.list(status=status_filter, limit=limit)
+    if not rows:
+        err.print("no generations")
+        return
+    table: Table = render.list_table(rows)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Client")(submit)
+    app.command(rich_help_panel="Client")(status)
+    app.command(rich_help_panel="Client")(cancel)
+    app.command("ls", rich_help_panel="Client")(ls)

@@ -1,0 +1,175 @@
+"""Rich renderings of API records: the record, its event history, lists, the live wait line."""
+
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {
+    "pending": "yellow",
+    "submitting": "yellow",
+    "queued": "cyan",
+    "running": "blue",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+TERMINAL = {"completed", "failed", "cancelled"}
+RECORD_FIELDS = (
+    ("id", "id"),
+    ("model", "model"),
+    ("status", "status"),
+    ("queue_position", "queue position"),
+    ("upstream_request_id", "upstream request"),
+    ("request_id", "upstream request"),
+    ("created_at", "created"),
+    ("submitted_at", "submitted"),
+    ("started_at", "started"),
+    ("completed_at", "completed"),
+    ("cancel_requested_at", "cancel requested"),
+    ("deadline_at", "deadline"),
+)
+
+
+def stdout_console() -> Console:
+    """Piped output gets wide tables rather than 80 squeezed columns."""
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=160 if wide else None)
+
+
+def status_text(status: str | None) -> Text:
+    value = status or "?"
+    return Text(value, style=STATUS_STYLE.get(value, ""))
+
+
+def short_time(value: Any) -> str:
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def prompt_of(record: dict[str, Any]) -> str:
+    input_ = record.get("input")
+    prompt = input_.get("prompt") if isinstance(input_, dict) else None
+    return str(prompt) if prompt else ""
+
+
+def error_line(error: Any) -> str:
+    if not error:
+        return ""
+    if isinstance(error, dict):
+        kind = error.get("type") or error.get("error_type") or "error"
+        message = error.get("message") or error.get("detail") or ""
+        status = error.get("http_status")
+        suffix = f" (upstream HTTP {status})" if status else ""
+        return f"{kind}: {message}{suffix}".strip()
+    return str(error)
+
+
+def image_urls(record: dict[str, Any]) -> list[str]:
+    result = record.get("result")
+    images = result.get("images") if isinstance(result, dict) else None
+    if not isinstance(images, list):
+        return []
+    return [str(i["url"]) for i in images if isinstance(i, dict) and i.get("url")]
+
+
+def record_table(record: dict[str, Any]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    shown: set[str] = set()
+    for key, label in RECORD_FIELDS:
+        value = record.get(key)
+        if value is None or value == "" or label in shown:
+            continue
+        shown.add(label)
+        if key == "status":
+            table.add_row(label, status_text(str(value)))
+        elif key.endswith("_at"):
+            table.add_row(label, short_time(value))
+        else:
+            table.add_row(label, str(value))
+    if prompt_of(record):
+        table.add_row("prompt", prompt_of(record))
+    if record.get("error"):
+        table.add_row("error", Text(error_line(record["error"]), style="red"))
+    for n, url in enumerate(image_urls(record), 1):
+        table.add_row(f"image {n}", url if len(url) < 300 else url[:300] + "…")
+    return table
+
+
+def events_table(events: list[dict[str, Any]]) -> Table:
+    table = Table(title="events", title_justify="left", expand=False)
+    table.add_column("at", no_wrap=True)
+    table.add_column("event")
+    table.add_column("status")
+    table.add_column("queue", justify="right")
+    table.add_column("detail", overflow="fold")
+    for event in events:
+        position = event.get("queue_position")
+        detail = event.get("detail")
+        table.add_row(
+            short_time(event.get("at") or event.get("created_at")),
+            str(event.get("kind") or event.get("event") or ""),
+            status_text(event["status"]) if event.get("status") else Text(""),
+            "" if position is None else str(position),
+            _compact(detail),
+        )
+    return table
+
+
+def list_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(expand=False)
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("status", no_wrap=True, min_width=10)
+    table.add_column("queue", justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True, min_width=19)
+    table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column("prompt", overflow="ellipsis", no_wrap=True, max_width=60)
+    for row in rows:
+        position = row.get("queue_position")
+        table.add_row(
+            str(row.get("id", "")),
+            status_text(row.get("status")),
+            "" if position is None else str(position),
+            short_time(row.get("created_at")),
+            str(row.get("model", "")),
+            prompt_of(row),
+        )
+    return table
+
+
+def live_line(record: dict[str, Any], elapsed: float) -> Text:
+    status = str(record.get("status") or "?")
+    line = Text.assemble(status_text(status))
+    position = record.get("queue_position")
+    if status == "queued" and position is not None:
+        line.append(f"  position {position}", style="cyan")
+    line.append(f"  {elapsed:5.1f}s", style="dim")
+    line.append(f"  {record.get('id', '')}", style="dim")
+    return line
+
+
+def _compact(detail: Any) -> str:
+    if not detail:
+        return ""
+    if isinstance(detail, dict):
+        return ", ".join(f"{k}={_value(v)}" for k, v in detail.items() if v is not None)
+    return str(detail)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict | list):
+        text = json.dumps(value, separators=(",", ":"))
+        return text if len(text) < 120 else text[:117] + "..."
+    return str(value)

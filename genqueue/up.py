@@ -1,0 +1,327 @@
+"""`genqueue up`: the whole system on one machine, with no outside service.
+
+Embedded Redis (AOF on), SQLite in the data dir, migrations, a dev API key, then the API, a
+worker (thread pool: SQLite has one writer, and one process keeps metrics simple), beat, Flower,
+and the simulator when no upstream is configured. Everything lives in the data dir, so a restart
+finds its jobs, queue and key again.
+"""
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import httpx
+from rich.console import Console
+
+from genqueue import embedded_redis
+from genqueue.database import display_url, migrate, open_database
+from genqueue.datadir import DataDir
+from genqueue.errors import CliError
+from genqueue.services import load_settings
+from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
+from models.settings import Settings
+
+console = Console(highlight=False)
+START_TIMEOUT = 90.0
+WORKER_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where every part of the system listens."""
+
+    host: str
+    api_port: int
+    flower_port: int
+    metrics_port: int
+    redis_port: int | None
+    simulator_port: int | None
+
+    @property
+    def local_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.local_host}:{self.api_port}"
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://{self.local_host}:{self.flower_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def simulator_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.simulator_port}" if self.simulator_port else None
+
+
+def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: bool) -> None:
+    if data_dir is not None:
+        os.environ["GENQUEUE_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    settings = load_settings()
+    data = DataDir(settings.data_dir.expanduser().resolve())
+    data.root.mkdir(parents=True, exist_ok=True)
+    lock = _lock(data)
+    try:
+        plan = _plan(settings, host, port)
+        env = _child_env(settings, data, plan)
+        # The worker's prometheus multiprocess files of earlier runs would be counted again.
+        shutil.rmtree(data.root / "metrics", ignore_errors=True)
+        migrate(env["GENQUEUE_DATABASE_URL"])
+        dev_key = _dev_key(settings, data)
+        env["GENQUEUE_FLOWER_PASSWORD"] = (
+            settings.flower_password.get_secret_value()
+            if settings.flower_password
+            else data.flower_password()
+        )
+        supervisor = Supervisor(
+            _specs(plan, data),
+            env=env,
+            log_dir=None if verbose else data.logs,
+            say=lambda line: console.print(f"[bold]genqueue up:[/bold] {line}"),
+        )
+        _serve(supervisor, settings, data, plan, dev_key, env["GENQUEUE_FLOWER_PASSWORD"])
+    finally:
+        lock.close()
+
+
+def _serve(
+    supervisor: Supervisor,
+    settings: Settings,
+    data: DataDir,
+    plan: Plan,
+    dev_key: str,
+    flower_password: str,
+) -> None:
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            console.print("genqueue up: stopping now")
+        stopping.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for child in supervisor.children:
+            if stopping.is_set():
+                return
+            supervisor.start(child)
+            supervisor.wait_ready(child, START_TIMEOUT, stop=stopping.is_set)
+        if stopping.is_set():
+            return
+        _publish_state(data, plan, supervisor)
+        _banner(settings, data, plan, dev_key, flower_password)
+        pids = supervisor.pids()
+        while not stopping.wait(0.5):
+            supervisor.check()
+            if supervisor.pids() != pids:  # a child was restarted
+                pids = supervisor.pids()
+                _publish_state(data, plan, supervisor)
+    except ChildFailed as exc:
+        tail = exc.child.log_tail()
+        raise CliError(
+            f"{exc.message}" + (f" — see {exc.child.log_path}:\n{tail}" if tail else "")
+        ) from None
+    finally:
+        console.print("genqueue up: stopping…")
+        supervisor.stop_all()
+        data.state_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        console.print("genqueue up: stopped")
+
+
+def _lock(data: DataDir) -> IO[str]:
+    fh = data.lock_file.open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        owner = fh.read().strip() or "?"
+        fh.close()
+        raise CliError(
+            f"another `genqueue up` (pid {owner}) is using {data.root}; stop it or pass --data-dir"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+def _plan(settings: Settings, host: str | None, port: int | None) -> Plan:
+    host = host or settings.api_host
+    api_port = port or settings.api_port
+    for name, value, env in (
+        ("the API", api_port, "--port"),
+        ("Flower", settings.flower_port, "GENQUEUE_FLOWER_PORT"),
+    ):
+        if not _port_free(host if name == "the API" else settings.flower_host, value):
+            raise CliError(f"port {value} for {name} is in use; choose another with {env}")
+    metrics_port = settings.worker_metrics_port or _free_port()
+    external_broker = bool(os.environ.get("GENQUEUE_BROKER_URL"))
+    use_simulator = not (settings.upstream_key_value() or os.environ.get("GENQUEUE_UPSTREAM_URL"))
+    return Plan(
+        host=host,
+        api_port=api_port,
+        flower_port=settings.flower_port,
+        metrics_port=metrics_port,
+        redis_port=None if external_broker else (settings.redis_port or _free_port()),
+        simulator_port=_free_port() if use_simulator else None,
+    )
+
+
+def _child_env(settings: Settings, data: DataDir, plan: Plan) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "GENQUEUE_DATA_DIR": str(data.root),
+            "GENQUEUE_DATABASE_URL": settings.database_url,
+            "GENQUEUE_WORKER_METRICS_PORT": str(plan.metrics_port),
+            "GENQUEUE_WORKER_METRICS_HOST": "127.0.0.1",
+            "GENQUEUE_FLOWER_USER": settings.flower_user,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if plan.redis_port is not None:
+        env["GENQUEUE_BROKER_URL"] = embedded_redis.redis_url(plan.redis_port)
+    if plan.simulator_url:
+        env["GENQUEUE_UPSTREAM_URL"] = plan.simulator_url
+    return env
+
+
+def _specs(plan: Plan, data: DataDir) -> list[ChildSpec]:
+    gq = [sys.executable, "-m", "genqueue"]
+    specs: list[ChildSpec] = []
+    if plan.redis_port is not None:
+        port = plan.redis_port
+        specs.append(
+            ChildSpec(
+                "redis",
+                embedded_redis.redis_argv(port=port, directory=data.redis),
+                ready=lambda: embedded_redis.answers(port),
+            )
+        )
+    if plan.simulator_port is not None:
+        specs.append(
+            ChildSpec(
+                "simulator",
+                [*gq, "simulator", "--host", "127.0.0.1", "--port", str(plan.simulator_port)],
+                ready=_http_answers(f"{plan.simulator_url}/_sim/health"),
+            )
+        )
+    specs += [
+        ChildSpec(
+            "api",
+            [*gq, "api", "--host", plan.host, "--port", str(plan.api_port)],
+            ready=_http_answers(f"{plan.api_url}/healthz"),
+        ),
+        ChildSpec(
+            "worker",
+            [*gq, "worker", "--pool", "threads", "--concurrency", str(WORKER_THREADS),
+             "--loglevel", "INFO", "--hostname", "genqueue-up@%h",
+             "--without-mingle", "--without-gossip"],
+            ready=_http_answers(plan.metrics_url),
+            stop_timeout=30.0,
+        ),
+        ChildSpec("beat", [*gq, "beat", "--loglevel", "WARNING"]),
+        ChildSpec(
+            "flower",
+            [*gq, "flower", f"--address={plan.local_host}", f"--port={plan.flower_port}"],
+            ready=_http_answers(f"{plan.flower_url}/healthcheck"),
+        ),
+    ]  # fmt: skip
+    return specs
+
+
+def _dev_key(settings: Settings, data: DataDir) -> str:
+    """The dev key: created once, kept in the data dir, re-created if the database lost it."""
+    from models.keys import create_key, find_key
+
+    stored = data.read_secret(data.dev_key_file)
+    with open_database(settings, migrate_sqlite=False) as session:
+        if stored and find_key(session, stored) is not None:
+            return stored
+        _row, plain = create_key(session, name="dev")
+    data.write_secret(data.dev_key_file, plain)
+    return plain
+
+
+def _publish_state(data: DataDir, plan: Plan, supervisor: Supervisor) -> None:
+    state = {
+        "pid": os.getpid(),
+        "api_url": plan.api_url,
+        "flower_url": plan.flower_url,
+        "worker_metrics_url": plan.metrics_url,
+        "simulator_url": plan.simulator_url,
+        "children": {c.name: c.pid for c in supervisor.children},
+    }
+    data.state_file.write_text(json.dumps(state, indent=2))
+
+
+def _banner(
+    settings: Settings, data: DataDir, plan: Plan, dev_key: str, flower_password: str
+) -> None:
+    upstream = (
+        f"simulator at {plan.simulator_url} (no upstream key set)"
+        if plan.simulator_url
+        else f"{settings.upstream_url} ({settings.upstream_auth_scheme} auth, key "
+        f"{'set' if settings.upstream_key_value() else 'not set'})"
+    )
+    rows = [
+        ("API", f"{plan.api_url}   (docs: {plan.api_url}/docs)"),
+        ("Flower", f"{plan.flower_url}   user {settings.flower_user}, password {flower_password}"),
+        ("Metrics", f"{plan.api_url}/metrics   worker: {plan.metrics_url}"),
+        ("Dev key", dev_key),
+        ("Upstream", upstream),
+        ("Database", display_url(settings.database_url)),
+        ("Data", f"{data.root}   (logs in {data.logs})"),
+    ]
+    console.print("[bold green]genqueue is up[/bold green]")
+    for label, value in rows:
+        console.print(f"  [bold]{label:<9}[/bold] {value}", soft_wrap=True)
+    console.print(
+        f"  Try: GENQUEUE_API_URL={plan.api_url} GENQUEUE_API_KEY={dev_key} "
+        'genqueue submit "a tiger eye, the word FLUX painted over it" --wait --out ./images',
+        soft_wrap=True,
+    )
+    console.print("  Ctrl-C stops everything.")
+
+
+def _http_answers(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

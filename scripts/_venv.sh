@@ -1,0 +1,23 @@
+# Sourced by scripts/up and scripts/test: make .venv and install genqueue into it (again only
+# when pyproject.toml changed).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+ensure_venv() {  # ensure_venv EXTRAS   e.g. "" or "[dev]"
+    local extras="$1"
+    local python="${PYTHON:-python3}"
+    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        echo "genqueue needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
+        exit 1
+    fi
+    if [ ! -x .venv/bin/python ]; then
+        "$python" -m venv .venv
+    fi
+    local stamp=".venv/.genqueue-installed${extras}"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        .venv/bin/python -m pip install --quiet --upgrade pip
+        .venv/bin/python -m pip install --quiet -e ".${extras}"
+        touch "$stamp"
+    fi
+}

@@ -1,0 +1,98 @@
+"""Every client failure is one line on stderr with a non-zero exit code that says what kind."""
+
+import pytest
+
+from genqueue.errors import EXIT_AUTH, EXIT_ERROR, EXIT_INVALID, EXIT_UNREACHABLE
+from tests.cli.stub_api import StubApi
+from tests.support.services import free_port
+
+ID = "0b6a8f5e-2f6c-4a4b-9f5e-6d1f0c8a1e11"
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got {lines!r}"
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_connection_refused_names_the_url(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("GENQUEUE_API_URL", url)
+    run = cli("ls")
+    assert run.code == EXIT_UNREACHABLE
+    line = one_line(run.err)
+    assert url in line and "connection refused" in line
+    assert run.out == ""
+
+
+def test_refused_key_says_so(cli, api: StubApi) -> None:
+    api.on("GET", f"/v1/generations/{ID}", (401, {"detail": "invalid API key"}))
+    run = cli("status", ID)
+    assert run.code == EXIT_AUTH
+    line = one_line(run.err)
+    assert "refused the key" in line and "GENQUEUE_API_KEY" in line
+    assert api.requests[0]["headers"]["Authorization"] == "Bearer gq_test_key"
+
+
+def test_missing_key_says_how_to_get_one(cli, api: StubApi, monkeypatch) -> None:
+    monkeypatch.delenv("GENQUEUE_API_KEY")
+    api.on("GET", "/v1/generations", (401, {"detail": "missing API key"}))
+    run = cli("ls")
+    assert run.code == EXIT_AUTH
+    line = one_line(run.err)
+    assert "no API key" in line and "genqueue keys create" in line
+    assert "Authorization" not in api.requests[0]["headers"]
+
+
+def test_invalid_input_lists_the_fields(cli, api: StubApi) -> None:
+    detail = [
+        {
+            "loc": ["body", "input", "prompt"],
+            "msg": "String should have at least 1 character",
+            "type": "string_too_short",
+        },
+        {
+            "loc": ["body", "input", "num_images"],
+            "msg": "Input should be less than or equal to 4",
+            "type": "less_than_equal",
+        },
+    ]
+    api.on("POST", "/v1/generations", (422, {"detail": detail}))
+    run = cli("submit", "", "--num-images", "9")
+    assert run.code == EXIT_INVALID
+    line = one_line(run.err)
+    assert "input.prompt: String should have at least 1 character" in line
+    assert "input.num_images: Input should be less than or equal to 4" in line
+    assert api.requests[0]["body"] == {
+        "model": "fal-ai/flux-pro/kontext/text-to-image",
+        "input": {"prompt": "", "num_images": 9},
+    }
+
+
+def test_unknown_generation(cli, api: StubApi) -> None:
+    api.on("GET", f"/v1/generations/{ID}", (404, {"detail": "generation not found"}))
+    run = cli("status", ID)
+    assert run.code == EXIT_ERROR
+    assert "generation not found" in one_line(run.err)
+
+
+def test_server_error_is_one_line(cli, api: StubApi) -> None:
+    api.on("POST", f"/v1/generations/{ID}/cancel", (503, {"detail": "database unavailable"}))
+    run = cli("cancel", ID)
+    assert run.code == EXIT_ERROR
+    assert "HTTP 503: database unavailable" in one_line(run.err)
+
+
+def test_not_an_api(cli, monkeypatch: pytest.MonkeyPatch, api: StubApi) -> None:
+    monkeypatch.setenv("GENQUEUE_API_URL", "ftp://example.invalid")
+    run = cli("ls")
+    assert run.code == EXIT_UNREACHABLE
+    assert "ftp://example.invalid" in one_line(run.err)
+
+
+def test_invalid_settings_are_one_line(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENQUEUE_API_PORT", "not-a-port")
+    run = cli("migrate")
+    assert run.code == EXIT_INVALID
+    assert "GENQUEUE_API_PORT" in one_line(run.err)

@@ -1,0 +1,85 @@
+"""The installed `genqueue` script from any directory: migrate, keys, help, settings."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def genqueue(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENQUEUE_")}
+    env["GENQUEUE_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "genqueue", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A working directory with nothing of the repository in it."""
+    path = tmp_path / "elsewhere"
+    path.mkdir()
+    return path
+
+
+def test_help_lists_every_command(elsewhere: Path, tmp_path: Path) -> None:
+    run = genqueue("--help", cwd=elsewhere, data_dir=tmp_path / "d")
+    assert run.returncode == 0, run.stderr
+    for command in (
+        "up",
+        "api",
+        "worker",
+        "beat",
+        "flower",
+        "simulator",
+        "migrate",
+        "keys",
+        "submit",
+        "status",
+        "cancel",
+        "ls",
+    ):
+        assert re.search(rf"\b{command}\b", run.stdout), command
+
+
+def test_migrate_then_keys_from_any_directory(elsewhere: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run = genqueue("migrate", cwd=elsewhere, data_dir=data)
+    assert run.returncode == 0, run.stderr
+    assert (data / "genqueue.db").exists()
+
+    created = genqueue("keys", "create", "alice", cwd=elsewhere, data_dir=data)
+    assert created.returncode == 0, created.stderr
+    assert re.fullmatch(r"gq_[A-Za-z0-9_-]{20,}\n", created.stdout), created.stdout
+    key = created.stdout.strip()
+
+    listed = genqueue("keys", "list", cwd=elsewhere, data_dir=data)
+    assert listed.returncode == 0, listed.stderr
+    assert key[:10] in listed.stdout and "alice" in listed.stdout
+    assert key not in listed.stdout, "keys are shown once, at creation"
+
+    revoked = genqueue("keys", "revoke", key[:10], cwd=elsewhere, data_dir=data)
+    assert revoked.returncode == 0, revoked.stderr
+    again = genqueue("keys", "revoke", key[:10], cwd=elsewhere, data_dir=data)
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: no live key")
+
+
+def test_keys_create_on_a_fresh_data_dir_migrates_it(elsewhere: Path, tmp_path: Path) -> None:
+    run = genqueue("keys", "create", "bob", cwd=elsewhere, data_dir=tmp_path / "fresh")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("gq_")
+
+
+def test_flower_refuses_to_run_without_a_password(elsewhere: Path, tmp_path: Path) -> None:
+    run = genqueue("flower", cwd=elsewhere, data_dir=tmp_path / "d")
+    assert run.returncode != 0
+    assert "GENQUEUE_FLOWER_PASSWORD" in run.stderr

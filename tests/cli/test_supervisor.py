@@ -1,0 +1,102 @@
+"""The supervisor behind `genqueue up`: restarts the dead, leaves no process behind."""
+
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
+from tests.support.services import wait_until
+
+PY = sys.executable
+GRANDPARENT = """
+import signal, subprocess, sys, time
+if sys.argv[1] == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def supervisor(specs: list[ChildSpec], tmp_path: Path, said: list[str]) -> Supervisor:
+    return Supervisor(specs, env={"PATH": "/usr/bin:/bin"}, log_dir=tmp_path, say=said.append)
+
+
+def family(tmp_path: Path, name: str) -> list[psutil.Process]:
+    """The child and the grandchild whose pid it printed to its log."""
+    log = tmp_path / f"{name}.log"
+    grandchild = int(wait_until(lambda: log.read_text().strip(), 10, what="grandchild pid"))
+    return [psutil.Process(grandchild)]
+
+
+def gone(procs: list[psutil.Process]) -> bool:
+    def dead(p: psutil.Process) -> bool:
+        try:
+            return not p.is_running() or p.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    return all(dead(p) for p in procs)
+
+
+def test_a_child_that_dies_is_reported_and_restarted(tmp_path: Path) -> None:
+    marker = tmp_path / "runs"
+    script = (
+        f"open({str(marker)!r}, 'a').write('x'); print('boom', flush=True); raise SystemExit(3)"
+    )
+    said: list[str] = []
+    sup = supervisor([ChildSpec("flaky", [PY, "-c", script])], tmp_path, said)
+    sup.start(sup.children[0])
+    try:
+
+        def restarted() -> bool:
+            sup.check()
+            return marker.exists() and len(marker.read_text()) >= 2
+
+        wait_until(restarted, 20, interval=0.05, what="a restart")
+    finally:
+        sup.stop_all()
+    assert any(
+        "flaky" in line and "exited with code 3" in line and "boom" in line for line in said
+    ), said
+    assert any("restarting flaky" in line for line in said), said
+
+
+def test_stop_kills_the_whole_group_even_when_the_leader_ignores_sigterm(tmp_path: Path) -> None:
+    said: list[str] = []
+    spec = ChildSpec("stubborn", [PY, "-c", GRANDPARENT, "stubborn"], stop_timeout=1.0)
+    sup = supervisor([spec], tmp_path, said)
+    sup.start(sup.children[0])
+    leader = psutil.Process(sup.children[0].pid)
+    procs = [leader, *family(tmp_path, "stubborn")]
+    started = time.monotonic()
+    sup.stop_all()
+    assert time.monotonic() - started < 10
+    assert wait_until(lambda: gone(procs), 10, what="every process gone")
+
+
+def test_stop_reaps_what_outlives_a_polite_leader(tmp_path: Path) -> None:
+    said: list[str] = []
+    sup = supervisor([ChildSpec("polite", [PY, "-c", GRANDPARENT, "polite"])], tmp_path, said)
+    sup.start(sup.children[0])
+    procs = family(tmp_path, "polite")
+    sup.stop_all()
+    assert wait_until(lambda: gone(procs), 10, what="the grandchild gone")
+
+
+def test_ready_check_fails_when_the_child_exits(tmp_path: Path) -> None:
+    said: list[str] = []
+    spec = ChildSpec("dud", [PY, "-c", "raise SystemExit(2)"], ready=lambda: False)
+    sup = supervisor([spec], tmp_path, said)
+    sup.start(sup.children[0])
+    try:
+        sup.wait_ready(sup.children[0], 10, stop=lambda: False)
+    except ChildFailed as exc:
+        assert "exited with code 2" in exc.message
+    else:
+        raise AssertionError("wait_ready should fail")
+    finally:
+        sup.stop_all()

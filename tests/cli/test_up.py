@@ -1,0 +1,234 @@
+"""`genqueue up` as a user runs it: the seed request through the CLI, Flower, metrics, a killed
+child, a clean stop, and a restart that keeps the data."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from PIL import Image
+
+from tests.support.services import free_port, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+SEED_PROMPT = (
+    "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. Sharp "
+    "focus on eye texture and color. Natural lighting to capture authentic eye shine and depth. "
+    'The word "FLUX" is painted over it in big, white brush strokes with visible texture.'
+)
+SEED_OPTIONS = [
+    "--guidance-scale",
+    "3.5",
+    "--num-images",
+    "1",
+    "--output-format",
+    "jpeg",
+    "--safety-tolerance",
+    "2",
+    "--aspect-ratio",
+    "1:1",
+]
+WORKER_SERIES = [
+    'genqueue_upstream_requests_total{code="200",endpoint="submit"}',
+    'genqueue_upstream_requests_total{code="202",endpoint="status"}',
+    "genqueue_upstream_request_duration_seconds_bucket",
+    'genqueue_submit_outcomes_total{outcome="submitted"}',
+    'genqueue_submit_outcomes_total{outcome="ambiguous"}',
+    'genqueue_retries_total{operation="poll"}',
+    "genqueue_poll_lag_seconds",
+    'genqueue_time_to_terminal_seconds_count{status="completed"}',
+]
+API_SERIES = [
+    'genqueue_generations{status="completed"} 1.0',
+    "genqueue_http_requests_total",
+    "genqueue_http_request_duration_seconds_bucket",
+]
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[bytes]
+    output: Path
+    data: Path
+    api_url: str
+    flower_url: str
+    env: dict[str, str]
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def state(self) -> dict[str, object]:
+        state: dict[str, object] = json.loads((self.data / "up.json").read_text())
+        return state
+
+    def banner_value(self, label: str) -> str:
+        match = re.search(rf"^\s+{label}\s+(\S+)", self.text(), re.MULTILINE)
+        assert match, f"no {label} in the banner:\n{self.text()}"
+        return match.group(1)
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {
+            **self.env,
+            "GENQUEUE_API_URL": self.api_url,
+            "GENQUEUE_API_KEY": self.banner_value("Dev key"),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "genqueue", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def start_up(tmp_path: Path, data: Path, run: str) -> Up:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("GENQUEUE_") or k in ("FAL_KEY", "PROMETHEUS_MULTIPROC_DIR"))
+    }
+    env["GENQUEUE_FLOWER_PORT"] = str(free_port())
+    env["GENQUEUE_WORKER_METRICS_PORT"] = str(free_port())
+    api_port = free_port()
+    output = tmp_path / f"up-{run}.out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genqueue", "up", "--data-dir", str(data), "--port", str(api_port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=output.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    up = Up(
+        proc,
+        output,
+        data,
+        f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{env['GENQUEUE_FLOWER_PORT']}",
+        env,
+    )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"genqueue up exited ({proc.returncode}):\n{up.text()}")
+        return "Ctrl-C stops everything" in up.text()
+
+    try:
+        wait_until(ready, 150, interval=0.2, what="genqueue up")
+    except BaseException:
+        stop(up, signal.SIGKILL)
+        raise
+    return up
+
+
+def stop(up: Up, sig: int) -> list[psutil.Process]:
+    """Signal `up`, wait for it, and return the processes it had started (to check they are
+    gone)."""
+    try:
+        family = psutil.Process(up.proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    if up.proc.poll() is None:
+        up.proc.send_signal(sig)
+    try:
+        up.proc.wait(90)
+    except subprocess.TimeoutExpired:
+        os.killpg(up.proc.pid, signal.SIGKILL)
+        raise
+    return family
+
+
+def all_gone(procs: list[psutil.Process]) -> bool:
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+
+
+def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> None:
+    up = start_up(tmp_path, data_dir, "first")
+    try:
+        assert up.banner_value("API") == up.api_url
+        assert up.banner_value("Flower") == up.flower_url
+        dev_key = up.banner_value("Dev key")
+        assert dev_key.startswith("gq_")
+
+        # The seed request through the CLI, waited for, its image saved and readable.
+        out_dir = tmp_path / "images"
+        run = up.cli("submit", SEED_PROMPT, *SEED_OPTIONS, "--wait", "--out", str(out_dir))
+        assert run.returncode == 0, f"{run.stderr}\n{up.text()}"
+        [image_path] = [Path(line) for line in run.stdout.split()]
+        assert image_path.parent == out_dir.resolve()
+        with Image.open(image_path) as img:
+            img.load()
+            assert img.format == "JPEG" and img.width > 0
+        generation_id = image_path.name.rsplit("-", 1)[0]
+        assert "completed" in run.stderr
+
+        # Flower: refuses without auth, lists the task with the generation id as its argument.
+        flower = httpx.Client(base_url=up.flower_url, timeout=10)
+        assert flower.get("/api/tasks").status_code == 401
+        password = (data_dir / "flower-password").read_text().strip()
+
+        def submit_task_listed() -> bool:
+            tasks = flower.get("/api/tasks", auth=("admin", password)).json()
+            return any(
+                t["name"] == "generation.submit" and generation_id in str(t["args"])
+                for t in tasks.values()
+            )
+
+        wait_until(submit_task_listed, 30, interval=0.5, what="the submit task in Flower")
+
+        # /metrics on the API and on the worker.
+        api_metrics = httpx.get(f"{up.api_url}/metrics", timeout=10).text
+        for series in API_SERIES:
+            assert series in api_metrics, series
+        worker_metrics = httpx.get(str(up.state()["worker_metrics_url"]), timeout=10).text
+        missing = [s for s in WORKER_SERIES if s not in worker_metrics]
+        assert not missing, f"worker /metrics lacks {missing}"
+
+        # A child that dies is reported and restarted.
+        worker_pid = int(up.state()["children"]["worker"])  # type: ignore[index]
+        os.kill(worker_pid, signal.SIGKILL)
+        wait_until(
+            lambda: f"worker (pid {worker_pid}) exited" in up.text(),
+            30,
+            what="the dead worker reported",
+        )
+        wait_until(lambda: "restarting worker" in up.text(), 30, what="the worker restarted")
+    finally:
+        family = stop(up, signal.SIGTERM)
+    assert up.proc.returncode == 0, up.text()
+    assert family, "up had started children"
+    assert wait_until(lambda: all_gone(family), 30, what="no child left after SIGTERM")
+    assert not (data_dir / "up.json").exists()
+
+    # A restart finds the same key and the finished job; Ctrl-C (SIGINT) stops it as cleanly.
+    again = start_up(tmp_path, data_dir, "second")
+    try:
+        assert again.banner_value("Dev key") == dev_key
+        status = again.cli("status", generation_id)
+        assert status.returncode == 0, status.stderr
+        assert "completed" in status.stdout and "submitted" in status.stdout
+        listed = again.cli("ls", "--status", "completed")
+        assert generation_id in listed.stdout
+    finally:
+        family = stop(again, signal.SIGINT)
+    assert wait_until(lambda: all_gone(family), 30, what="no child left after Ctrl-C")

@@ -1,0 +1,187 @@
+"""docker-compose.yml cannot run here (no Docker engine): check it statically instead.
+
+Every service's command must be a real entry point with options its program accepts, every
+GENQUEUE_* variable it sets must be a setting, and the production guarantees (AOF, noeviction,
+healthchecks, start order, Flower auth and state) must be in the file.
+"""
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+from genqueue.cli import app
+from models.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+APP_SERVICES = [name for name, svc in SERVICES.items() if "build" in svc]
+PASSTHROUGH = {"worker", "beat", "flower", "simulator"}
+
+
+def known_variables() -> set[str]:
+    names = {f"GENQUEUE_{name.upper()}" for name in Settings.model_fields}
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        names.update(str(c) for c in getattr(alias, "choices", ()) if isinstance(c, str))
+    return names
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    command = service.get("command")
+    assert command, "every genqueue service names its command"
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def celery_context() -> Any:
+    from celery.bin.base import CLIContext
+
+    from worker import app as celery_app
+
+    return CLIContext(app=celery_app, no_color=True, workdir=None, quiet=True)
+
+
+def check_celery_args(program: str, args: list[str]) -> None:
+    """Parse the arguments with Celery's own command (a typo is a NoSuchOption)."""
+    if program == "flower":
+        from flower.options import options
+
+        for arg in args:
+            name = arg.lstrip("-").split("=", 1)[0]
+            assert arg.startswith("--") and name in options, f"flower has no option {arg!r}"
+        return
+    from celery.bin.beat import beat
+    from celery.bin.worker import worker
+
+    command = {"worker": worker, "beat": beat}[program]
+    command.make_context(program, list(args), obj=celery_context())
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_command_is_a_real_entry_point(name: str) -> None:
+    argv = command_of(SERVICES[name])
+    if argv[0] == "celery":
+        assert argv[1:3] == ["-A", "worker"], argv
+        check_celery_args(argv[3], argv[4:])
+        return
+    assert argv[0] == "genqueue", f"{name}: {argv}"
+    root: Any = typer.main.get_command(app)
+    sub = argv[1]
+    assert sub in root.commands, f"{name}: genqueue has no {sub!r} command"
+    command = root.commands[sub]
+    if sub in ("worker", "beat", "flower"):
+        check_celery_args(sub, argv[2:])
+    elif sub == "simulator":
+        from simulator.cli import build_parser
+
+        build_parser().parse_args(argv[2:])
+    else:
+        command.make_context(sub, argv[2:])  # raises on an unknown option or a bad value
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_every_genqueue_variable_is_a_setting(name: str) -> None:
+    unknown = set(environment(SERVICES[name])) - known_variables()
+    unknown = {v for v in unknown if v.startswith(("GENQUEUE_", "FAL_"))}
+    assert not unknown, f"{name} sets variables no setting reads: {sorted(unknown)}"
+
+
+def test_the_example_env_file_names_only_settings() -> None:
+    names = set(
+        re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    )
+    unknown = {n for n in names if n.startswith("GENQUEUE_")} - known_variables()
+    assert not unknown, sorted(unknown)
+    assert "GENQUEUE_FLOWER_PASSWORD" in names
+
+
+def test_services_and_profiles() -> None:
+    assert set(SERVICES) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "api",
+        "worker",
+        "beat",
+        "flower",
+        "simulator",
+    }
+    assert SERVICES["simulator"].get("profiles") == ["simulator"]
+    assert all("profiles" not in svc for name, svc in SERVICES.items() if name != "simulator")
+
+
+def test_redis_keeps_what_it_is_given() -> None:
+    argv = command_of(SERVICES["redis"])
+    assert argv[0] == "redis-server"
+    pairs = dict(zip(argv[1::2], argv[2::2], strict=False))
+    assert pairs["--appendonly"] == "yes"
+    assert pairs["--maxmemory-policy"] == "noeviction"
+    assert any(v.endswith(":/data") for v in SERVICES["redis"]["volumes"])
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if n != "migrate"])
+def test_long_running_services_have_a_healthcheck(name: str) -> None:
+    check = SERVICES[name].get("healthcheck")
+    assert check and check.get("test"), f"{name} has no healthcheck"
+
+
+def test_start_order_waits_for_health_and_migrations() -> None:
+    for name in ("api", "worker", "beat"):
+        deps = SERVICES[name]["depends_on"]
+        assert deps["postgres"]["condition"] == "service_healthy"
+        assert deps["redis"]["condition"] == "service_healthy"
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert SERVICES["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert SERVICES["migrate"]["restart"] == "no"
+    for name, svc in SERVICES.items():
+        for dep, spec in (svc.get("depends_on") or {}).items():
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            assert spec["condition"] in ("service_healthy", "service_completed_successfully")
+
+
+def test_flower_has_auth_and_persistent_state() -> None:
+    flower = SERVICES["flower"]
+    env = environment(flower)
+    assert env.get("GENQUEUE_FLOWER_PASSWORD", "").startswith("${GENQUEUE_FLOWER_PASSWORD:?")
+    assert any(v.endswith(":/data") for v in flower["volumes"])
+    assert env["GENQUEUE_FLOWER_HOST"] == "0.0.0.0"
+
+
+def test_worker_exposes_metrics() -> None:
+    env = environment(SERVICES["worker"])
+    assert env["GENQUEUE_WORKER_METRICS_PORT"] in str(SERVICES["worker"]["healthcheck"]["test"])
+    assert env["GENQUEUE_WORKER_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_dockerfile_ships_every_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    include = re.search(r"include = \[(.*?)\]", pyproject)
+    assert include
+    packages = [p.strip('" *') for p in include.group(1).split(",")]
+    for package in packages:
+        assert f"COPY {package}/ {package}/" in dockerfile, f"Dockerfile does not copy {package}"
+    assert "pip install ." in dockerfile
+    assert re.search(r'^CMD \["genqueue", ', dockerfile, re.MULTILINE)
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"GENQUEUE_{n.upper()}"
+        for n in Settings.model_fields
+        if f"GENQUEUE_{n.upper()}" not in readme
+    ]
+    assert not missing, f"README does not document {missing}"
