@@ -17,6 +17,20 @@ class Publisher(Protocol):
     def __call__(self, task_name: str, args: Sequence[Any]) -> None: ...
 
 
+class Observer:
+    """What the lifecycle reports as it goes (the worker wires this to Prometheus).
+    The base class ignores everything, which is what tests and scripts want."""
+
+    def submit_outcome(self, outcome: str) -> None:
+        """One submit attempt ended with a ``SubmitResult`` value."""
+
+    def retry(self, operation: str) -> None:
+        """A transient failure scheduled another attempt (submit, poll, result, cancel)."""
+
+    def terminal(self, status: str, created_at: datetime, now: datetime) -> None:
+        """A compare-and-set into a terminal status won."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_submit_attempts: int = 8
@@ -40,3 +54,4 @@ class WorkerContext:
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
+    observer: Observer = field(default_factory=Observer)

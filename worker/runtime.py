@@ -3,18 +3,33 @@
 import os
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
 
 from models.db import make_engine, make_session_factory
 from models.settings import Settings
+from worker import metrics
 from worker.backoff import BackoffPolicy
-from worker.context import Limits, WorkerContext
+from worker.context import Limits, Observer, WorkerContext
 from worker.upstream import UpstreamClient
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
+
+
+class MetricsObserver(Observer):
+    """Reports lifecycle events to the worker's Prometheus series (worker/metrics.py)."""
+
+    def submit_outcome(self, outcome: str) -> None:
+        metrics.record_submit_outcome(outcome)
+
+    def retry(self, operation: str) -> None:
+        metrics.record_retry(operation)
+
+    def terminal(self, status: str, created_at: datetime, now: datetime) -> None:
+        metrics.record_terminal(status, (now - created_at).total_seconds())
 
 
 def build_context(settings: Settings, app: Celery) -> WorkerContext:
@@ -26,6 +41,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         connect_timeout=settings.upstream_connect_timeout,
         read_timeout=settings.upstream_read_timeout,
         max_connections=settings.upstream_max_connections,
+        observer=metrics.record_upstream_call,
     )
 
     def publish(task_name: str, args: Sequence[Any]) -> None:
@@ -53,6 +69,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
             start_timeout=settings.upstream_start_timeout,
             ambiguous_submit=settings.ambiguous_submit,
         ),
+        observer=MetricsObserver(),
     )
 
 

@@ -1,24 +1,16 @@
 """A running stack for the whole integration session: real PostgreSQL, real Redis, the
 simulator over HTTP, a real Celery worker (prefork) and beat."""
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import tasknames
-from models.generations import create_generation
-from models.keys import create_key
-from models.status import TERMINAL
-from models.tables import Generation
-from tests.support.services import wait_until
+from tests.support.jobs import Jobs
 from tests.support.stack import Stack, running_stack
 
-MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 SIM_DEFAULTS: dict[str, Any] = {
     "run_time": 1.0,
     "capacity": 4,
@@ -50,90 +42,6 @@ def publisher(redis_url: str) -> Iterator[Celery]:
     app.close()
 
 
-class Jobs:
-    """Create generations the way the API does (row, commit, publish) and wait on them."""
-
-    def __init__(self, sessions: sessionmaker[Session], celery: Celery, stack: Stack) -> None:
-        self.sessions, self.celery, self.stack = sessions, celery, stack
-        self.marker = uuid.uuid4().hex[:10]
-        with sessions.begin() as session:
-            key, _ = create_key(session, name=f"it-{self.marker}")
-            self.tenant_id = key.tenant_id
-
-    def create(
-        self,
-        prompt: str = "a lighthouse",
-        *,
-        deadline: float = 120.0,
-        publish: bool = True,
-        **input: Any,
-    ) -> uuid.UUID:
-        with self.sessions.begin() as session:
-            gen = create_generation(
-                session,
-                tenant_id=self.tenant_id,
-                model=MODEL,
-                input={"prompt": f"{prompt} [{self.marker}]", **input},
-                now=datetime.now(UTC),
-                deadline_seconds=deadline,
-                submit_grace_seconds=2.0,
-            )
-            gen_id = gen.id
-        if publish:
-            self.publish(tasknames.SUBMIT, str(gen_id))
-        return gen_id
-
-    def publish(self, task: str, *args: Any) -> None:
-        self.celery.send_task(task, args=list(args), queue=tasknames.QUEUE)
-
-    def get(self, gen_id: uuid.UUID) -> Generation:
-        with self.sessions() as session:
-            gen = session.get(Generation, gen_id)
-            assert gen is not None
-            _ = gen.events
-            return gen
-
-    def wait(
-        self,
-        gen_ids: list[uuid.UUID],
-        statuses: frozenset[str] | set[str] = TERMINAL,
-        timeout: float = 60.0,
-    ) -> list[Generation]:
-        def done() -> list[Generation] | None:
-            gens = [self.get(i) for i in gen_ids]
-            return gens if all(g.status in statuses for g in gens) else None
-
-        try:
-            result: list[Generation] = wait_until(
-                done, timeout, interval=0.1, what=f"{len(gen_ids)} jobs to reach {statuses}"
-            )
-        except AssertionError:
-            print(self.stack.logs())
-            raise
-        return result
-
-    def submits(self, gen: Generation) -> list[dict[str, Any]]:
-        """The simulator's accepted submits whose prompt is this job's."""
-        prompt = gen.input["prompt"]
-        return [
-            s
-            for s in self.stack.sim.submits(self.marker)
-            if s["request_id"] and s["body"]["prompt"] == prompt
-        ]
-
-
 @pytest.fixture
 def jobs(pg_sessions: sessionmaker[Session], publisher: Celery, stack: Stack, sim: Any) -> Jobs:
     return Jobs(pg_sessions, publisher, stack)
-
-
-def assert_exactly_once(jobs: Jobs, gen: Generation) -> None:
-    """Submitted upstream exactly once, unless an ambiguous submit was recorded for it."""
-    ambiguous = [e for e in gen.events if e.kind == "submit_ambiguous"]
-    accepted = jobs.submits(gen)
-    if ambiguous:
-        assert 1 <= len(accepted) <= 1 + len(ambiguous), (gen.id, accepted)
-    else:
-        assert len(accepted) == 1, (gen.id, gen.status, [e.kind for e in gen.events])
-    if gen.upstream_request_id:
-        assert gen.upstream_request_id in {s["request_id"] for s in accepted}

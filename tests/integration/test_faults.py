@@ -3,7 +3,7 @@
 import pytest
 import redis
 
-from tests.integration.conftest import Jobs, assert_exactly_once
+from tests.support.jobs import Jobs, assert_exactly_once
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration

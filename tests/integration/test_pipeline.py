@@ -11,7 +11,7 @@ from PIL import Image
 from models import tasknames
 from models.generations import request_cancel
 from models.status import GenerationStatus
-from tests.integration.conftest import Jobs, assert_exactly_once
+from tests.support.jobs import Jobs, assert_exactly_once
 from tests.support.services import wait_until
 from tests.support.stack import UPSTREAM_KEY
 

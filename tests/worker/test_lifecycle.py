@@ -11,7 +11,7 @@ from models.status import GenerationStatus
 from models.tables import Generation
 from simulator import FaultRule
 from tests.worker.lifecycle_support import KEY, drive, kinds, lifecycle_env, load, new_job
-from worker.context import Limits
+from worker.context import Limits, Observer
 from worker.lifecycle import poll_generations, reconcile, submit_generation
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.submit import SubmitResult
@@ -265,3 +265,34 @@ def test_reconciler_resolves_a_submit_whose_worker_died(pg_sessions) -> None:  #
         assert gen.status == S.PENDING and kinds(gen)[-1] == "submit_ambiguous"
         assert drive(ctx, rec, gen_id).status == S.COMPLETED
         assert len(srv.sim.submits()) == 1
+
+
+class RecordingObserver(Observer):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def submit_outcome(self, outcome: str) -> None:
+        self.events.append(("submit", outcome))
+
+    def retry(self, operation: str) -> None:
+        self.events.append(("retry", operation))
+
+    def terminal(self, status: str, created_at: datetime, now: datetime) -> None:
+        assert now >= created_at
+        self.events.append(("terminal", status))
+
+
+def test_the_observer_sees_outcomes_retries_and_the_end(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+        ctx.observer = observer = RecordingObserver()
+        srv.sim.add_fault(FaultRule(op="submit", kind="retry_after", retry_after=0.1, times=1))
+        srv.sim.add_fault(FaultRule(op="status", kind="http", status_code=500, times=1))
+        gen = drive(ctx, rec, new_job(ctx))
+        assert gen.status == S.COMPLETED
+        assert observer.events == [
+            ("retry", "submit"),
+            ("submit", "retry"),
+            ("submit", "submitted"),
+            ("retry", "poll"),
+            ("terminal", "completed"),
+        ]

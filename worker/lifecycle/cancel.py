@@ -64,6 +64,7 @@ def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -
         detail = {"error": exc.message, "http_status": exc.http_status}
     with ctx.sessions.begin() as session:
         if outcome is None:
+            ctx.observer.retry("cancel")
             update_where(
                 session,
                 generation_id,

@@ -73,6 +73,7 @@ def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[S
                 cancel_requested_at=g.cancel_requested_at,
                 cancel_sent_at=g.cancel_sent_at,
                 last_polled_at=g.last_polled_at,
+                created_at=g.created_at,
                 token=mine,
             )
             for g in rows

@@ -30,22 +30,29 @@ def _lost_submits(ctx: WorkerContext) -> int:
     now = ctx.clock()
     with ctx.sessions.begin() as session:
         rows = session.execute(
-            select(Generation.id, Generation.lease_token, Generation.submit_attempts)
+            select(
+                Generation.id,
+                Generation.lease_token,
+                Generation.submit_attempts,
+                Generation.created_at,
+            )
             .where(Generation.status == S.SUBMITTING.value, Generation.lease_until < now)
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
-        for gen_id, token, attempts in rows:
+        for gen_id, token, attempts, created_at in rows:
             log.warning("generation %s: submit worker lost; outcome unknown", gen_id)
-            resolve_ambiguous(
+            outcome = resolve_ambiguous(
                 ctx,
                 session,
                 gen_id,
                 token=token,
                 attempts=attempts,
+                created_at=created_at,
                 now=now,
                 reason="worker lost during submit (lease expired); upstream may have the job",
             )
+            ctx.observer.submit_outcome(outcome.value)
     return len(rows)
 
 
@@ -58,7 +65,12 @@ def _expired_pending(ctx: WorkerContext) -> int:
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
-        return sum(fail_unsent_past_deadline(session, gen, now=now) for gen in rows)
+        ended = 0
+        for gen in rows:
+            if fail_unsent_past_deadline(session, gen, now=now):
+                ctx.observer.terminal(S.FAILED.value, gen.created_at, now)
+                ended += 1
+        return ended
 
 
 def _wake_overdue(ctx: WorkerContext) -> int:

@@ -15,6 +15,7 @@ from worker.upstream import UpstreamTransient
 
 S = GenerationStatus
 ACTIVE = (S.QUEUED, S.RUNNING)
+RETRY_OPERATION = {"poll_retry": "poll", "poll_error": "poll", "result_retry": "result"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Snapshot:
     cancel_requested_at: datetime | None
     cancel_sent_at: datetime | None
     last_polled_at: datetime | None
+    created_at: datetime
     token: str
 
 
@@ -63,7 +65,7 @@ def end_job(
     if result is not None:
         values["result"] = result
     with ctx.sessions.begin() as session:
-        transition(
+        won = transition(
             session,
             snap.id,
             to=to,
@@ -74,6 +76,8 @@ def end_job(
             event_kind=event_kind,
             detail=detail or ({"error_type": error["type"]} if error else None),
         )
+    if won:
+        ctx.observer.terminal(to.value, snap.created_at, now)
     return to.value
 
 
@@ -93,6 +97,7 @@ def retry_later(
             else error_record("retries_exhausted", message or "too many poll errors")
         )
         return end_job(ctx, snap, S.FAILED, error, "failed")
+    ctx.observer.retry(RETRY_OPERATION.get(kind, "poll"))
     now = ctx.clock()
     delay = next_error_delay(
         errors=errors,

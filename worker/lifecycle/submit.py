@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
-from models.status import GenerationStatus
+from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 from worker.backoff import next_error_delay, next_poll_delay
 from worker.context import WorkerContext
@@ -46,9 +46,16 @@ class _Claim:
     input: dict[str, Any]
     token: str
     attempts: int
+    created_at: datetime
 
 
 def submit_generation(ctx: WorkerContext, generation_id: uuid.UUID) -> SubmitResult:
+    outcome = _submit(ctx, generation_id)
+    ctx.observer.submit_outcome(outcome.value)
+    return outcome
+
+
+def _submit(ctx: WorkerContext, generation_id: uuid.UUID) -> SubmitResult:
     claim = _claim(ctx, generation_id)
     if isinstance(claim, SubmitResult):
         return claim
@@ -73,7 +80,8 @@ def _claim(ctx: WorkerContext, generation_id: uuid.UUID) -> _Claim | SubmitResul
         if gen is None or gen.status != S.PENDING:
             return SubmitResult.SKIPPED
         if now >= gen.deadline_at:
-            fail_unsent_past_deadline(session, gen, now=now)
+            if fail_unsent_past_deadline(session, gen, now=now):
+                ctx.observer.terminal(S.FAILED.value, gen.created_at, now)
             return SubmitResult.FAILED
         if ctx.limits.max_in_flight and _in_flight(session) >= ctx.limits.max_in_flight:
             update_where(
@@ -101,7 +109,7 @@ def _claim(ctx: WorkerContext, generation_id: uuid.UUID) -> _Claim | SubmitResul
         )
         if not won:
             return SubmitResult.SKIPPED
-        return _Claim(gen.model, dict(gen.input), token, gen.submit_attempts + 1)
+        return _Claim(gen.model, dict(gen.input), token, gen.submit_attempts + 1, gen.created_at)
 
 
 def _in_flight(session: Session) -> int:
@@ -180,7 +188,7 @@ def _release(
     now: datetime,
 ) -> bool:
     with ctx.sessions.begin() as session:
-        return transition(
+        won = transition(
             session,
             generation_id,
             to=to,
@@ -191,6 +199,9 @@ def _release(
             event_kind=event_kind,
             detail=detail,
         )
+    if won and to in TERMINAL:
+        ctx.observer.terminal(to.value, claim.created_at, now)
+    return won
 
 
 def _fail(
@@ -216,6 +227,7 @@ def _retry(
     """Upstream answered "not now" (429, 5xx) or could not be reached: nothing was accepted,
     so trying again costs nothing. It goes on until the job's deadline; the last error is kept
     on the row so a client can see why its job is still pending."""
+    ctx.observer.retry("submit")
     now = ctx.clock()
     delay = next_error_delay(
         errors=claim.attempts, retry_after=exc.retry_after, policy=ctx.policy, rand=ctx.rand()
@@ -278,6 +290,7 @@ def _ambiguous(
             generation_id,
             token=claim.token,
             attempts=claim.attempts,
+            created_at=claim.created_at,
             now=ctx.clock(),
             reason=reason,
         )
@@ -290,6 +303,7 @@ def resolve_ambiguous(
     *,
     token: str | None,
     attempts: int,
+    created_at: datetime,
     now: datetime,
     reason: str,
 ) -> SubmitResult:
@@ -321,4 +335,6 @@ def resolve_ambiguous(
         event_kind="submit_ambiguous",
         detail=detail,
     )
+    if won and to is S.FAILED:
+        ctx.observer.terminal(to.value, created_at, now)
     return result if won else SubmitResult.SKIPPED

@@ -2,6 +2,8 @@
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
@@ -58,6 +60,7 @@ class UpstreamClient:
         max_connections: int = 64,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = "genqueue/0.1",
+        observer: Callable[[str, int | None, float], None] | None = None,
     ) -> None:
         scheme = AUTH_SCHEMES.get(auth_scheme.strip().lower())
         if scheme is None:
@@ -68,6 +71,7 @@ class UpstreamClient:
         self.auth_scheme = scheme
         secret = key.get_secret_value() if isinstance(key, SecretStr) else key
         self._secrets = _secrets_of(secret)
+        self._observer = observer
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if secret:
             headers["Authorization"] = f"{scheme} {secret}"
@@ -200,11 +204,18 @@ class UpstreamClient:
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
         """The single HTTP attempt of a call; transport failures become ``UpstreamError``s."""
+        started = time.monotonic()
         try:
             response = self._http.request(method, url, json=json, headers=headers, params=params)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            self._observe(op, None, started)
             error = self._scrub(transport_error(op, exc))
             log.debug("upstream %s %s failed: %s", op, url.split("?")[0], error.message)
             raise error from exc
+        self._observe(op, response.status_code, started)
         log.debug("upstream %s %s -> %d", op, url.split("?")[0], response.status_code)
         return response
+
+    def _observe(self, op: Op, status_code: int | None, started: float) -> None:
+        if self._observer is not None:
+            self._observer(op, status_code, time.monotonic() - started)

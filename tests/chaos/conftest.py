@@ -1,0 +1,96 @@
+"""The fault suite's own stack: a PostgreSQL cluster and a redis-server that the tests may stop,
+restart and flush, plus the API, Flower, a Celery worker, beat and the simulator."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from celery import Celery
+
+from migrations.runner import upgrade
+from models.db import make_engine, make_session_factory
+from models.keys import create_key
+from tests.support.jobs import Jobs
+from tests.support.services import PostgresServer, RedisServer
+from tests.support.stack import Stack, running_stack
+
+SIM_DEFAULTS: dict[str, Any] = {
+    "run_time": 1.0,
+    "capacity": None,
+    "honor_cancel": True,
+    "validate": "submit",
+    "result_ttl": 3600.0,
+}
+
+
+class ChaosStack:
+    def __init__(self, stack: Stack, pg: PostgresServer, redis_server: RedisServer) -> None:
+        self.stack, self.pg, self.redis = stack, pg, redis_server
+
+
+@pytest.fixture(scope="module")
+def chaos() -> Iterator[ChaosStack]:
+    pg, redis_server = PostgresServer(), RedisServer()
+    pg.start()
+    redis_server.start()
+    name = f"gq_chaos_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    try:
+        with running_stack(
+            database_url=url,
+            broker_url=redis_server.url,
+            extra_env={},
+            with_api=True,
+            with_flower=True,
+            supervise=True,
+        ) as stack:
+            yield ChaosStack(stack, pg, redis_server)
+    finally:
+        redis_server.close()
+        pg.close()
+
+
+class ApiJobs(Jobs):
+    """Jobs submitted through the HTTP API, as a client would."""
+
+    def __init__(self, chaos: ChaosStack, celery: Celery) -> None:
+        stack = chaos.stack
+        sessions = make_session_factory(make_engine(stack.database_url))
+        super().__init__(sessions, celery, stack)
+        with sessions.begin() as session:
+            _, self.api_key = create_key(session, name=f"chaos-{self.marker}")
+        self.api = httpx.Client(
+            base_url=stack.api_url, timeout=10, headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+
+    def post(self, prompt: str, **input: Any) -> httpx.Response:
+        return self.api.post(
+            "/v1/generations",
+            json={
+                "model": "fal-ai/flux-pro/kontext/text-to-image",
+                "input": {"prompt": f"{prompt} [{self.marker}]", **input},
+            },
+        )
+
+    def submit(self, prompt: str, **input: Any) -> uuid.UUID:
+        response = self.post(prompt, **input)
+        assert response.status_code == 201, response.text
+        return uuid.UUID(response.json()["id"])
+
+
+@pytest.fixture
+def jobs(chaos: ChaosStack) -> Iterator[ApiJobs]:
+    sim = chaos.stack.sim
+    sim.clear_faults()
+    sim.configure(**SIM_DEFAULTS)
+    celery = Celery("genqueue-chaos", broker=chaos.redis.url)
+    yield ApiJobs(chaos, celery)
+    sim.clear_faults()
+    sim.configure(**SIM_DEFAULTS)
+    celery.close()
