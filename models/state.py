@@ -4,6 +4,7 @@ Every status change is ``UPDATE … WHERE id = :id AND status IN (:allowed_from)
 check, so a duplicate or late task delivery loses harmlessly: it simply does not win.
 """
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from models.status import ALLOWED_FROM, GenerationStatus
 from models.tables import Generation, GenerationEvent
+
+log = logging.getLogger("genqueue.events")
 
 
 def record_event(
@@ -26,6 +29,17 @@ def record_event(
     queue_position: int | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> None:
+    extra = {"generation_id": str(generation_id), "event": kind}
+    if detail and detail.get("request_id"):
+        extra["request_id"] = str(detail["request_id"])
+    log.info(
+        "generation %s: %s%s%s",
+        generation_id,
+        kind,
+        f" status={status.value}" if status else "",
+        f" queue_position={queue_position}" if queue_position is not None else "",
+        extra=extra,
+    )
     session.add(
         GenerationEvent(
             generation_id=generation_id,

@@ -15,9 +15,9 @@ ensure_venv() {  # ensure_venv EXTRAS   e.g. "" or "[dev]"
         "$python" -m venv .venv
     fi
     local stamp=".venv/.genqueue-installed${extras}"
-    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -e ".${extras}"
+        .venv/bin/python -m pip install --quiet -c constraints.txt -e ".${extras}"
         touch "$stamp"
     fi
 }

@@ -28,3 +28,15 @@ def pg_sessions(pg_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(pg_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def private_sessions() -> Iterator[sessionmaker[Session]]:
+    """A migrated database for one test module alone. Tests that run the dispatcher themselves
+    (or leave rows in odd states) use it, so the integration stack's worker, which polls every
+    due row of the shared database, never sees their rows."""
+    with postgres_database() as url:
+        upgrade(url)
+        engine = make_engine(url)
+        yield make_session_factory(engine)
+        engine.dispose()

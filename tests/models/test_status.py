@@ -69,8 +69,8 @@ def _set_status(session, gen_id, status: S) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize(("src", "dst"), list(itertools.product(S, S)))
-def test_compare_and_set_on_postgres(pg_sessions, src: S, dst: S) -> None:  # type: ignore[no-untyped-def]
-    with pg_sessions.begin() as session:
+def test_compare_and_set_on_postgres(private_sessions, src: S, dst: S) -> None:  # type: ignore[no-untyped-def]
+    with private_sessions.begin() as session:
         gen = _new(session)
         _set_status(session, gen.id, src)
         won = transition(session, gen.id, to=dst, now=NOW)
@@ -83,19 +83,22 @@ def test_compare_and_set_on_postgres(pg_sessions, src: S, dst: S) -> None:  # ty
         assert kinds == (["created", "status"] if won else ["created"])
 
 
-def test_second_writer_loses(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with pg_sessions.begin() as session:
+def test_second_writer_loses(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with private_sessions.begin() as session:
         gen = _new(session)
         assert transition(session, gen.id, to=S.SUBMITTING, now=NOW, allowed_from={S.PENDING})
         assert not transition(session, gen.id, to=S.SUBMITTING, now=NOW, allowed_from={S.PENDING})
 
 
-def test_allowed_from_cannot_widen_the_table(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with pg_sessions.begin() as session, pytest.raises(ValueError, match="no legal transition"):
+def test_allowed_from_cannot_widen_the_table(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with (
+        private_sessions.begin() as session,
+        pytest.raises(ValueError, match="no legal transition"),
+    ):
         transition(session, _new(session).id, to=S.PENDING, now=NOW, allowed_from={S.COMPLETED})
 
 
-def test_request_cancel_in_each_state(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_request_cancel_in_each_state(private_sessions) -> None:  # type: ignore[no-untyped-def]
     expected = {
         S.PENDING: (CancelOutcome.CANCELLED, S.CANCELLED),
         S.SUBMITTING: (CancelOutcome.REQUESTED, S.SUBMITTING),
@@ -106,7 +109,7 @@ def test_request_cancel_in_each_state(pg_sessions) -> None:  # type: ignore[no-u
         S.CANCELLED: (CancelOutcome.ALREADY_TERMINAL, S.CANCELLED),
     }
     for src, (outcome, after) in expected.items():
-        with pg_sessions.begin() as session:
+        with private_sessions.begin() as session:
             gen = _new(session)
             _set_status(session, gen.id, src)
             answer = request_cancel(session, gen.id, now=NOW)

@@ -2,6 +2,7 @@
 
 import hashlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -27,8 +28,8 @@ SEED_INPUT = {
 }
 
 
-def test_submit_records_the_handle_and_sends_exactly_once(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, _):
+def test_submit_records_the_handle_and_sends_exactly_once(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, _):
         gen_id = new_job(ctx, **{k: v for k, v in SEED_INPUT.items() if k != "prompt"})
         assert submit_generation(ctx, gen_id) is SubmitResult.SUBMITTED
         assert submit_generation(ctx, gen_id) is SubmitResult.SKIPPED  # a second delivery
@@ -44,8 +45,8 @@ def test_submit_records_the_handle_and_sends_exactly_once(pg_sessions) -> None: 
         assert submit["auth_sha256"] == hashlib.sha256(f"Key {KEY}".encode()).hexdigest()
 
 
-def test_full_lifecycle_to_completed(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions, capacity=1) as (ctx, srv, rec):
+def test_full_lifecycle_to_completed(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, capacity=1) as (ctx, srv, rec):
         blockers = [new_job(ctx, prompt=f"blocker {i}") for i in range(2)]
         gen_id = new_job(
             ctx, prompt="third", num_images=2, output_format="png", aspect_ratio="16:9"
@@ -68,8 +69,8 @@ def test_full_lifecycle_to_completed(pg_sessions) -> None:  # type: ignore[no-un
         assert info["calls"]["status"] == gen.poll_count
 
 
-def test_422_at_submit_fails_once_with_the_upstream_body(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, _):
+def test_422_at_submit_fails_once_with_the_upstream_body(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, _):
         gen_id = new_job(ctx, guidance_scale=25)
         assert submit_generation(ctx, gen_id) is SubmitResult.FAILED
         gen = load(ctx, gen_id)
@@ -79,8 +80,8 @@ def test_422_at_submit_fails_once_with_the_upstream_body(pg_sessions) -> None:  
         assert len(srv.sim.submits()) == 1
 
 
-def test_429_is_retried_after_retry_after(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+def test_429_is_retried_after_retry_after(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="submit", kind="retry_after", retry_after=1, times=2))
         gen_id = new_job(ctx)
         before = datetime.now(UTC)
@@ -97,8 +98,8 @@ def test_429_is_retried_after_retry_after(pg_sessions) -> None:  # type: ignore[
         assert len(accepted) == 1
 
 
-def test_submit_retries_until_the_deadline_and_keeps_the_last_error(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+def test_submit_retries_until_the_deadline_and_keeps_the_last_error(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="submit", kind="http", status_code=503))
         gen_id = new_job(ctx, deadline=1.5)
         submit_generation(ctx, gen_id)
@@ -113,8 +114,8 @@ def test_submit_retries_until_the_deadline_and_keeps_the_last_error(pg_sessions)
         assert srv.sim.submits() == [] or all(s["request_id"] is None for s in srv.sim.submits())
 
 
-def test_ambiguous_submit_is_recorded_then_resubmitted(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+def test_ambiguous_submit_is_recorded_then_resubmitted(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="submit", kind="accept_then_reset", times=1))
         gen_id = new_job(ctx)
         assert submit_generation(ctx, gen_id) is SubmitResult.AMBIGUOUS
@@ -124,9 +125,9 @@ def test_ambiguous_submit_is_recorded_then_resubmitted(pg_sessions) -> None:  # 
         assert len([s for s in srv.sim.submits() if s["request_id"]]) == 2  # the documented cost
 
 
-def test_ambiguous_submit_with_fail_policy_never_resubmits(pg_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_ambiguous_submit_with_fail_policy_never_resubmits(private_sessions) -> None:  # type: ignore[no-untyped-def]
     limits = Limits(lease_seconds=5, submit_grace=0.5, ambiguous_submit="fail")
-    with lifecycle_env(pg_sessions, limits=limits) as (ctx, srv, _):
+    with lifecycle_env(private_sessions, limits=limits) as (ctx, srv, _):
         srv.sim.add_fault(FaultRule(op="submit", kind="accept_then_reset", times=1))
         gen_id = new_job(ctx)
         assert submit_generation(ctx, gen_id) is SubmitResult.FAILED
@@ -135,8 +136,8 @@ def test_ambiguous_submit_with_fail_policy_never_resubmits(pg_sessions) -> None:
         assert len(srv.sim.submits()) == 1
 
 
-def test_connect_error_is_a_plain_retry(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, _, _rec):
+def test_connect_error_is_a_plain_retry(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, _, _rec):
         from worker.upstream import UpstreamClient
 
         ctx.client = UpstreamClient(base_url="http://127.0.0.1:9", key=KEY, connect_timeout=1.0)
@@ -145,8 +146,8 @@ def test_connect_error_is_a_plain_retry(pg_sessions) -> None:  # type: ignore[no
         assert "submit_ambiguous" not in kinds(load(ctx, gen_id))
 
 
-def test_cancel_while_queued_ends_cancelled(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions, capacity=1, run_time=5.0) as (ctx, srv, rec):
+def test_cancel_while_queued_ends_cancelled(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, capacity=1, run_time=5.0) as (ctx, srv, rec):
         blocker, gen_id = new_job(ctx, prompt="blocker"), new_job(ctx, prompt="victim")
         submit_generation(ctx, blocker)
         submit_generation(ctx, gen_id)
@@ -159,8 +160,8 @@ def test_cancel_while_queued_ends_cancelled(pg_sessions) -> None:  # type: ignor
         assert "cancel_sent" in kinds(gen)
 
 
-def test_cancel_too_late_ends_completed_and_says_so(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions, honor_cancel=False, run_time=1.0) as (ctx, _, rec):
+def test_cancel_too_late_ends_completed_and_says_so(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, honor_cancel=False, run_time=1.0) as (ctx, _, rec):
         gen_id = new_job(ctx)
         submit_generation(ctx, gen_id)
         drive(ctx, rec, gen_id, until={S.RUNNING})
@@ -172,8 +173,8 @@ def test_cancel_too_late_ends_completed_and_says_so(pg_sessions) -> None:  # typ
         assert done.detail is not None and "too late" in done.detail["note"]
 
 
-def test_deferred_422_and_model_errors_keep_the_upstream_answer(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions, validate="result") as (ctx, srv, rec):
+def test_deferred_422_and_model_errors_keep_the_upstream_answer(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, validate="result") as (ctx, srv, rec):
         bad = new_job(ctx, num_images=9)
         srv.sim.add_fault(
             FaultRule(
@@ -198,16 +199,16 @@ def test_deferred_422_and_model_errors_keep_the_upstream_answer(pg_sessions) -> 
         )
 
 
-def test_expired_result_fails_clearly(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+def test_expired_result_fails_clearly(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="result", kind="expire_result"))
         gen = drive(ctx, rec, new_job(ctx))
         assert gen.status == S.FAILED and gen.error is not None
         assert (gen.error["type"], gen.error["http_status"]) == ("result_unavailable", 404)
 
 
-def test_status_storm_is_ridden_out(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+def test_status_storm_is_ridden_out(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="status", kind="http", status_code=500, times=2))
         srv.sim.add_fault(FaultRule(op="status", kind="ingress_502", times=1))
         srv.sim.add_fault(FaultRule(op="status", kind="retry_after", retry_after=0.2, times=1))
@@ -217,8 +218,8 @@ def test_status_storm_is_ridden_out(pg_sessions) -> None:  # type: ignore[no-unt
         assert gen.error_count == 0
 
 
-def test_deadline_fails_and_cancels_upstream(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions, run_time=30.0) as (ctx, srv, rec):
+def test_deadline_fails_and_cancels_upstream(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, run_time=30.0) as (ctx, srv, rec):
         gen_id = new_job(ctx, deadline=1.0)
         submit_generation(ctx, gen_id)
         gen = drive(ctx, rec, gen_id)
@@ -227,8 +228,8 @@ def test_deadline_fails_and_cancels_upstream(pg_sessions) -> None:  # type: igno
         assert srv.sim.request_info(gen.upstream_request_id)["calls"]["cancel"] == 1
 
 
-def test_duplicate_poll_delivery_calls_upstream_once(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions, run_time=5.0) as (ctx, srv, rec):
+def test_duplicate_poll_delivery_calls_upstream_once(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, run_time=5.0) as (ctx, srv, rec):
         gen_id = new_job(ctx)
         submit_generation(ctx, gen_id)
         with ctx.sessions.begin() as session:
@@ -246,8 +247,8 @@ def test_duplicate_poll_delivery_calls_upstream_once(pg_sessions) -> None:  # ty
         assert srv.sim.request_info(gen.upstream_request_id)["calls"]["status"] == 1
 
 
-def test_reconciler_resolves_a_submit_whose_worker_died(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+def test_reconciler_resolves_a_submit_whose_worker_died(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec):
         gen_id = new_job(ctx)
         with ctx.sessions.begin() as session:  # what a worker killed mid-submit leaves behind
             session.execute(
@@ -282,8 +283,8 @@ class RecordingObserver(Observer):
         self.events.append(("terminal", status))
 
 
-def test_the_observer_sees_outcomes_retries_and_the_end(pg_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(pg_sessions) as (ctx, srv, rec):
+def test_the_observer_sees_outcomes_retries_and_the_end(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec):
         ctx.observer = observer = RecordingObserver()
         srv.sim.add_fault(FaultRule(op="submit", kind="retry_after", retry_after=0.1, times=1))
         srv.sim.add_fault(FaultRule(op="status", kind="http", status_code=500, times=1))
@@ -296,3 +297,20 @@ def test_the_observer_sees_outcomes_retries_and_the_end(pg_sessions) -> None:  #
             ("retry", "poll"),
             ("terminal", "completed"),
         ]
+
+
+def test_cancel_while_submitting_is_sent_once_the_handle_arrives(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, run_time=5.0) as (ctx, srv, rec):
+        srv.sim.add_fault(FaultRule(op="submit", kind="hang", delay=0.6, times=1))
+        gen_id = new_job(ctx)
+        with ThreadPoolExecutor(1) as pool:
+            submitting = pool.submit(submit_generation, ctx, gen_id)
+            drive(ctx, rec, gen_id, until={S.SUBMITTING}, timeout=5)
+            with ctx.sessions.begin() as session:
+                answer = request_cancel(session, gen_id, now=datetime.now(UTC))
+            assert (answer.outcome, answer.status) == ("requested", S.SUBMITTING)
+            assert submitting.result() is SubmitResult.SUBMITTED
+        gen = drive(ctx, rec, gen_id)
+        assert gen.status == S.CANCELLED
+        assert srv.sim.request_info(gen.upstream_request_id)["calls"]["cancel"] == 1
+        assert len(srv.sim.submits()) == 1
