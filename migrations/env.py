@@ -1,11 +1,14 @@
 """Alembic environment: the URL comes from the config (set by `genqueue migrate`) or GENQUEUE_*."""
 
+from typing import Any, Literal
+
 from alembic import context
 from sqlalchemy import Connection
 
 from models.db import make_engine, normalize_url
 from models.settings import Settings
 from models.tables import Base
+from models.types import UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -15,12 +18,21 @@ def _url() -> str:
     return normalize_url(config.get_main_option("sqlalchemy.url") or Settings().database_url)
 
 
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Autogenerate writes genqueue's own column types by name, with their import."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        autogen_context.imports.add("from models.types import UTCDateTime")
+        return "UTCDateTime()"
+    return False
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
 
 

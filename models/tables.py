@@ -69,6 +69,7 @@ class Generation(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_generations_idempotency"),
         Index("ix_generations_due", "status", "next_poll_at"),
         Index("ix_generations_tenant_created", "tenant_id", "created_at"),
+        Index("ix_generations_webhook_due", "webhook_delivered_at", "webhook_next_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -109,6 +110,9 @@ class Generation(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    webhook_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    webhook_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     events: Mapped[list["GenerationEvent"]] = relationship(
         back_populates="generation", order_by="GenerationEvent.id", passive_deletes=True

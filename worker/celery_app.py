@@ -43,6 +43,11 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.tick_interval),
                 "options": {"expires": max(settings.tick_interval * 5, 5.0)},
             },
+            "deliver-webhooks": {
+                "task": tasknames.WEBHOOKS,
+                "schedule": timedelta(seconds=settings.tick_interval),
+                "options": {"expires": max(settings.tick_interval * 5, 5.0)},
+            },
             "reconcile": {
                 "task": tasknames.RECONCILE,
                 "schedule": timedelta(seconds=settings.reconcile_interval),

@@ -55,3 +55,5 @@ class WorkerContext:
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
     observer: Observer = field(default_factory=Observer)
+    send_webhook: Callable[[str, dict[str, Any]], int] | None = None
+    """POSTs a client webhook (a client without the upstream key); None: no delivery."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import httpx
 from celery import Celery
 
 from models.db import make_engine, make_session_factory
@@ -13,6 +14,7 @@ from models.settings import Settings
 from worker import metrics
 from worker.backoff import BackoffPolicy
 from worker.context import Limits, Observer, WorkerContext
+from worker.lifecycle.webhooks import http_sender
 from worker.upstream import UpstreamClient
 
 _lock = threading.Lock()
@@ -47,6 +49,11 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
     def publish(task_name: str, args: Sequence[Any]) -> None:
         app.send_task(task_name, args=list(args))
 
+    webhook_http = httpx.Client(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        follow_redirects=False,
+        headers={"User-Agent": "genqueue-webhook/0.1"},
+    )
     return WorkerContext(
         sessions=make_session_factory(engine),
         client=client,
@@ -70,6 +77,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
             ambiguous_submit=settings.ambiguous_submit,
         ),
         observer=MetricsObserver(),
+        send_webhook=http_sender(webhook_http),
     )
 
 

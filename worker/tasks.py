@@ -14,6 +14,7 @@ from worker.lifecycle import (
     poll_generations,
     reconcile,
     submit_generation,
+    webhooks,
 )
 from worker.runtime import get_context
 
@@ -37,6 +38,12 @@ def cancel(generation_id: str) -> str:
 @app.task(name=tasknames.DISPATCH, ignore_result=True)
 def dispatch() -> dict[str, Any]:
     return dispatch_due(get_context(settings, app))
+
+
+@app.task(name=tasknames.WEBHOOKS, ignore_result=True)
+def deliver_webhooks() -> dict[str, Any]:
+    ctx = get_context(settings, app)
+    return webhooks.deliver_webhooks(ctx, ctx.send_webhook) if ctx.send_webhook else {}
 
 
 @app.task(name=tasknames.RECONCILE, ignore_result=True)

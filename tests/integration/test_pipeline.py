@@ -12,6 +12,7 @@ from models import tasknames
 from models.generations import request_cancel
 from models.status import GenerationStatus
 from tests.support.jobs import Jobs, assert_exactly_once
+from tests.support.receiver import webhook_receiver
 from tests.support.services import wait_until
 from tests.support.stack import UPSTREAM_KEY
 
@@ -162,3 +163,15 @@ def test_result_expiry_and_deadline(jobs: Jobs, sim) -> None:  # type: ignore[no
     assert slow_gen.status == S.FAILED and slow_gen.error is not None
     assert slow_gen.error["type"] == "deadline_exceeded"
     assert sim.request(slow_gen.upstream_request_id)["calls"]["cancel"] == 1
+
+
+def test_client_webhook_is_delivered_by_the_worker(jobs: Jobs) -> None:
+    with webhook_receiver() as hook:
+        gen_id = jobs.create("with a webhook", webhook_url=hook.url)
+        [gen] = jobs.wait([gen_id])
+        wait_until(lambda: hook.received, 20, what="the webhook")
+        [call] = hook.received
+        assert call["body"]["request_id"] == str(gen_id) and call["body"]["status"] == "OK"
+        assert call["body"]["payload"] == gen.result
+        assert UPSTREAM_KEY not in str(call)
+        wait_until(lambda: jobs.get(gen_id).webhook_delivered_at, 10, what="delivery recorded")

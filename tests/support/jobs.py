@@ -36,6 +36,7 @@ class Jobs:
         *,
         deadline: float = 120.0,
         publish: bool = True,
+        webhook_url: str | None = None,
         **input: Any,
     ) -> uuid.UUID:
         with self.sessions.begin() as session:
@@ -47,6 +48,7 @@ class Jobs:
                 now=datetime.now(UTC),
                 deadline_seconds=deadline,
                 submit_grace_seconds=2.0,
+                webhook_url=webhook_url,
             )
             gen_id = gen.id
         if publish:

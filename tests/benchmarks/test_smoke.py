@@ -1,0 +1,84 @@
+"""The benchmark harness at toy scale (N=20, jobs of 0.5 s), so its pieces cannot rot.
+
+It asserts the shape of the JSON and that the figures are positive numbers, never a
+performance target: benchmarks report, they do not pass or fail CI."""
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import report
+from benchmarks.cli import BENCHMARKS, run_benchmarks
+from benchmarks.results import BenchResult
+from benchmarks.scale import TOY
+from benchmarks.stack import WorkerSettings
+from migrations.runner import upgrade
+from tests.support.services import postgres_database, redis_database
+
+pytestmark = pytest.mark.integration
+
+ROW_KEYS = {"metric", "value", "unit", "baseline", "baseline_value", "ratio", "target", "met"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[BenchResult]]:
+    # A database and a Redis database of its own: the integration suite's worker must not
+    # take these jobs, and TRUNCATE between phases must not touch anyone else's rows.
+    with postgres_database() as database_url, redis_database() as broker_url:
+        upgrade(database_url)
+        yield run_benchmarks(
+            database_url=database_url,
+            broker_url=broker_url,
+            scale=TOY,
+            only=list(BENCHMARKS),
+            worker=WorkerSettings(concurrency=2),
+            log_dir=tmp_path_factory.mktemp("bench-logs"),
+        )
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def test_json_has_every_benchmark_and_row(results: list[BenchResult], tmp_path: Path) -> None:
+    meta = {"scale": TOY.name, "started": "now"}
+    path = report.write_json(report.document(results, meta), report.datetime.now(), tmp_path)
+    doc = json.loads(path.read_text())
+    assert doc["meta"]["scale"] == "toy"
+    assert list(doc["results"]) == ["B1", "B2", "B3"]
+    for bench in doc["results"].values():
+        assert {"key", "title", "params", "figures", "rows", "notes", "seconds"} <= set(bench)
+        assert bench["rows"]
+        for row in bench["rows"]:
+            assert set(row) == ROW_KEYS
+            assert positive(row["value"]), row
+            if row["baseline_value"] is not None:
+                assert positive(row["baseline_value"]), row
+                assert positive(row["ratio"]), row
+
+
+def test_figures_are_positive(results: list[BenchResult]) -> None:
+    b1, b2, b3 = (r.figures for r in results)
+    assert b1["completed"] == TOY.b1_jobs
+    for name in ("generations_per_second", "raw_celery_tasks_per_second", "latency_p50_s"):
+        assert positive(b1[name]), name
+    assert b2["completed"] == TOY.b2_jobs
+    for name in ("lag_p50_s", "lag_p99_s", "status_calls_per_job", "worker_peak_rss_mb"):
+        assert positive(b2[name]), name
+    for name in ("peak_in_flight", "extrapolated_seconds", "status_calls_per_job"):
+        assert positive(b2["naive_celery"][name]), name
+    assert positive(b2["fal_client"]["status_calls_per_job"])
+    for level in TOY.b3_levels:
+        for side in ("genqueue", "bare"):
+            figures = b3[f"{side}_c{level}"]
+            assert figures["ok"] > 0 and positive(figures["p99_ms"]), (side, level)
+
+
+def test_table_renders_every_row(results: list[BenchResult]) -> None:
+    table = report.table(results)
+    assert table.count("\n") == 1 + sum(len(r.rows) for r in results)
+    assert "| B1 |" in table and "| B2 |" in table and "| B3 |" in table

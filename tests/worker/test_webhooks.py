@@ -1,0 +1,99 @@
+"""Client webhooks: delivered once in fal's shape, retried with backoff, never with the key."""
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import update
+
+from models.status import GenerationStatus
+from models.tables import Generation
+from simulator import FaultRule
+from tests.support.receiver import webhook_receiver
+from tests.worker.lifecycle_support import KEY, drive, kinds, lifecycle_env, load, new_job
+from worker.lifecycle.webhooks import FIRST_DELAY, deliver_webhooks, http_sender
+
+S = GenerationStatus
+
+
+def _with_webhook(ctx, gen_id, url: str) -> None:  # type: ignore[no-untyped-def]
+    with ctx.sessions.begin() as session:
+        session.execute(update(Generation).where(Generation.id == gen_id).values(webhook_url=url))
+
+
+def test_completed_job_is_delivered_once(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, _, rec), webhook_receiver() as hook:
+        gen_id = new_job(ctx)
+        _with_webhook(ctx, gen_id, hook.url)
+        assert deliver_webhooks(ctx, http_sender(httpx.Client())) == {}  # not ended yet
+        gen = drive(ctx, rec, gen_id)
+        send = http_sender(httpx.Client())
+        assert deliver_webhooks(ctx, send) == {"delivered": 1}
+        assert deliver_webhooks(ctx, send) == {}
+        [call] = hook.received
+        body = call["body"]
+        assert (body["request_id"], body["status"], body["error"]) == (str(gen_id), "OK", None)
+        assert body["payload"] == gen.result and body["generation"]["status"] == "completed"
+        assert KEY not in str(call)
+        gen = load(ctx, gen_id)
+        assert gen.webhook_delivered_at is not None and gen.webhook_attempts == 1
+        assert kinds(gen)[-1] == "webhook_delivered"
+
+
+def test_failed_job_reports_the_error_and_retries_are_spaced(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, srv, rec), webhook_receiver() as hook:
+        srv.sim.add_fault(
+            FaultRule(
+                op="any",
+                kind="model_error",
+                status_code=503,
+                error_type="runner_disconnected",
+                match_prompt="doomed",
+            )
+        )
+        gen_id = new_job(ctx, prompt="doomed")
+        _with_webhook(ctx, gen_id, hook.url)
+        drive(ctx, rec, gen_id)
+        hook.answers = [500]
+        send = http_sender(httpx.Client())
+        before = datetime.now(UTC)
+        assert deliver_webhooks(ctx, send) == {"failed": 1}
+        gen = load(ctx, gen_id)
+        assert gen.webhook_attempts == 1 and gen.webhook_delivered_at is None
+        assert gen.webhook_next_at is not None
+        assert gen.webhook_next_at >= before + timedelta(seconds=FIRST_DELAY)
+        assert deliver_webhooks(ctx, send) == {}  # not due yet
+        with ctx.sessions.begin() as session:
+            session.execute(
+                update(Generation)
+                .where(Generation.id == gen_id)
+                .values(webhook_next_at=datetime.now(UTC))
+            )
+        assert deliver_webhooks(ctx, send) == {"delivered": 1}
+        first, second = (c["body"] for c in hook.received)
+        assert first == second
+        assert (second["status"], second["generation"]["error_type"]) == (
+            "ERROR",
+            "runner_disconnected",
+        )
+        assert [k for k in kinds(load(ctx, gen_id)) if k.startswith("webhook")] == [
+            "webhook_failed",
+            "webhook_delivered",
+        ]
+
+
+def test_an_unreachable_receiver_is_abandoned_after_ten_tries(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions) as (ctx, _, rec):
+        gen_id = new_job(ctx)
+        _with_webhook(ctx, gen_id, "http://127.0.0.1:9/hook")
+        drive(ctx, rec, gen_id)
+        send = http_sender(httpx.Client(timeout=2))
+        for _ in range(10):
+            with ctx.sessions.begin() as session:
+                session.execute(
+                    update(Generation).where(Generation.id == gen_id).values(webhook_next_at=None)
+                )
+            deliver_webhooks(ctx, send)
+        assert deliver_webhooks(ctx, send) == {}
+        gen = load(ctx, gen_id)
+        assert gen.webhook_attempts == 10 and gen.status == S.COMPLETED
+        assert kinds(gen)[-1] == "webhook_abandoned"
