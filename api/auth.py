@@ -38,7 +38,12 @@ def authenticate(request: Request, session: SessionDep) -> Caller:
     row = find_key(session, key)
     if row is None:
         raise ApiError(401, INVALID, headers=CHALLENGE)
-    return Caller(tenant_id=row.tenant_id, key_id=row.id)
+    caller = Caller(tenant_id=row.tenant_id, key_id=row.id)
+    # Give the connection back before the request leaves this thread. FastAPI runs the route in
+    # another thread-pool call; under load every pool thread can be waiting for a connection
+    # while the requests holding them wait for a thread (a stall until pool_timeout).
+    session.rollback()
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]

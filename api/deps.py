@@ -14,6 +14,12 @@ from api.publisher import Publisher
 from models.db import make_engine, make_session_factory, normalize_url
 from models.settings import Settings
 
+# Sync routes and dependencies run on anyio's thread pool (40 threads by default). A connection
+# pool smaller than that opens and closes "overflow" connections under load, and each new
+# PostgreSQL backend costs milliseconds of CPU (benchmarks/RESULTS.md, B1 and B3).
+POOL_SIZE = 40
+POOL_OVERFLOW = 10
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -55,7 +61,13 @@ class AppState:
         url = normalize_url(self.settings.database_url)
         if make_url(url).get_backend_name() == "postgresql":
             timeout = max(1, round(self.settings.db_connect_timeout))
-            return make_engine(url, connect_args={"connect_timeout": timeout}, pool_timeout=10)
+            return make_engine(
+                url,
+                connect_args={"connect_timeout": timeout},
+                pool_timeout=10,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW,
+            )
         return make_engine(url)
 
     def close(self) -> None:

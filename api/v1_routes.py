@@ -109,7 +109,11 @@ def create_generation_route(
     )
     if not created:
         response.headers[REPLAYED] = "true"
-    return _detail(session, gen)
+    detail = _detail(session, gen)
+    # Let the connection go now: FastAPI serializes the answer in another thread-pool call,
+    # and a connection held while waiting for a thread can starve the pool (see authenticate).
+    session.close()
+    return detail
 
 
 @router.get(

@@ -9,13 +9,19 @@ from models import tasknames
 from models.settings import Settings
 
 QUEUE = tasknames.QUEUE
+TIMER_QUEUE = f"{QUEUE}.timer"
+"""Polls and beat's ticks. On a queue of their own they are never stuck behind a burst of
+submits (in one FIFO queue, 5,000 queued submits held every poll back for a minute)."""
+TIMER_TASKS = (tasknames.POLL_BATCH, tasknames.DISPATCH, tasknames.RECONCILE, tasknames.WEBHOOKS)
 
 
 def create_celery(settings: Settings) -> Celery:
     app = Celery("genqueue", broker=settings.broker_url, include=["worker.tasks"])
     app.conf.update(
         task_default_queue=QUEUE,
-        task_queues=[Queue(QUEUE)],
+        # A worker consumes both queues (kombu's Redis transport alternates between them).
+        task_queues=[Queue(QUEUE), Queue(TIMER_QUEUE)],
+        task_routes={name: {"queue": TIMER_QUEUE} for name in TIMER_TASKS},
         task_ignore_result=True,
         # A task is acknowledged after it ran; a worker that dies mid-task gets it redelivered.
         task_acks_late=True,

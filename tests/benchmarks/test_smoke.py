@@ -35,7 +35,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[BenchResu
             broker_url=broker_url,
             scale=TOY,
             only=list(BENCHMARKS),
-            worker=WorkerSettings(concurrency=2),
+            worker=WorkerSettings(concurrency=2, tick_interval=0.25),
             log_dir=tmp_path_factory.mktemp("bench-logs"),
         )
 

@@ -1,0 +1,45 @@
+"""``python -m benchmarks.bare_app --port P``: the B3 baseline, a bare FastAPI endpoint.
+
+``POST /v1/generations`` reads the JSON body and answers 201 with a small JSON object: no auth,
+no validation, no database, no broker. It is served by ``api.main.serve`` itself (only the app
+factory is swapped), so uvicorn's settings and the logging set-up are exactly the API's.
+"""
+
+import argparse
+import uuid
+from typing import Any
+from unittest import mock
+
+from fastapi import FastAPI, Request
+
+import api.main
+from models.settings import Settings
+
+
+def create_bare_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(title="bare")
+
+    @app.post("/v1/generations", status_code=201)
+    async def create(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        return {"id": str(uuid.uuid4()), "status": "pending", "model": body.get("model")}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bare_app")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    with mock.patch.object(api.main, "create_app", create_bare_app):
+        api.main.serve(args.host, args.port, Settings())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Watching a phase from outside: wait until its jobs end, sample a gauge's peak, read the rows."""
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from benchmarks.rawhttp import Connection
+from benchmarks.stack import Stack
+from models.status import TERMINAL
+from models.tables import Generation
+
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
+
+
+def wait_terminal(stack: Stack, expected: int, timeout: float) -> dict[str, int]:
+    """Wait (bounded) until ``expected`` generations are terminal; return the status counts."""
+    deadline = time.monotonic() + timeout
+    counts = stack.status_counts()
+    while time.monotonic() < deadline:
+        counts = stack.status_counts()
+        if sum(n for s, n in counts.items() if s in TERMINAL_VALUES) >= expected:
+            break
+        time.sleep(0.25)
+    return counts
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    status: str
+    upstream_request_id: str | None
+    created_at: float
+    submitted_at: float | None
+    completed_at: float | None
+    poll_count: int
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def job_rows(stack: Stack) -> list[JobRow]:
+    with stack.sessions() as session:
+        rows = session.execute(
+            select(
+                Generation.id,
+                Generation.status,
+                Generation.upstream_request_id,
+                Generation.created_at,
+                Generation.submitted_at,
+                Generation.completed_at,
+                Generation.poll_count,
+            )
+        ).all()
+    return [
+        JobRow(
+            id=str(r.id),
+            status=str(r.status),
+            upstream_request_id=r.upstream_request_id,
+            created_at=r.created_at.timestamp(),
+            submitted_at=_ts(r.submitted_at),
+            completed_at=_ts(r.completed_at),
+            poll_count=int(r.poll_count),
+        )
+        for r in rows
+    ]
+
+
+class PeakSampler:
+    """Calls ``gauge`` every ``interval`` seconds in a thread and keeps the largest value."""
+
+    def __init__(self, gauge: Callable[[], float], *, interval: float = 0.5) -> None:
+        self.gauge = gauge
+        self.interval = interval
+        self.peak = 0.0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-sampler", daemon=True)
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.gauge())
+                self.samples += 1
+            except Exception:  # a missed sample is only a missed sample
+                pass
+            self._stop.wait(self.interval)
+
+
+def poll_backlog(stack: Stack) -> float:
+    """Seconds the most overdue active row has waited past its ``next_poll_at`` (the same
+    reading as the worker's ``genqueue_poll_lag_seconds``)."""
+    now = time.time()
+    with stack.sessions() as session:
+        oldest = session.scalar(
+            select(func.min(Generation.next_poll_at)).where(
+                Generation.status.in_(["queued", "running"])
+            )
+        )
+    return max(0.0, now - oldest.timestamp()) if oldest is not None else 0.0
+
+
+def upstream_in_flight(stack: Stack) -> float:
+    """Jobs the simulator holds (queued or running) right now."""
+    jobs = stack.sim_stats()["jobs"]
+    return float(jobs["in_queue"] + jobs["in_progress"])
+
+
+def sim_requests(stack: Stack, request_ids: list[str], *, connections: int = 16) -> dict[str, Any]:
+    """The simulator's record of each upstream request (``/_sim/requests/{id}``)."""
+    return asyncio.run(_sim_requests(stack.sim_port, request_ids, connections))
+
+
+async def _sim_requests(port: int, request_ids: list[str], connections: int) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    todo = iter(request_ids)
+
+    async def fetch() -> None:
+        conn = Connection("127.0.0.1", port)
+        try:
+            for request_id in todo:
+                answer = await conn.request("GET", f"/_sim/requests/{request_id}")
+                if answer.status == 200:
+                    found[request_id] = answer.json()
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(fetch() for _ in range(connections)))
+    return found
