@@ -127,7 +127,9 @@ def get_generation(caller: CallerDep, session: SessionDep, generation_id: str) -
     gen = owned_generation(session, caller.tenant_id, generation_id)
     if gen is None:
         raise not_found()
-    return _detail(session, gen)
+    detail = _detail(session, gen)
+    session.close()  # give the connection back before the response hops threads (create route)
+    return detail
 
 
 def _bounded(value: datetime | None, name: str) -> datetime | None:
@@ -175,7 +177,9 @@ def list_generations(
         created_before=_bounded(created_before, "created_before"),
     )
     rows, next_cursor = list_page(session, caller.tenant_id, filters, limit=limit, cursor=cursor)
-    return GenerationPage(items=[to_public(g) for g in rows], next_cursor=next_cursor)
+    page = GenerationPage(items=[to_public(g) for g in rows], next_cursor=next_cursor)
+    session.close()
+    return page
 
 
 @router.post(
@@ -212,4 +216,6 @@ def cancel_generation(
         response.status_code = 200
     session.refresh(gen)
     outcome = cast(CancelOutcomeName, answer.outcome.value)
-    return CancelAnswer(outcome=outcome, generation=_detail(session, gen))
+    cancel_answer = CancelAnswer(outcome=outcome, generation=_detail(session, gen))
+    session.close()
+    return cancel_answer
