@@ -7,6 +7,7 @@ is guarded by the new token: if the lease ran out and another poller took a row,
 
 import logging
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -39,10 +40,7 @@ def poll_generations(
     workers = max(1, min(ctx.limits.poll_threads, len(snapshots)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
         outcomes = list(pool.map(lambda s: _poll_safely(ctx, s, estimates.get(s.model)), snapshots))
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
+    return dict(Counter(outcomes))
 
 
 def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[Snapshot]:

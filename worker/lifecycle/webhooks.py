@@ -10,6 +10,7 @@ the POST but before the commit delivers again.
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def deliver_webhooks(ctx: WorkerContext, send: Sender) -> dict[str, int]:
         return {}
     with ThreadPoolExecutor(max_workers=min(8, len(due)), thread_name_prefix="webhook") as pool:
         outcomes = list(pool.map(lambda d: _deliver(ctx, send, d), due))
-    return {o: outcomes.count(o) for o in set(outcomes)}
+    return dict(Counter(outcomes))
 
 
 def payload_for(gen: Generation) -> dict[str, Any]:
