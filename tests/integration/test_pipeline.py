@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -91,10 +92,17 @@ def test_cancel_in_each_state(jobs: Jobs, sim) -> None:  # type: ignore[no-untyp
     sim.configure(capacity=1, run_time=3.0)
     pending = jobs.create("pending", publish=False)
     jobs.publish(tasknames.CANCEL, str(pending))
-    running = jobs.create("running")
-    queued = jobs.create("queued")
-    jobs.wait([running], statuses={"running"}, timeout=20)
-    jobs.wait([queued], statuses={"queued"}, timeout=20)
+    # Submits run concurrently, so which job gets the one upstream slot is not known ahead:
+    # wait for a moment when one is running and another is queued behind it.
+    slots = [jobs.create(f"slot {i}") for i in range(3)]
+
+    def running_and_queued() -> tuple[uuid.UUID, uuid.UUID] | None:
+        gens = [jobs.get(i) for i in slots]
+        running_ids = [g.id for g in gens if g.status == "running"]
+        queued_ids = [g.id for g in gens if g.status == "queued"]
+        return (running_ids[0], queued_ids[0]) if running_ids and queued_ids else None
+
+    running, queued = wait_until(running_and_queued, 30, what="one running, one queued")
     for gen_id in (queued, running):
         jobs.publish(tasknames.CANCEL, str(gen_id))
     gens = jobs.wait([pending, queued, running], timeout=30)
