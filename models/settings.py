@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     tick_interval: float = Field(1.0, gt=0)
     reconcile_interval: float = Field(5.0, gt=0)
     poll_batch_size: int = Field(50, ge=1)
+    submit_batch_size: int = Field(
+        16, ge=1, description="generations per submit claim, all sent upstream at once"
+    )
     dispatch_limit: int = Field(2000, ge=1)
     lease_seconds: float = Field(60.0, gt=0)
     submit_grace: float = Field(
@@ -55,6 +58,9 @@ class Settings(BaseSettings):
 
     public_url: str | None = Field(
         None, description="base URL the API hands out in fal URLs (default: the request's host)"
+    )
+    api_key_cache_seconds: float = Field(
+        5.0, ge=0, description="an API process trusts a key lookup this long (revocation lag)"
     )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1, description="larger request bodies get 413")
     db_connect_timeout: float = Field(5.0, gt=0)
@@ -65,6 +71,7 @@ class Settings(BaseSettings):
     # Processes started by the `genqueue` CLI (`api`, `flower`, `up`) and the worker's /metrics.
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, description="API processes (uvicorn workers)")
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
     flower_user: str = "admin"

@@ -6,15 +6,15 @@ check, so a duplicate or late task delivery loses harmlessly: it simply does not
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, Update, insert, update
 from sqlalchemy.orm import Session
 
 from models.status import ALLOWED_FROM, GenerationStatus
-from models.tables import Generation, GenerationEvent
+from models.tables import EVENTS, Generation, GenerationEvent
 
 log = logging.getLogger("genqueue.events")
 
@@ -52,6 +52,43 @@ def record_event(
     )
 
 
+def record_events(
+    session: Session,
+    generation_ids: Sequence[uuid.UUID],
+    *,
+    kind: str,
+    now: datetime,
+    status: GenerationStatus | None = None,
+    details: Sequence[Mapping[str, Any] | None] | None = None,
+) -> None:
+    """The same event for many generations in one statement (``details``, if given, one per
+    generation), logged like :func:`record_event`."""
+    if details is not None and len(details) != len(generation_ids):
+        raise ValueError("one detail per generation, or none")
+    rows = []
+    for i, generation_id in enumerate(generation_ids):
+        detail = details[i] if details is not None else None
+        log.info(
+            "generation %s: %s%s",
+            generation_id,
+            kind,
+            f" status={status.value}" if status else "",
+            extra={"generation_id": str(generation_id), "event": kind},
+        )
+        rows.append(
+            {
+                "generation_id": generation_id,
+                "at": now,
+                "kind": kind,
+                "status": status.value if status else None,
+                "queue_position": None,
+                "detail": dict(detail) if detail else None,
+            }
+        )
+    if rows:
+        session.execute(insert(EVENTS), rows)
+
+
 def transition(
     session: Session,
     generation_id: uuid.UUID,
@@ -70,18 +107,9 @@ def transition(
     ``allowed_from`` narrows (never widens) the state machine's table; ``where`` adds conditions
     such as a lease token. On a win an event row is added in the same transaction.
     """
-    legal = ALLOWED_FROM[to]
-    sources = legal if allowed_from is None else legal.intersection(allowed_from)
-    if not sources:
-        raise ValueError(f"no legal transition to {to} from {sorted(allowed_from or ())}")
-    stmt = (
-        update(Generation)
-        .where(Generation.id == generation_id)
-        .where(Generation.status.in_([s.value for s in sources]))
-        .where(*where)
-        .values(status=to.value, updated_at=now, **dict(values or {}))
-        .execution_options(synchronize_session=False)
-    )
+    stmt = _compare_and_set(
+        to, now=now, allowed_from=allowed_from, values=values, where=where
+    ).where(Generation.id == generation_id)
     if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
         return False
     record_event(
@@ -94,6 +122,58 @@ def transition(
         detail=detail,
     )
     return True
+
+
+def transition_many(
+    session: Session,
+    generation_ids: Sequence[uuid.UUID],
+    *,
+    to: GenerationStatus,
+    now: datetime,
+    allowed_from: Iterable[GenerationStatus] | None = None,
+    values: Mapping[str, Any] | None = None,
+    where: Iterable[ColumnElement[bool]] = (),
+    event_kind: str = "status",
+    details: Mapping[uuid.UUID, Mapping[str, Any]] | None = None,
+) -> list[uuid.UUID]:
+    """:func:`transition` for many generations in one ``UPDATE … RETURNING``: the same guard
+    and the same values for each. Returns the ids that won (in the order given), each with its
+    event (``details[id]`` when given)."""
+    if not generation_ids:
+        return []
+    stmt = (
+        _compare_and_set(to, now=now, allowed_from=allowed_from, values=values, where=where)
+        .where(Generation.id.in_(generation_ids))
+        .returning(Generation.id)
+    )
+    won = set(session.scalars(stmt).all())
+    ordered = [i for i in dict.fromkeys(generation_ids) if i in won]
+    for generation_id in ordered:
+        detail = details.get(generation_id) if details else None
+        record_event(session, generation_id, kind=event_kind, now=now, status=to, detail=detail)
+    return ordered
+
+
+def _compare_and_set(
+    to: GenerationStatus,
+    *,
+    now: datetime,
+    allowed_from: Iterable[GenerationStatus] | None,
+    values: Mapping[str, Any] | None,
+    where: Iterable[ColumnElement[bool]],
+) -> Update:
+    """The guarded UPDATE behind every transition, without its id condition."""
+    legal = ALLOWED_FROM[to]
+    sources = legal if allowed_from is None else legal.intersection(allowed_from)
+    if not sources:
+        raise ValueError(f"no legal transition to {to} from {sorted(allowed_from or ())}")
+    return (
+        update(Generation)
+        .where(Generation.status.in_([s.value for s in sources]))
+        .where(*where)
+        .values(status=to.value, updated_at=now, **dict(values or {}))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def update_where(

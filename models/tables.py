@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     CheckConstraint,
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -135,3 +136,8 @@ class GenerationEvent(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     generation: Mapped[Generation] = relationship(back_populates="events")
+
+
+GENERATIONS = cast(Table, Generation.__table__)
+"""The Core table, for statements over many rows that need no ORM objects."""
+EVENTS = cast(Table, GenerationEvent.__table__)

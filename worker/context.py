@@ -39,6 +39,9 @@ class Limits:
     lease_seconds: float = 60.0
     submit_grace: float = 10.0
     poll_batch_size: int = 50
+    submit_batch_size: int = 16
+    """Rows per ``generation.submit_many`` message, and the most one claim takes: each claimed
+    row gets its own thread, so the lease covers one submit, not a queue of them."""
     dispatch_limit: int = 2000
     start_timeout: float | None = None
     ambiguous_submit: str = "resubmit"

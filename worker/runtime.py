@@ -72,6 +72,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
             lease_seconds=settings.lease_seconds,
             submit_grace=settings.submit_grace,
             poll_batch_size=settings.poll_batch_size,
+            submit_batch_size=settings.submit_batch_size,
             dispatch_limit=settings.dispatch_limit,
             start_timeout=settings.upstream_start_timeout,
             ambiguous_submit=settings.ambiguous_submit,

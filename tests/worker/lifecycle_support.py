@@ -18,7 +18,13 @@ from models.tables import Generation
 from simulator import SimulatorConfig, SimulatorServer
 from worker.backoff import BackoffPolicy
 from worker.context import Limits, WorkerContext
-from worker.lifecycle import dispatch_due, poll_generations, reconcile, submit_generation
+from worker.lifecycle import (
+    dispatch_due,
+    poll_generations,
+    reconcile,
+    submit_generation,
+    submit_generations,
+)
 from worker.upstream import UpstreamClient
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
@@ -100,6 +106,8 @@ def run_published(ctx: WorkerContext, recorder: Recorder) -> int:
         ran += 1
         if name == "generation.submit":
             submit_generation(ctx, uuid.UUID(args[0]))
+        elif name == "generation.submit_many":
+            submit_generations(ctx, [uuid.UUID(i) for i in args[0]])
         elif name == "generation.poll_batch":
             poll_generations(ctx, [uuid.UUID(i) for i in args[0]], args[1])
     return ran

@@ -4,7 +4,7 @@ from worker.lifecycle.cancel import cancel_generation
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.poll import poll_generations
 from worker.lifecycle.reconcile import reconcile
-from worker.lifecycle.submit import submit_generation
+from worker.lifecycle.submit_batch import submit_generation, submit_generations
 
 __all__ = [
     "cancel_generation",
@@ -12,4 +12,5 @@ __all__ = [
     "poll_generations",
     "reconcile",
     "submit_generation",
+    "submit_generations",
 ]

@@ -11,17 +11,19 @@ from models.tables import Generation
 from worker.context import WorkerContext
 
 S = GenerationStatus
-SUBMIT_TASK = tasknames.SUBMIT
+SUBMIT_TASK = tasknames.SUBMIT_MANY
 POLL_TASK = tasknames.POLL_BATCH
 
 
 def dispatch_due(ctx: WorkerContext) -> dict[str, int]:
-    """Publish ``generation.submit`` for due pending rows and ``generation.poll_batch`` for due
-    active rows. Rows are claimed with ``FOR UPDATE SKIP LOCKED`` (Postgres) and a lease, so two
-    beats never dispatch the same row; a lost message costs one lease, never the job."""
+    """Publish ``generation.submit_many`` for due pending rows (``submit_batch_size`` ids a
+    message) and ``generation.poll_batch`` for due active rows. Rows are claimed with ``FOR
+    UPDATE SKIP LOCKED`` (Postgres) and a lease, so two beats never dispatch the same row; a
+    lost message costs one lease, never the job."""
     submits = _claim_pending(ctx)
-    for generation_id in submits:
-        ctx.publish(SUBMIT_TASK, [str(generation_id)])
+    size = ctx.limits.submit_batch_size
+    for start in range(0, len(submits), size):
+        ctx.publish(SUBMIT_TASK, [[str(i) for i in submits[start : start + size]]])
     batches = _claim_active(ctx)
     for token, ids in batches:
         ctx.publish(POLL_TASK, [[str(i) for i in ids], token])

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from models.status import GenerationStatus
 from models.tables import Generation
 from worker.context import WorkerContext
-from worker.lifecycle.submit import fail_unsent_past_deadline, resolve_ambiguous
+from worker.lifecycle.submit import SubmitResult, fail_unsent_past_deadline, resolve_ambiguous
 
 log = logging.getLogger(__name__)
 S = GenerationStatus
@@ -48,10 +48,11 @@ def _lost_submits(ctx: WorkerContext) -> int:
                 gen_id,
                 token=token,
                 attempts=attempts,
-                created_at=created_at,
                 now=now,
                 reason="worker lost during submit (lease expired); upstream may have the job",
             )
+            if outcome is SubmitResult.FAILED:
+                ctx.observer.terminal(S.FAILED.value, created_at, now)
             ctx.observer.submit_outcome(outcome.value)
     return len(rows)
 

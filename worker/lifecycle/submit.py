@@ -1,4 +1,4 @@
-"""Send one pending generation upstream, exactly once where the upstream lets us know.
+"""What a submit's answer means for its row, written in the caller's transaction.
 
 Ambiguous-submit policy: fal has no idempotency key, so a submit whose answer never arrived
 (read timeout, connection dropped after the request was written, a worker killed mid-call) may or
@@ -6,6 +6,10 @@ may not have created an upstream job. genqueue records an event of kind ``submit
 then, by default (``GENQUEUE_AMBIGUOUS_SUBMIT=resubmit``), submits again: a job that may run twice
 beats a job that is silently lost. With ``fail`` the job ends ``failed`` with error type
 ``submit_ambiguous`` instead, and is never sent twice.
+
+Every write here is guarded by the claim's lease token: if the reconciler took the row back
+meanwhile, ours loses. ``submit_batch`` claims, calls upstream and commits; this module only
+says what each answer becomes.
 """
 
 import logging
@@ -15,20 +19,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.state import record_event, transition, update_where
-from models.status import TERMINAL, GenerationStatus
+from models.state import record_event, transition
+from models.status import GenerationStatus
 from models.tables import Generation
 from worker.backoff import next_error_delay, next_poll_delay
-from worker.context import WorkerContext
+from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.upstream import SubmitAmbiguous, SubmitHandle, UpstreamRejected, UpstreamTransient
 
 log = logging.getLogger(__name__)
 S = GenerationStatus
-LIVE = (S.SUBMITTING, S.QUEUED, S.RUNNING)
 
 
 class SubmitResult(StrEnum):
@@ -41,7 +43,10 @@ class SubmitResult(StrEnum):
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
+    """A row moved to ``submitting`` under ``token``: what its submit needs."""
+
+    id: uuid.UUID
     model: str
     input: dict[str, Any]
     token: str
@@ -49,82 +54,54 @@ class _Claim:
     created_at: datetime
 
 
-def submit_generation(ctx: WorkerContext, generation_id: uuid.UUID) -> SubmitResult:
-    outcome = _submit(ctx, generation_id)
-    ctx.observer.submit_outcome(outcome.value)
-    return outcome
+@dataclass(frozen=True)
+class Answer:
+    """What one submit call came back with (a handle or the exception it raised), and when."""
+
+    claim: Claim
+    outcome: SubmitHandle | Exception
+    at: datetime
 
 
-def _submit(ctx: WorkerContext, generation_id: uuid.UUID) -> SubmitResult:
-    claim = _claim(ctx, generation_id)
-    if isinstance(claim, SubmitResult):
-        return claim
-    try:
-        handle = ctx.client.submit(claim.model, claim.input, start_timeout=ctx.limits.start_timeout)
-    except UpstreamRejected as exc:
-        return _fail(ctx, generation_id, claim, from_upstream("upstream_rejected", exc))
-    except SubmitAmbiguous as exc:
-        return _ambiguous(ctx, generation_id, claim, reason=exc.message)
-    except UpstreamTransient as exc:
-        return _retry(ctx, generation_id, claim, exc)
-    except Exception as exc:  # an unknown failure after the call started is ambiguous too
-        log.exception("submit of %s raised unexpectedly", generation_id)
-        return _ambiguous(ctx, generation_id, claim, reason=f"{type(exc).__name__} during submit")
-    return _accepted(ctx, generation_id, claim, handle)
+@dataclass(frozen=True)
+class Recorded:
+    """A row's outcome, and what the observer hears about it once the transaction commits."""
+
+    result: SubmitResult
+    retried: bool = False
+    ended: tuple[datetime, datetime] | None = None
+    """(created_at, now) when the row reached ``failed``."""
+    orphan: SubmitHandle | None = None
+    """Accepted upstream after our lease was lost: cancel it once the event is committed."""
+
+    def report(self, observer: Observer) -> None:
+        if self.retried:
+            observer.retry("submit")
+        if self.ended:
+            observer.terminal(S.FAILED.value, *self.ended)
+        observer.submit_outcome(self.result.value)
 
 
-def _claim(ctx: WorkerContext, generation_id: uuid.UUID) -> _Claim | SubmitResult:
-    now = ctx.clock()
-    with ctx.sessions.begin() as session:
-        gen = session.get(Generation, generation_id)
-        if gen is None or gen.status != S.PENDING:
-            return SubmitResult.SKIPPED
-        if now >= gen.deadline_at:
-            if fail_unsent_past_deadline(session, gen, now=now):
-                ctx.observer.terminal(S.FAILED.value, gen.created_at, now)
-            return SubmitResult.FAILED
-        if ctx.limits.max_in_flight and _in_flight(session) >= ctx.limits.max_in_flight:
-            update_where(
-                session,
-                gen.id,
-                now=now,
-                statuses={S.PENDING},
-                values={"next_poll_at": now + timedelta(seconds=1)},
-            )
-            return SubmitResult.DEFERRED
-        token = str(uuid.uuid4())
-        won = transition(
-            session,
-            gen.id,
-            to=S.SUBMITTING,
-            now=now,
-            allowed_from={S.PENDING},
-            values={
-                "submit_attempts": Generation.submit_attempts + 1,
-                "lease_token": token,
-                "lease_until": now + timedelta(seconds=ctx.limits.lease_seconds),
-                "next_poll_at": None,
-            },
-            detail={"attempt": gen.submit_attempts + 1},
-        )
-        if not won:
-            return SubmitResult.SKIPPED
-        return _Claim(gen.model, dict(gen.input), token, gen.submit_attempts + 1, gen.created_at)
-
-
-def _in_flight(session: Session) -> int:
-    query = (
-        select(func.count())
-        .select_from(Generation)
-        .where(Generation.status.in_([s.value for s in LIVE]))
-    )
-    return int(session.scalar(query) or 0)
+def record_answer(ctx: WorkerContext, session: Session, answer: Answer) -> Recorded:
+    """Branch on what the call returned or raised, as UPSTREAM.md classifies submits."""
+    claim, outcome, now = answer.claim, answer.outcome, answer.at
+    if isinstance(outcome, SubmitHandle):
+        return _accepted(ctx, session, claim, outcome, now=now)
+    if isinstance(outcome, UpstreamRejected):
+        return _fail(session, claim, from_upstream("upstream_rejected", outcome), now=now)
+    if isinstance(outcome, SubmitAmbiguous):
+        return _ambiguous(ctx, session, claim, reason=outcome.message, now=now)
+    if isinstance(outcome, UpstreamTransient):
+        return _retry(ctx, session, claim, outcome, now=now)
+    # An unknown failure after the call started is ambiguous too.
+    log.error("submit of %s raised unexpectedly", claim.id, exc_info=outcome)
+    reason = f"{type(outcome).__name__} during submit"
+    return _ambiguous(ctx, session, claim, reason=reason, now=now)
 
 
 def _accepted(
-    ctx: WorkerContext, generation_id: uuid.UUID, claim: _Claim, handle: SubmitHandle
-) -> SubmitResult:
-    now = ctx.clock()
+    ctx: WorkerContext, session: Session, claim: Claim, handle: SubmitHandle, *, now: datetime
+) -> Recorded:
     delay = next_poll_delay(
         attempt=0,
         state=S.QUEUED,
@@ -133,53 +110,47 @@ def _accepted(
         policy=ctx.policy,
         rand=ctx.rand(),
     )
-    with ctx.sessions.begin() as session:
-        won = transition(
-            session,
-            generation_id,
-            to=S.QUEUED,
-            now=now,
-            allowed_from={S.SUBMITTING},
-            where=[Generation.lease_token == claim.token],
-            values={
-                "upstream_request_id": handle.request_id,
-                "status_url": handle.status_url,
-                "response_url": handle.response_url,
-                "cancel_url": handle.cancel_url,
-                "queue_position": handle.queue_position,
-                "submitted_at": now,
-                "next_poll_at": now + timedelta(seconds=delay),
-                "lease_token": None,
-                "lease_until": None,
-                "error": None,
-            },
-            event_kind="submitted",
-            queue_position=handle.queue_position,
-            detail={"request_id": handle.request_id, "attempt": claim.attempts},
-        )
-        if won:
-            log.info("generation %s submitted as upstream %s", generation_id, handle.request_id)
-            return SubmitResult.SUBMITTED
-        # Our lease ran out and the reconciler took the row back: do not leave a paid job behind
-        # unrecorded. Record it, then ask upstream to drop it.
-        record_event(
-            session,
-            generation_id,
-            kind="submit_orphaned",
-            now=now,
-            detail={"request_id": handle.request_id, "reason": "lease lost before the answer"},
-        )
-    try:
-        ctx.client.cancel(handle.cancel_url)
-    except Exception:
-        log.warning("could not cancel orphaned upstream request %s", handle.request_id)
-    return SubmitResult.SKIPPED
+    won = transition(
+        session,
+        claim.id,
+        to=S.QUEUED,
+        now=now,
+        allowed_from={S.SUBMITTING},
+        where=[Generation.lease_token == claim.token],
+        values={
+            "upstream_request_id": handle.request_id,
+            "status_url": handle.status_url,
+            "response_url": handle.response_url,
+            "cancel_url": handle.cancel_url,
+            "queue_position": handle.queue_position,
+            "submitted_at": now,
+            "next_poll_at": now + timedelta(seconds=delay),
+            "lease_token": None,
+            "lease_until": None,
+            "error": None,
+        },
+        event_kind="submitted",
+        queue_position=handle.queue_position,
+        detail={"request_id": handle.request_id, "attempt": claim.attempts},
+    )
+    if won:
+        log.info("generation %s submitted as upstream %s", claim.id, handle.request_id)
+        return Recorded(SubmitResult.SUBMITTED)
+    # Our lease ran out and the reconciler took the row back: do not leave a paid job behind
+    # unrecorded. Record it; the caller asks upstream to drop it after the commit.
+    record_event(
+        session,
+        claim.id,
+        kind="submit_orphaned",
+        now=now,
+        detail={"request_id": handle.request_id, "reason": "lease lost before the answer"},
+    )
+    return Recorded(SubmitResult.SKIPPED, orphan=handle)
 
 
 def _release(
-    ctx: WorkerContext,
-    generation_id: uuid.UUID,
-    claim: _Claim,
+    session: Session,
+    claim: Claim,
     *,
     to: GenerationStatus,
     values: dict[str, Any],
@@ -187,30 +158,22 @@ def _release(
     detail: dict[str, Any],
     now: datetime,
 ) -> bool:
-    with ctx.sessions.begin() as session:
-        won = transition(
-            session,
-            generation_id,
-            to=to,
-            now=now,
-            allowed_from={S.SUBMITTING},
-            where=[Generation.lease_token == claim.token],
-            values={"lease_token": None, "lease_until": None, **values},
-            event_kind=event_kind,
-            detail=detail,
-        )
-    if won and to in TERMINAL:
-        ctx.observer.terminal(to.value, claim.created_at, now)
-    return won
+    return transition(
+        session,
+        claim.id,
+        to=to,
+        now=now,
+        allowed_from={S.SUBMITTING},
+        where=[Generation.lease_token == claim.token],
+        values={"lease_token": None, "lease_until": None, **values},
+        event_kind=event_kind,
+        detail=detail,
+    )
 
 
-def _fail(
-    ctx: WorkerContext, generation_id: uuid.UUID, claim: _Claim, error: dict[str, Any]
-) -> SubmitResult:
-    now = ctx.clock()
-    _release(
-        ctx,
-        generation_id,
+def _fail(session: Session, claim: Claim, error: dict[str, Any], *, now: datetime) -> Recorded:
+    won = _release(
+        session,
         claim,
         to=S.FAILED,
         now=now,
@@ -218,23 +181,20 @@ def _fail(
         event_kind="failed",
         detail={"error_type": error["type"], "http_status": error["http_status"]},
     )
-    return SubmitResult.FAILED
+    return Recorded(SubmitResult.FAILED, ended=(claim.created_at, now) if won else None)
 
 
 def _retry(
-    ctx: WorkerContext, generation_id: uuid.UUID, claim: _Claim, exc: UpstreamTransient
-) -> SubmitResult:
+    ctx: WorkerContext, session: Session, claim: Claim, exc: UpstreamTransient, *, now: datetime
+) -> Recorded:
     """Upstream answered "not now" (429, 5xx) or could not be reached: nothing was accepted,
     so trying again costs nothing. It goes on until the job's deadline; the last error is kept
     on the row so a client can see why its job is still pending."""
-    ctx.observer.retry("submit")
-    now = ctx.clock()
     delay = next_error_delay(
         errors=claim.attempts, retry_after=exc.retry_after, policy=ctx.policy, rand=ctx.rand()
     )
     _release(
-        ctx,
-        generation_id,
+        session,
         claim,
         to=S.PENDING,
         now=now,
@@ -250,7 +210,23 @@ def _retry(
             "delay": round(delay, 3),
         },
     )
-    return SubmitResult.RETRY
+    return Recorded(SubmitResult.RETRY, retried=True)
+
+
+def _ambiguous(
+    ctx: WorkerContext, session: Session, claim: Claim, *, reason: str, now: datetime
+) -> Recorded:
+    result = resolve_ambiguous(
+        ctx,
+        session,
+        claim.id,
+        token=claim.token,
+        attempts=claim.attempts,
+        now=now,
+        reason=reason,
+    )
+    ended = (claim.created_at, now) if result is SubmitResult.FAILED else None
+    return Recorded(result, ended=ended)
 
 
 def fail_unsent_past_deadline(session: Session, gen: Generation, *, now: datetime) -> bool:
@@ -280,22 +256,6 @@ def fail_unsent_past_deadline(session: Session, gen: Generation, *, now: datetim
     )
 
 
-def _ambiguous(
-    ctx: WorkerContext, generation_id: uuid.UUID, claim: _Claim, *, reason: str
-) -> SubmitResult:
-    with ctx.sessions.begin() as session:
-        return resolve_ambiguous(
-            ctx,
-            session,
-            generation_id,
-            token=claim.token,
-            attempts=claim.attempts,
-            created_at=claim.created_at,
-            now=ctx.clock(),
-            reason=reason,
-        )
-
-
 def resolve_ambiguous(
     ctx: WorkerContext,
     session: Session,
@@ -303,11 +263,13 @@ def resolve_ambiguous(
     *,
     token: str | None,
     attempts: int,
-    created_at: datetime,
     now: datetime,
     reason: str,
 ) -> SubmitResult:
-    """Apply the ambiguous-submit policy (module docstring) to a row in ``submitting``."""
+    """Apply the ambiguous-submit policy (module docstring) to a row in ``submitting``.
+
+    ``FAILED`` means this call ended the row (the caller reports it as terminal); ``SKIPPED``
+    means the lease was no longer ``token``'s."""
     resubmit = (
         ctx.limits.ambiguous_submit == "resubmit" and attempts < ctx.limits.max_submit_attempts
     )
@@ -335,6 +297,4 @@ def resolve_ambiguous(
         event_kind="submit_ambiguous",
         detail=detail,
     )
-    if won and to is S.FAILED:
-        ctx.observer.terminal(to.value, created_at, now)
     return result if won else SubmitResult.SKIPPED
