@@ -1,26 +1,22 @@
 """API keys: ``Authorization: Bearer <key>`` (relays) or ``Key <key>`` (fal), looked up hashed."""
 
-import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep
+from api.deps import AppState, StateDep
 from api.errors import ApiError
+from api.keycache import Caller
 from models.keys import find_key
+
+__all__ = ["Caller", "CallerDep", "authenticate", "presented_key"]
 
 SCHEMES = ("bearer", "key")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="genqueue", Key realm="genqueue"'}
 MISSING = "Missing API key: send 'Authorization: Bearer <key>' or 'Authorization: Key <key>'"
 MALFORMED = "Malformed Authorization header: expected 'Bearer <key>' or 'Key <key>'"
 INVALID = "Invalid or revoked API key"
-
-
-@dataclass(frozen=True)
-class Caller:
-    tenant_id: uuid.UUID
-    key_id: uuid.UUID
 
 
 def presented_key(header: str | None) -> str:
@@ -33,17 +29,23 @@ def presented_key(header: str | None) -> str:
     return key
 
 
-def authenticate(request: Request, session: SessionDep) -> Caller:
+async def authenticate(request: Request, state: StateDep) -> Caller:
+    """The caller of a request, from the key cache or, on a miss, the database (in a worker
+    thread: the event loop never waits on a lookup)."""
     key = presented_key(request.headers.get("authorization"))
-    row = find_key(session, key)
-    if row is None:
-        raise ApiError(401, INVALID, headers=CHALLENGE)
-    caller = Caller(tenant_id=row.tenant_id, key_id=row.id)
-    # Give the connection back before the request leaves this thread. FastAPI runs the route in
-    # another thread-pool call; under load every pool thread can be waiting for a connection
-    # while the requests holding them wait for a thread (a stall until pool_timeout).
-    session.rollback()
+    caller = state.keys.get(key)
+    if caller is None:
+        caller = await run_in_threadpool(_lookup, state, key)
+        state.keys.put(key, caller)
     return caller
+
+
+def _lookup(state: AppState, key: str) -> Caller:
+    with state.sessions() as session:
+        row = find_key(session, key)
+        if row is None:
+            raise ApiError(401, INVALID, headers=CHALLENGE)
+        return Caller(tenant_id=row.tenant_id, key_id=row.id)
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]

@@ -10,6 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.intake import Intake, IntakeLimits
+from api.keycache import KeyCache
 from api.publisher import Publisher
 from models.db import make_engine, make_session_factory, normalize_url
 from models.settings import Settings
@@ -41,6 +43,16 @@ class AppState:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self.intake = Intake(
+            sessions=lambda: self.sessions,
+            publisher=publisher,
+            limits=IntakeLimits(
+                deadline_seconds=settings.job_deadline,
+                submit_grace_seconds=settings.submit_grace,
+            ),
+            clock=clock,
+        )
+        self.keys = KeyCache(ttl=settings.api_key_cache_seconds)
 
     @property
     def engine(self) -> Engine:
@@ -71,6 +83,7 @@ class AppState:
         return make_engine(url)
 
     def close(self) -> None:
+        self.intake.close()
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()

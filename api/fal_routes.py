@@ -4,7 +4,7 @@
 ``/{owner}/{app}/requests/{request_id}`` as on ``queue.fal.run``. Trailing slashes are accepted.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -17,7 +17,7 @@ from api.deps import SessionDep, StateDep
 from api.errors import ApiError, ValidationFailed
 from api.fal_answers import result_answer
 from api.fal_status import current_status, status_events
-from api.lookups import owned_generation, queue_position
+from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.registry import MODELS, ModelSpec, app_id, unknown_model_message, validate_input
@@ -55,12 +55,11 @@ def _check_webhook(url: str | None) -> str | None:
     return url
 
 
-def _submit_route(spec: ModelSpec) -> Callable[..., JSONResponse]:
-    def submit_request(
+def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
+    async def submit_request(
         request: Request,
         caller: CallerDep,
         body: JsonBody,
-        session: SessionDep,
         state: StateDep,
         idempotency_key: IdempotencyKey = None,
         fal_webhook: Annotated[
@@ -69,8 +68,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., JSONResponse]:
     ) -> JSONResponse:
         input = validate_input(spec, body, loc=["body"])
         webhook = _check_webhook(fal_webhook)
-        gen, _ = submit(
-            session,
+        done = await submit(
             state,
             caller,
             model=spec.endpoint_id,
@@ -78,6 +76,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., JSONResponse]:
             webhook_url=webhook,
             idempotency_key=idempotency_key,
         )
+        gen = done.generation
         base = public_base(request, state.settings.public_url)
         rid = str(gen.id)
         answer: dict[str, Any] = {
@@ -86,7 +85,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., JSONResponse]:
             **fal_urls(base, gen.model, rid),
             "logs": None,
             "metrics": {},
-            "queue_position": queue_position(session, gen),
+            "queue_position": done.queue_position,
         }
         if webhook:
             answer["gateway_request_id"] = rid
@@ -245,7 +244,7 @@ def request_cancel_route(
     if answer.outcome is CancelOutcome.ALREADY_TERMINAL:
         return already
     if answer.outcome is CancelOutcome.REQUESTED:
-        publish_after_commit(state.publisher, tasknames.CANCEL, str(gen.id))
+        publish_after_commit(state.publisher, tasknames.CANCEL, [str(gen.id)])
     return JSONResponse({"status": "CANCELLATION_REQUESTED"}, 202)
 
 
@@ -254,12 +253,12 @@ def request_cancel_route(
     methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
     include_in_schema=False,
 )
-def unknown_model(request: Request, session: SessionDep, model_id: str) -> RedirectResponse:
+async def unknown_model(request: Request, state: StateDep, model_id: str) -> RedirectResponse:
     """A POST to anything else is a submit to a model genqueue does not serve (or one of its
     models spelt with a trailing slash: that is redirected, method and body kept)."""
     if request.method != "POST":
         raise ApiError(404, "Not Found")
-    authenticate(request, session)
+    await authenticate(request, state)
     if model_id.strip("/") in MODELS:
         url = request.url.replace(path="/" + model_id.strip("/"))
         return RedirectResponse(str(url), status_code=307)

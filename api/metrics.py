@@ -3,6 +3,7 @@
 Each app has its own registry, so several apps in one process (tests) do not collide.
 """
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import AppState
 from models.status import GenerationStatus
 from models.tables import Generation
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class GenerationsCollector(Collector):
@@ -87,7 +91,6 @@ class RequestMetrics:
 
 def install_metrics(app: FastAPI, state: AppState) -> None:
     registry = CollectorRegistry()
-    registry.register(GenerationsCollector(state))
     requests = Counter(
         "genqueue_http_requests",
         "HTTP requests by method, route template and status code",
@@ -101,7 +104,14 @@ def install_metrics(app: FastAPI, state: AppState) -> None:
         registry=registry,
     )
     app.add_middleware(RequestMetrics, requests=requests, latency=latency)
+    exposed = registry
+    if os.environ.get(MULTIPROC_ENV):
+        # Several API processes: every one writes its series to the shared directory; a
+        # scrape sums them, whichever process answers.
+        exposed = CollectorRegistry()
+        MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
+    exposed.register(GenerationsCollector(state))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)

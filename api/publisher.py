@@ -8,7 +8,7 @@ after ``submit_grace`` and submits it anyway.
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from celery import Celery
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    def publish(self, task_name: str, args: Sequence[str]) -> None: ...
+    def publish(self, task_name: str, args: Sequence[Any]) -> None: ...
 
     def ping(self) -> bool: ...
 
@@ -57,7 +57,7 @@ class CeleryPublisher:
         )
         return app
 
-    def publish(self, task_name: str, args: Sequence[str]) -> None:
+    def publish(self, task_name: str, args: Sequence[Any]) -> None:
         self.app.send_task(task_name, args=list(args), queue=tasknames.QUEUE)
 
     def ping(self) -> bool:
@@ -78,16 +78,16 @@ class CeleryPublisher:
                 self._app = None
 
 
-def publish_after_commit(publisher: Publisher, task_name: str, generation_id: str) -> bool:
-    """Publish one task for a committed row; a failure is logged, never raised."""
+def publish_after_commit(publisher: Publisher, task_name: str, args: Sequence[Any]) -> bool:
+    """Publish one task for committed rows; a failure is logged, never raised."""
     try:
-        publisher.publish(task_name, [generation_id])
-    except Exception as exc:  # the row is committed: the dispatcher recovers a lost publish
+        publisher.publish(task_name, args)
+    except Exception as exc:  # the rows are committed: the dispatcher recovers a lost publish
         log.warning(
-            "publishing %s failed; the dispatcher will pick the row up: %s",
+            "publishing %s%s failed; the dispatcher will pick the rows up: %s",
             task_name,
+            list(args),
             exc,
-            extra={"generation_id": generation_id},
         )
         return False
     return True

@@ -1,21 +1,20 @@
-"""Creating a generation from either surface: idempotency, the commit, then the publish."""
+"""Creating a generation from either surface: idempotency, then the intake's commit and publish."""
 
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
 from api.deps import AppState
 from api.errors import ApiError, ValidationFailed
-from api.publisher import publish_after_commit
-from models import tasknames
-from models.generations import create_generation
-from models.tables import Generation
+from api.lookups import queue_position
+from models.generations import NewGeneration
+from models.tables import Generation, GenerationEvent
 
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -51,26 +50,18 @@ def check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def _existing(session: Session, tenant_id: uuid.UUID, key: str) -> Generation | None:
-    return session.scalar(
-        select(Generation).where(
-            Generation.tenant_id == tenant_id, Generation.idempotency_key == key
-        )
-    )
+@dataclass(frozen=True)
+class Submitted:
+    """A new generation (or, for a replayed idempotency key, the one that holds the key) as
+    the answer shows it: the row, its events so far and its place in the waiting line."""
+
+    generation: Generation
+    events: list[GenerationEvent]
+    queue_position: int
+    created: bool
 
 
-def _replay(found: Generation, digest: str, key: str) -> Generation:
-    if found.request_hash != digest:
-        raise ApiError(
-            409,
-            f"{IDEMPOTENCY_HEADER} '{key}' was already used with a different request body "
-            f"(generation {found.id})",
-        )
-    return found
-
-
-def submit(
-    session: Session,
+async def submit(
     state: AppState,
     caller: Caller,
     *,
@@ -78,33 +69,37 @@ def submit(
     input: dict[str, Any],
     webhook_url: str | None,
     idempotency_key: str | None,
-) -> tuple[Generation, bool]:
-    """Return the generation and whether it is new. A new one is committed, then published."""
+) -> Submitted:
+    """Commit a new generation through the intake (which publishes it), or find the one that
+    holds ``idempotency_key``: the same body replays it, another body is a 409."""
     key = check_idempotency_key(idempotency_key)
     digest = request_hash(model=model, input=input, webhook_url=webhook_url)
-    if key is not None and (found := _existing(session, caller.tenant_id, key)) is not None:
-        return _replay(found, digest, key), False
-    settings = state.settings
-    try:
-        gen = create_generation(
-            session,
-            tenant_id=caller.tenant_id,
-            model=model,
-            input=input,
-            now=state.clock(),
-            deadline_seconds=settings.job_deadline,
-            submit_grace_seconds=settings.submit_grace,
-            idempotency_key=key,
-            request_hash=digest,
-            webhook_url=webhook_url,
+    new = NewGeneration(caller.tenant_id, model, input, key, digest, webhook_url)
+    accepted = await state.intake.accept(new)
+    inserted = accepted.inserted
+    if inserted.row is not None:
+        gen = Generation(**inserted.row)
+        event = GenerationEvent(
+            generation_id=gen.id, at=accepted.now, kind="created", status=gen.status
         )
-        session.commit()
-    except IntegrityError:
-        # Another request with the same key got there first (the insert or the commit fails).
-        session.rollback()
-        found = _existing(session, caller.tenant_id, key) if key is not None else None
-        if found is None or key is None:
-            raise
-        return _replay(found, digest, key), False
-    publish_after_commit(state.publisher, tasknames.SUBMIT, str(gen.id))
-    return gen, True
+        return Submitted(gen, [event], accepted.queue_position, created=True)
+    if inserted.existing_hash != digest:
+        raise ApiError(
+            409,
+            f"{IDEMPOTENCY_HEADER} '{key}' was already used with a different request body "
+            f"(generation {inserted.id})",
+        )
+    return await run_in_threadpool(_replay, state, inserted.id)
+
+
+def _replay(state: AppState, generation_id: uuid.UUID) -> Submitted:
+    with state.sessions() as session:
+        gen = session.get(Generation, generation_id)
+        if gen is None:  # generations are never deleted
+            raise RuntimeError(f"generation {generation_id} holds a key but does not exist")
+        events = session.scalars(
+            select(GenerationEvent)
+            .where(GenerationEvent.generation_id == gen.id)
+            .order_by(GenerationEvent.id)
+        ).all()
+        return Submitted(gen, list(events), queue_position(session, gen), created=False)

@@ -89,17 +89,15 @@ def _parse_create(body: Any) -> tuple[GenerationCreate, dict[str, Any]]:
     responses=errors(401, 409, 413, 422, 503),
     openapi_extra={**json_request_body("GenerationCreate", CREATE_EXAMPLE), **AUTH},
 )
-def create_generation_route(
+async def create_generation_route(
     response: Response,
     caller: CallerDep,
     body: JsonBody,
-    session: SessionDep,
     state: StateDep,
     idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
 ) -> GenerationDetail:
     create, input = _parse_create(body)
-    gen, created = submit(
-        session,
+    done = await submit(
         state,
         caller,
         model=create.model,
@@ -107,13 +105,9 @@ def create_generation_route(
         webhook_url=create.webhook_url,
         idempotency_key=idempotency_key,
     )
-    if not created:
+    if not done.created:
         response.headers[REPLAYED] = "true"
-    detail = _detail(session, gen)
-    # Let the connection go now: FastAPI serializes the answer in another thread-pool call,
-    # and a connection held while waiting for a thread can starve the pool (see authenticate).
-    session.close()
-    return detail
+    return to_detail(done.generation, done.events)
 
 
 @router.get(
@@ -211,7 +205,7 @@ def cancel_generation(
         status = answer.status.value if answer.status else gen.status
         raise ApiError(409, f"Generation has already ended ({status})", status=status)
     if answer.outcome is CancelOutcome.REQUESTED:
-        publish_after_commit(state.publisher, tasknames.CANCEL, str(gen.id))
+        publish_after_commit(state.publisher, tasknames.CANCEL, [str(gen.id)])
     if answer.outcome is CancelOutcome.CANCELLED:
         response.status_code = 200
     session.refresh(gen)

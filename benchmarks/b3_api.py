@@ -30,7 +30,7 @@ def run(stack: Stack, scale: Scale) -> BenchResult:
         "levels": list(scale.b3_levels),
         "seconds_per_level": scale.b3_seconds,
         "warmup_seconds": scale.b3_warmup,
-        "server": "api.main.serve (uvicorn, one process)",
+        "server": f"api.main.serve (uvicorn, {stack.settings.api_workers} processes)",
     }
     stack.reset()
     key = stack.new_key("b3")
@@ -48,7 +48,8 @@ def run(stack: Stack, scale: Scale) -> BenchResult:
         stack.reset()
     result.notes.append(
         "bare: a FastAPI `async def` POST that reads the JSON body and answers 201 (no auth, "
-        "no validation, no database, no broker), run by the same `api.main.serve`; "
+        "no validation, no database, no broker), run by the same `api.main.serve` with the "
+        f"same {stack.settings.api_workers} processes; "
         "worker and beat stopped during B3"
     )
     return result
@@ -58,7 +59,10 @@ def _start_bare(stack: Stack) -> tuple[Proc, int]:
     port = free_port()
     proc = Proc(
         "bare-api",
-        [sys.executable, "-m", "benchmarks.bare_app", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "benchmarks.bare_app", "--port", str(port)),
+            *("--workers", str(stack.settings.api_workers)),
+        ],
         stack.env,
         stack.log_dir,
     ).start()

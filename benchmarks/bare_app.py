@@ -2,18 +2,20 @@
 
 ``POST /v1/generations`` reads the JSON body and answers 201 with a small JSON object: no auth,
 no validation, no database, no broker. It is served by ``api.main.serve`` itself (only the app
-factory is swapped), so uvicorn's settings and the logging set-up are exactly the API's.
+factory differs), so uvicorn's settings, the process count and the logging are the API's.
 """
 
 import argparse
 import uuid
 from typing import Any
-from unittest import mock
 
 from fastapi import FastAPI, Request
 
-import api.main
+from api.main import serve
+from models.logs import configure_logging
 from models.settings import Settings
+
+FACTORY = "benchmarks.bare_app:served_bare_app"
 
 
 def create_bare_app(settings: Settings | None = None) -> FastAPI:
@@ -31,13 +33,19 @@ def create_bare_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def served_bare_app() -> FastAPI:
+    """What each serving process builds, as ``api.main.served_app`` does for the API."""
+    configure_logging(Settings())
+    return create_bare_app()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bare_app")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    with mock.patch.object(api.main, "create_app", create_bare_app):
-        api.main.serve(args.host, args.port, Settings())
+    serve(args.host, args.port, Settings(), workers=args.workers, factory=FACTORY)
     return 0
 
 

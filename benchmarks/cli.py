@@ -66,6 +66,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pool", default=defaults.pool, choices=["prefork", "threads"])
     parser.add_argument("--batch-size", type=int, default=defaults.poll_batch_size)
     parser.add_argument("--tick", type=float, default=defaults.tick_interval)
+    parser.add_argument("--api-workers", type=int, default=defaults.api_workers)
     parser.add_argument("--jobs-b1", type=int, help="override B1's N")
     parser.add_argument("--jobs-b2", type=int, help="override B2's N")
     parser.add_argument(
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         pool=args.pool,
         poll_batch_size=args.batch_size,
         tick_interval=args.tick,
+        api_workers=args.api_workers,
     )
     started = datetime.now(UTC)
     machine = report.machine()

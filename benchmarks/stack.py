@@ -33,6 +33,8 @@ class WorkerSettings:
     pool: str = "prefork"
     poll_batch_size: int = 50
     tick_interval: float = 1.0
+    api_workers: int = 2
+    """API processes (``genqueue api --workers``): one per core, as the README recommends."""
 
     def env(self) -> dict[str, str]:
         return {
@@ -86,7 +88,11 @@ class Stack:
             ],
         )
         self.api = self._proc(
-            "api", ["-m", "genqueue", "api", "--host", "127.0.0.1", "--port", str(self.api_port)]
+            "api",
+            [
+                *("-m", "genqueue", "api", "--host", "127.0.0.1", "--port", str(self.api_port)),
+                *("--workers", str(worker.api_workers)),
+            ],
         )
         self.worker = self._proc(
             "worker", ["-m", "genqueue", "worker", *worker.celery_args(f"bench-{self.api_port}")]

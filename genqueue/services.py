@@ -41,12 +41,15 @@ def _data_dir(settings: Settings) -> DataDir:
 def api(
     host: Annotated[str | None, typer.Option(help="Interface (default GENQUEUE_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default GENQUEUE_API_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes (default GENQUEUE_API_WORKERS).")
+    ] = None,
 ) -> None:
     """Run the HTTP API (uvicorn)."""
     settings = load_settings()
     from api.main import serve
 
-    serve(host or settings.api_host, port or settings.api_port, settings)
+    serve(host or settings.api_host, port or settings.api_port, settings, workers=workers)
 
 
 def worker(ctx: typer.Context) -> None:

@@ -1,18 +1,130 @@
 """Creating generations and asking for their cancellation (shared by the API and the worker)."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from models.state import record_event, transition, update_where
+from models.state import record_event, record_events, transition, update_where
 from models.status import TERMINAL, GenerationStatus
-from models.tables import Generation
+from models.tables import GENERATIONS, Generation
 
 S = GenerationStatus
+
+
+@dataclass(frozen=True)
+class NewGeneration:
+    """What a client asked for, validated: one row to insert."""
+
+    tenant_id: uuid.UUID
+    model: str
+    input: dict[str, Any]
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """The outcome for one ``NewGeneration``: the row that was inserted, or, when its
+    idempotency key was taken, the id and request hash of the generation holding the key."""
+
+    id: uuid.UUID
+    row: dict[str, Any] | None
+    existing_hash: str | None = None
+
+    @property
+    def created(self) -> bool:
+        return self.row is not None
+
+
+def insert_generations(
+    session: Session,
+    new: Sequence[NewGeneration],
+    *,
+    now: datetime,
+    deadline_seconds: float,
+    submit_grace_seconds: float,
+) -> list[Inserted]:
+    """Insert pending generations and their ``created`` events in two statements, whatever
+    the count. The caller commits, then publishes.
+
+    A row whose (tenant, idempotency key) already exists is skipped by ``ON CONFLICT DO
+    NOTHING``, not raised: concurrent requests with one key wait for each other in the
+    database, and each learns which generation holds the key. ``next_poll_at`` is set
+    ``submit_grace_seconds`` ahead: if the publish after commit is lost, the dispatcher finds
+    the row then and submits it.
+    """
+    if not new:
+        return []
+    rows = [_row(item, now, deadline_seconds, submit_grace_seconds) for item in new]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(GENERATIONS).on_conflict_do_nothing().returning(GENERATIONS.c.id)
+    inserted = set(session.scalars(stmt, rows).all())
+    created = [row for row in rows if row["id"] in inserted]
+    if created:
+        record_events(
+            session,
+            [row["id"] for row in created],
+            kind="created",
+            now=now,
+            status=S.PENDING,
+        )
+    holders = _key_holders(session, [r for r in rows if r["id"] not in inserted])
+    out = []
+    for row in rows:
+        if row["id"] in inserted:
+            out.append(Inserted(row["id"], row))
+            continue
+        found = holders.get((row["tenant_id"], row["idempotency_key"]))
+        if found is None:  # only a taken idempotency key can make the insert skip a row
+            raise RuntimeError(f"generation {row['id']} was neither inserted nor a replay")
+        out.append(Inserted(found[0], None, found[1]))
+    return out
+
+
+def _row(
+    item: NewGeneration, now: datetime, deadline_seconds: float, grace_seconds: float
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": item.tenant_id,
+        "model": item.model,
+        "input": item.input,
+        "status": S.PENDING.value,
+        "created_at": now,
+        "updated_at": now,
+        "deadline_at": now + timedelta(seconds=deadline_seconds),
+        "next_poll_at": now + timedelta(seconds=grace_seconds),
+        "idempotency_key": item.idempotency_key,
+        "request_hash": item.request_hash,
+        "webhook_url": item.webhook_url,
+        "submit_attempts": 0,
+        "poll_count": 0,
+        "error_count": 0,
+        "webhook_attempts": 0,
+    }
+
+
+def _key_holders(
+    session: Session, skipped: list[dict[str, Any]]
+) -> dict[tuple[uuid.UUID, str | None], tuple[uuid.UUID, str | None]]:
+    keys = {(r["tenant_id"], r["idempotency_key"]) for r in skipped if r["idempotency_key"]}
+    if not keys:
+        return {}
+    found = session.execute(
+        select(
+            Generation.tenant_id, Generation.idempotency_key, Generation.id, Generation.request_hash
+        ).where(tuple_(Generation.tenant_id, Generation.idempotency_key).in_(sorted(keys)))
+    ).all()
+    return {(t, k): (i, h) for t, k, i, h in found}
 
 
 def create_generation(
@@ -28,28 +140,19 @@ def create_generation(
     request_hash: str | None = None,
     webhook_url: str | None = None,
 ) -> Generation:
-    """Insert a pending generation and its first event. The caller commits, then publishes.
-
-    ``next_poll_at`` is set ``submit_grace_seconds`` ahead: if the publish after commit is lost,
-    the dispatcher finds the row then and submits it.
-    """
-    gen = Generation(
-        id=uuid.uuid4(),
-        tenant_id=tenant_id,
-        model=model,
-        input=input,
-        status=S.PENDING.value,
-        created_at=now,
-        updated_at=now,
-        deadline_at=now + timedelta(seconds=deadline_seconds),
-        next_poll_at=now + timedelta(seconds=submit_grace_seconds),
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        webhook_url=webhook_url,
+    """One generation through :func:`insert_generations`, loaded as an ORM object. A taken
+    idempotency key raises ``ValueError`` (callers that replay use the batch function)."""
+    [outcome] = insert_generations(
+        session,
+        [NewGeneration(tenant_id, model, input, idempotency_key, request_hash, webhook_url)],
+        now=now,
+        deadline_seconds=deadline_seconds,
+        submit_grace_seconds=submit_grace_seconds,
     )
-    session.add(gen)
-    session.flush()
-    record_event(session, gen.id, kind="created", now=now, status=S.PENDING)
+    if not outcome.created:
+        raise ValueError(f"idempotency key {idempotency_key!r} is held by {outcome.id}")
+    gen = session.get(Generation, outcome.id)
+    assert gen is not None
     return gen
 
 

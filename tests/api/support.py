@@ -27,11 +27,11 @@ EDIT_MODEL = "fal-ai/flux-pro/kontext"
 class RecordingPublisher:
     """Stands in for the Celery publisher: remembers (task name, args); can be made to fail."""
 
-    published: list[tuple[str, list[str]]] = field(default_factory=list)
+    published: list[tuple[str, list[Any]]] = field(default_factory=list)
     fail: bool = False
     ready: bool = True
 
-    def publish(self, task_name: str, args: Sequence[str]) -> None:
+    def publish(self, task_name: str, args: Sequence[Any]) -> None:
         if self.fail:
             raise ConnectionError("broker is down")
         self.published.append((task_name, list(args)))
@@ -43,7 +43,12 @@ class RecordingPublisher:
         pass
 
     def tasks_for(self, generation_id: str) -> list[str]:
-        return [name for name, args in self.published if args == [generation_id]]
+        """Task names published for one generation, alone or in a ``submit_many`` group."""
+        return [
+            name
+            for name, args in self.published
+            if args == [generation_id] or (isinstance(args[0], list) and generation_id in args[0])
+        ]
 
 
 def new_key(sessions: sessionmaker[Session], tenant: str | None = None) -> str:

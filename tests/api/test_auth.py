@@ -4,9 +4,11 @@ answering 404 on every route of both surfaces."""
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.keycache import KeyCache
 from models.keys import find_key, revoke_key
 from tests.api.support import MODEL, auth
 
@@ -55,17 +57,29 @@ def test_both_schemes_are_accepted(client: TestClient, key: str, scheme: str) ->
     assert response.status_code == 200, response.text
 
 
-def test_a_revoked_key_is_401(
-    client: TestClient, key: str, pg_sessions: sessionmaker[Session]
+def test_a_revoked_key_is_401_once_the_key_cache_lets_it_go(
+    client: TestClient,
+    api_app: FastAPI,
+    key: str,
+    pg_sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    now = [1000.0]
+    cache = KeyCache(ttl=5.0, clock=lambda: now[0])
+    monkeypatch.setattr(api_app.state.genqueue, "keys", cache)
     assert client.get("/v1/generations", headers=auth(key)).status_code == 200
     with pg_sessions.begin() as session:
         row = find_key(session, key)
         assert row is not None
         assert revoke_key(session, key_id_or_prefix=str(row.id))
+    now[0] += 4.9  # the documented lag: this process still trusts its lookup
+    assert client.get("/v1/generations", headers=auth(key)).status_code == 200
+    now[0] += 0.2
     response = client.get("/v1/generations", headers=auth(key))
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid or revoked API key"}
+    now[0] += 60.0  # a refused key is never cached: it stays refused
+    assert client.get("/v1/generations", headers=auth(key)).status_code == 401
 
 
 def test_keys_are_not_stored_in_clear(key: str, pg_sessions: sessionmaker[Session]) -> None:

@@ -56,7 +56,7 @@ def test_submit_answers_the_seed_shape_and_publishes_after_commit(
         "queue_position": body["queue_position"],
     }
     assert isinstance(body["queue_position"], int)
-    assert recorder.published == [(tasknames.SUBMIT, [rid])]
+    assert recorder.published == [(tasknames.SUBMIT_MANY, [[rid]])]
 
 
 def test_urls_follow_forwarded_headers(client: TestClient, key: str) -> None:
@@ -221,7 +221,7 @@ def test_cancel_of_a_pending_request(
     rid = _submit(client, key)["request_id"]
     cancel = client.put(f"/fal-ai/flux-pro/requests/{rid}/cancel", headers=auth(key))
     assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
-    assert recorder.tasks_for(rid) == [tasknames.SUBMIT]  # nothing upstream to cancel
+    assert recorder.tasks_for(rid) == [tasknames.SUBMIT_MANY]  # nothing upstream to cancel
     status = _status(client, key, rid).json()
     assert (status["status"], status["error_type"]) == ("COMPLETED", "cancelled")
     result = client.get(f"/fal-ai/flux-pro/requests/{rid}", headers=auth(key))
@@ -241,13 +241,13 @@ def test_cancel_of_a_running_request_publishes_the_cancel_task(
     move(pg_sessions, rid, S.RUNNING, upstream_request_id="up-2")
     cancel = client.put(f"/fal-ai/flux-pro/requests/{rid}/cancel/", headers=auth(key))
     assert cancel.status_code == 202
-    assert recorder.tasks_for(rid) == [tasknames.SUBMIT, tasknames.CANCEL]
+    assert recorder.tasks_for(rid) == [tasknames.SUBMIT_MANY, tasknames.CANCEL]
     assert _status(client, key, rid).json()["status"] == "IN_PROGRESS"
     # a second cancel is accepted again but publishes nothing new
     assert (
         client.put(f"/fal-ai/flux-pro/requests/{rid}/cancel", headers=auth(key)).status_code == 202
     )
-    assert recorder.tasks_for(rid) == [tasknames.SUBMIT, tasknames.CANCEL]
+    assert recorder.tasks_for(rid) == [tasknames.SUBMIT_MANY, tasknames.CANCEL]
 
 
 def test_cancel_of_an_unknown_request(client: TestClient, key: str) -> None:

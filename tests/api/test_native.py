@@ -59,7 +59,7 @@ def test_create_answers_201_with_the_full_record(
     assert ISO_UTC.match(record["deadline_at"])
     assert [e["kind"] for e in record["events"]] == ["created"]
     assert ISO_UTC.match(record["events"][0]["at"])
-    assert recorder.published == [(tasknames.SUBMIT, [record["id"]])]
+    assert recorder.published == [(tasknames.SUBMIT_MANY, [[record["id"]]])]
 
 
 def test_the_id_is_the_fal_request_id(client: TestClient, key: str) -> None:
@@ -157,7 +157,7 @@ def test_cancel_pending_is_immediate(
     assert response.json()["outcome"] == "cancelled"
     assert response.json()["generation"]["status"] == "cancelled"
     assert ISO_UTC.match(response.json()["generation"]["cancel_requested_at"])
-    assert recorder.tasks_for(gid) == [tasknames.SUBMIT]
+    assert recorder.tasks_for(gid) == [tasknames.SUBMIT_MANY]
     again = client.post(f"/v1/generations/{gid}/cancel", headers=auth(key))
     assert again.status_code == 409
     assert "cancelled" in again.json()["detail"]
@@ -176,10 +176,10 @@ def test_cancel_running_is_requested_and_published(
     assert response.json()["outcome"] == "requested"
     assert response.json()["generation"]["status"] == "running"
     assert response.json()["generation"]["cancel_requested_at"]
-    assert recorder.tasks_for(gid) == [tasknames.SUBMIT, tasknames.CANCEL]
+    assert recorder.tasks_for(gid) == [tasknames.SUBMIT_MANY, tasknames.CANCEL]
     again = client.post(f"/v1/generations/{gid}/cancel", headers=auth(key))
     assert (again.status_code, again.json()["outcome"]) == (202, "already_requested")
-    assert recorder.tasks_for(gid) == [tasknames.SUBMIT, tasknames.CANCEL]
+    assert recorder.tasks_for(gid) == [tasknames.SUBMIT_MANY, tasknames.CANCEL]
 
 
 def test_unknown_generation_is_404(client: TestClient, key: str) -> None:
@@ -206,7 +206,7 @@ def test_same_key_same_body_is_the_same_generation(
     assert first.json()["id"] == second.json()["id"]
     assert second.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    assert recorder.published == [(tasknames.SUBMIT, [first.json()["id"]])]
+    assert recorder.published == [(tasknames.SUBMIT_MANY, [[first.json()["id"]]])]
     assert first.json()["idempotency_key"] == "order-1"
 
 

@@ -37,7 +37,7 @@ def _check_handle(output: str, base_url: str, key: str, recorder: RecordingPubli
     assert handle["response_url"] == f"{base_url}/fal-ai/flux-pro/requests/{rid}"
     assert handle["status_url"] == handle["response_url"] + "/status"
     assert handle["cancel_url"] == handle["response_url"] + "/cancel"
-    assert (tasknames.SUBMIT, [rid]) in recorder.published
+    assert (tasknames.SUBMIT_MANY, [[rid]]) in recorder.published
     # the URLs it handed out work with the same key, as the relay's do
     status = httpx.get(handle["status_url"], headers={"Authorization": f"Bearer {key}"})
     assert (status.status_code, status.json()["status"]) == (202, "IN_QUEUE")

@@ -66,7 +66,7 @@ def test_uvicorn_serves_the_module_app_and_publishes_to_the_broker(
         [raw] = redis.Redis.from_url(broker_url).lrange(tasknames.QUEUE, 0, -1)
         message = json.loads(raw)
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        assert (message["headers"]["task"], args) == (tasknames.SUBMIT, [rid])
+        assert (message["headers"]["task"], args) == (tasknames.SUBMIT_MANY, [[rid]])
     finally:
         proc.terminate()
         proc.wait(10)
@@ -84,3 +84,42 @@ def test_serve_runs_uvicorn_and_readyz_sees_a_dead_broker(pg_url: str, tmp_path:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _requests_counted(metrics: str, route: str) -> float:
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("genqueue_http_requests_total{") and f'route="{route}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_genqueue_api_with_two_workers_shares_the_port_and_sums_metrics(
+    pg_url: str, broker_url: str, pg_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "genqueue", "api", "--port", str(port), "--workers", "2"]
+    proc = _serve(argv, _env(pg_url, broker_url, tmp_path), port, tmp_path / "api.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        key = new_key(pg_sessions)
+        ids = set()
+        for i in range(40):  # new connections, so both processes take some of them
+            answer = httpx.post(f"{base}/{MODEL}", json={"prompt": f"w{i}"}, headers=auth(key))
+            assert answer.status_code == 200, answer.text
+            ids.add(answer.json()["request_id"])
+        assert len(ids) == 40
+        # Whichever process answers the scrape, it counts all 40 (one process alone would
+        # show only its share).
+        for _ in range(4):
+            metrics = httpx.get(f"{base}/metrics").text
+            assert _requests_counted(metrics, f"/{MODEL}") == 40
+        assert (tmp_path / "metrics" / f"api-{port}").is_dir()
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) >= 2, children
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert proc.returncode == 0

@@ -167,7 +167,9 @@ def test_the_upstream_key_appears_nowhere(jobs: ApiJobs, chaos: ChaosStack) -> N
 
     def flower_saw_our_submits() -> dict[str, dict[str, object]] | None:
         tasks: dict[str, dict[str, object]] = flower.get("/api/tasks").json()
-        ours = {str(t.get("args")) for t in tasks.values() if t.get("name") == "generation.submit"}
+        ours = {
+            str(t.get("args")) for t in tasks.values() if t.get("name") == "generation.submit_many"
+        }
         return tasks if all(any(str(i) in a for a in ours) for i in ids) else None
 
     tasks = wait_until(flower_saw_our_submits, 30, what="flower to list our submit tasks")

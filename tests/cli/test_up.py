@@ -190,7 +190,7 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         def submit_task_listed() -> bool:
             tasks = flower.get("/api/tasks", auth=("admin", password)).json()
             return any(
-                t["name"] == "generation.submit" and generation_id in str(t["args"])
+                t["name"] == "generation.submit_many" and generation_id in str(t["args"])
                 for t in tasks.values()
             )
 

@@ -1,0 +1,174 @@
+"""The API's write path: new generations are committed in groups, then published in groups.
+
+A request hands its validated generation to :class:`Intake` and awaits the outcome. One writer
+thread takes everything that is waiting, inserts it in one transaction (two statements, one
+commit), publishes one ``generation.submit_many`` message for the rows it created, and only
+then answers each request. While one group commits the next gathers, so under load a commit and
+a publish serve many requests and under no load a request waits for nobody (group commit).
+
+Nothing is answered before its row is committed; a failed transaction fails every request of
+its group with the error (a database outage is each caller's 503) and creates nothing.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.publisher import Publisher, publish_after_commit
+from models import tasknames
+from models.generations import Inserted, NewGeneration, insert_generations
+from models.status import GenerationStatus
+from models.tables import Generation
+
+log = logging.getLogger(__name__)
+S = GenerationStatus
+WAITING = (S.PENDING.value, S.SUBMITTING.value)
+MAX_COUNTED = 10_000
+"""Queue positions are counted up to here (as ``api.lookups.queue_position`` does)."""
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """One request's outcome: the insert (or the key's holder) and, when created, how many
+    generations were waiting to be sent upstream ahead of it."""
+
+    inserted: Inserted
+    now: datetime
+    queue_position: int
+
+
+@dataclass(frozen=True)
+class _Item:
+    new: NewGeneration
+    future: "Future[Accepted]"
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    deadline_seconds: float
+    submit_grace_seconds: float
+    max_batch: int = 500
+
+
+class Intake:
+    """One writer thread per API process, started on first use, drained on close."""
+
+    def __init__(
+        self,
+        *,
+        sessions: Callable[[], sessionmaker[Session]],
+        publisher: Publisher,
+        limits: IntakeLimits,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+        self._limits = limits
+        self._clock = clock
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    async def accept(self, new: NewGeneration) -> Accepted:
+        """Insert ``new`` (with whatever else is waiting) and publish it; raise what the
+        database raised if its group could not be committed."""
+        return await asyncio.wrap_future(self.submit(new))
+
+    def submit(self, new: NewGeneration) -> "Future[Accepted]":
+        future: Future[Accepted] = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
+                self._thread.start()
+            self._queue.put(_Item(new, future))
+        return future
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the writer once what is queued is written and answered (like the engine, the
+        intake starts again on its next use)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = [first], False
+            while len(batch) < self._limits.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            live = [item for item in batch if item.future.set_running_or_notify_cancel()]
+            if live:
+                self._write(live)
+            if stop:
+                return
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            accepted = self._commit([item.new for item in batch])
+        except UNAVAILABLE as exc:
+            for item in batch:
+                item.future.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                log.exception("inserting a generation failed")
+                batch[0].future.set_exception(exc)
+                return
+            # One bad row must not fail its neighbours: write each alone.
+            log.warning("a group insert failed (%s); writing its rows one by one", exc)
+            for item in batch:
+                self._write([item])
+            return
+        created = [str(a.inserted.id) for a in accepted if a.inserted.created]
+        if created:
+            publish_after_commit(self._publisher, tasknames.SUBMIT_MANY, [created])
+        for item, outcome in zip(batch, accepted, strict=True):
+            item.future.set_result(outcome)
+
+    def _commit(self, new: list[NewGeneration]) -> list[Accepted]:
+        now = self._clock()
+        with self._sessions().begin() as session:
+            ahead = _waiting(session)
+            inserted = insert_generations(
+                session,
+                new,
+                now=now,
+                deadline_seconds=self._limits.deadline_seconds,
+                submit_grace_seconds=self._limits.submit_grace_seconds,
+            )
+        out = []
+        for outcome in inserted:
+            out.append(Accepted(outcome, now, min(ahead, MAX_COUNTED)))
+            ahead += outcome.created
+        return out
+
+
+def _waiting(session: Session) -> int:
+    """Generations not yet accepted upstream, counted once per group (at most MAX_COUNTED)."""
+    waiting = (
+        select(Generation.id).where(Generation.status.in_(WAITING)).limit(MAX_COUNTED).subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(waiting)) or 0)

@@ -1,0 +1,154 @@
+"""The intake on its own, on the session's PostgreSQL: requests that arrive while a group is
+being written are committed and published together, failures answer every request of a group,
+one bad row does not sink its neighbours, and closing answers what was queued."""
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.intake import Accepted, Intake, IntakeLimits
+from models import tasknames
+from models.db import make_engine, make_session_factory
+from models.generations import NewGeneration
+from models.keys import create_key
+from models.tables import Generation, GenerationEvent
+from tests.api.support import MODEL, RecordingPublisher
+
+LIMITS = IntakeLimits(deadline_seconds=600, submit_grace_seconds=10)
+
+
+class GatedPublisher(RecordingPublisher):
+    """Holds its first publish until released, so the next requests gather behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_publish = threading.Event()
+        self.release = threading.Event()
+
+    def publish(self, task_name: str, args: Sequence[Any]) -> None:
+        if not self.first_publish.is_set():
+            self.first_publish.set()
+            assert self.release.wait(10)
+        super().publish(task_name, args)
+
+
+@pytest.fixture
+def tenant(pg_sessions: sessionmaker[Session]) -> uuid.UUID:
+    with pg_sessions.begin() as session:
+        return create_key(session, name=f"in-{uuid.uuid4().hex[:8]}")[0].tenant_id
+
+
+def _intake(sessions: sessionmaker[Session], publisher: RecordingPublisher) -> Intake:
+    return Intake(
+        sessions=lambda: sessions,
+        publisher=publisher,
+        limits=LIMITS,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+@pytest.fixture
+def gated(pg_sessions: sessionmaker[Session]) -> Iterator[tuple[Intake, GatedPublisher]]:
+    publisher = GatedPublisher()
+    intake = _intake(pg_sessions, publisher)
+    yield intake, publisher
+    publisher.release.set()
+    intake.close()
+
+
+def _results(futures: list["Future[Accepted]"]) -> list[Accepted]:
+    return [f.result(timeout=10) for f in futures]
+
+
+def test_requests_that_arrive_during_a_write_are_committed_and_published_together(
+    gated: tuple[Intake, GatedPublisher], tenant: uuid.UUID, pg_sessions: sessionmaker[Session]
+) -> None:
+    intake, publisher = gated
+    first = intake.submit(NewGeneration(tenant, MODEL, {"prompt": "first"}))
+    assert publisher.first_publish.wait(10)  # the first group is committed, its publish held
+    rest = [intake.submit(NewGeneration(tenant, MODEL, {"prompt": f"p{i}"})) for i in range(30)]
+    assert not any(f.done() for f in [first, *rest])  # nobody is answered before its publish
+    publisher.release.set()
+    accepted = _results([first, *rest])
+    ids = [str(a.inserted.id) for a in accepted]
+    assert publisher.published == [
+        (tasknames.SUBMIT_MANY, [ids[:1]]),
+        (tasknames.SUBMIT_MANY, [ids[1:]]),
+    ]
+    # Each request's place in line counts those created before it.
+    positions = [a.queue_position for a in accepted[1:]]
+    assert positions == list(range(positions[0], positions[0] + 30))
+    with pg_sessions() as session:
+        stored = session.scalars(
+            select(Generation.id).where(Generation.id.in_([a.inserted.id for a in accepted]))
+        ).all()
+        created = session.scalars(
+            select(GenerationEvent.generation_id).where(
+                GenerationEvent.generation_id.in_(stored), GenerationEvent.kind == "created"
+            )
+        ).all()
+    assert len(stored) == 31 and sorted(created) == sorted(stored)
+
+
+def test_a_database_outage_fails_every_request_of_the_group_and_publishes_nothing(
+    tenant: uuid.UUID,
+) -> None:
+    engine = make_engine(
+        "postgresql://postgres@127.0.0.1:1/nowhere", connect_args={"connect_timeout": 1}
+    )
+    publisher = RecordingPublisher()
+    intake = _intake(make_session_factory(engine), publisher)
+    try:
+        futures = [intake.submit(NewGeneration(tenant, MODEL, {"prompt": "x"})) for _ in range(5)]
+        for future in futures:
+            with pytest.raises(OperationalError):
+                future.result(timeout=30)
+        assert publisher.published == []
+    finally:
+        intake.close()
+        engine.dispose()
+
+
+def test_one_unstorable_row_does_not_sink_its_group(
+    gated: tuple[Intake, GatedPublisher], tenant: uuid.UUID, pg_sessions: sessionmaker[Session]
+) -> None:
+    intake, publisher = gated
+    intake.submit(NewGeneration(tenant, MODEL, {"prompt": "opens the gate"}))
+    assert publisher.first_publish.wait(10)
+    good = [intake.submit(NewGeneration(tenant, MODEL, {"prompt": f"ok {i}"})) for i in range(3)]
+    # The API refuses NUL before this point; here it stands for any row the database rejects.
+    bad = intake.submit(NewGeneration(tenant, MODEL, {"prompt": "nul \x00 inside"}))
+    publisher.release.set()
+    accepted = _results(good)
+    with pytest.raises(Exception, match=r"(?i)unicode|u0000|null"):
+        bad.result(timeout=10)
+    published = [i for _, args in publisher.published[1:] for i in args[0]]
+    assert sorted(published) == sorted(str(a.inserted.id) for a in accepted)
+    with pg_sessions() as session:
+        prompts = session.scalars(
+            select(Generation.input["prompt"].as_string()).where(Generation.tenant_id == tenant)
+        ).all()
+    assert sorted(prompts) == ["ok 0", "ok 1", "ok 2", "opens the gate"]
+
+
+def test_close_answers_what_was_queued_and_the_next_use_starts_again(
+    gated: tuple[Intake, GatedPublisher], tenant: uuid.UUID
+) -> None:
+    intake, publisher = gated
+    futures = [intake.submit(NewGeneration(tenant, MODEL, {"prompt": f"c{i}"})) for i in range(5)]
+    assert publisher.first_publish.wait(10)
+    closing = threading.Thread(target=intake.close)
+    closing.start()
+    publisher.release.set()
+    closing.join(10)
+    assert not closing.is_alive()
+    assert all(a.inserted.created for a in _results(futures))
+    assert intake.submit(NewGeneration(tenant, MODEL, {"prompt": "later"})).result(10)

@@ -1,0 +1,142 @@
+"""Inserting generations in groups, on PostgreSQL and on SQLite (what `genqueue up` runs)."""
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from migrations.runner import upgrade
+from models.db import make_engine, make_session_factory
+from models.generations import NewGeneration, create_generation, insert_generations
+from models.keys import create_key
+from models.tables import Generation, GenerationEvent
+from tests.support.services import postgres_database
+
+MODEL = "fal-ai/flux-pro/kontext/text-to-image"
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def sessions(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sessionmaker[Session]]:
+    if request.param == "postgresql":
+        with postgres_database() as url:
+            upgrade(url)
+            engine = make_engine(url)
+            yield make_session_factory(engine)
+            engine.dispose()
+    else:
+        path = Path(tmp_path_factory.mktemp("sqlite")) / "genqueue.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        engine = make_engine(url)
+        yield make_session_factory(engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def tenant(sessions: sessionmaker[Session]) -> uuid.UUID:
+    with sessions.begin() as session:
+        key, _ = create_key(session, name=f"t-{uuid.uuid4().hex[:8]}")
+        return key.tenant_id
+
+
+def _insert(sessions: sessionmaker[Session], new: list[NewGeneration]) -> list:  # type: ignore[type-arg]
+    with sessions.begin() as session:
+        return insert_generations(
+            session, new, now=NOW, deadline_seconds=600, submit_grace_seconds=10
+        )
+
+
+def test_a_group_is_inserted_with_one_created_event_each(
+    sessions: sessionmaker[Session], tenant: uuid.UUID
+) -> None:
+    new = [NewGeneration(tenant, MODEL, {"prompt": f"p{i}"}) for i in range(25)]
+    out = _insert(sessions, new)
+    assert [o.created for o in out] == [True] * 25
+    assert len({o.id for o in out}) == 25
+    with sessions() as session:
+        rows = {
+            g.id: g
+            for g in session.scalars(select(Generation).where(Generation.tenant_id == tenant))
+        }
+        assert set(rows) == {o.id for o in out}
+        for item, o in zip(new, out, strict=True):
+            gen = rows[o.id]
+            assert (gen.status, gen.input, gen.model) == ("pending", item.input, MODEL)
+            assert gen.deadline_at == NOW + timedelta(seconds=600)
+            assert gen.next_poll_at == NOW + timedelta(seconds=10)
+            assert gen.submit_attempts == 0 and gen.webhook_attempts == 0
+        events = session.scalars(
+            select(GenerationEvent).where(GenerationEvent.generation_id.in_(list(rows)))
+        ).all()
+        assert sorted((e.generation_id, e.kind, e.status) for e in events) == sorted(
+            (o.id, "created", "pending") for o in out
+        )
+
+
+def test_a_taken_idempotency_key_names_its_holder_instead_of_raising(
+    sessions: sessionmaker[Session], tenant: uuid.UUID
+) -> None:
+    [first] = _insert(sessions, [NewGeneration(tenant, MODEL, {"prompt": "a"}, "k-1", "h-a")])
+    out = _insert(
+        sessions,
+        [
+            NewGeneration(tenant, MODEL, {"prompt": "b"}, "k-1", "h-b"),
+            NewGeneration(tenant, MODEL, {"prompt": "c"}, "k-2", "h-c"),
+            NewGeneration(tenant, MODEL, {"prompt": "c again"}, "k-2", "h-c2"),
+        ],
+    )
+    assert (out[0].created, out[0].id, out[0].existing_hash) == (False, first.id, "h-a")
+    assert out[1].created
+    # Two requests with one key in the same group: the first holds it, the second learns so.
+    assert (out[2].created, out[2].id, out[2].existing_hash) == (False, out[1].id, "h-c")
+    with sessions() as session:
+        count = session.scalars(select(Generation.id).where(Generation.tenant_id == tenant)).all()
+        assert len(count) == 2
+
+
+def test_keys_belong_to_their_tenant(sessions: sessionmaker[Session], tenant: uuid.UUID) -> None:
+    with sessions.begin() as session:
+        other = create_key(session, name=f"o-{uuid.uuid4().hex[:8]}")[0].tenant_id
+    out = _insert(
+        sessions,
+        [
+            NewGeneration(tenant, MODEL, {"prompt": "x"}, "shared", "h"),
+            NewGeneration(other, MODEL, {"prompt": "x"}, "shared", "h"),
+        ],
+    )
+    assert all(o.created for o in out) and out[0].id != out[1].id
+
+
+def test_create_generation_is_a_group_of_one(
+    sessions: sessionmaker[Session], tenant: uuid.UUID
+) -> None:
+    with sessions.begin() as session:
+        gen = create_generation(
+            session,
+            tenant_id=tenant,
+            model=MODEL,
+            input={"prompt": "one"},
+            now=NOW,
+            deadline_seconds=60,
+            submit_grace_seconds=1,
+            idempotency_key="solo",
+        )
+        assert gen.status == "pending" and gen.idempotency_key == "solo"
+    with sessions.begin() as session, pytest.raises(ValueError, match="is held by"):
+        create_generation(
+            session,
+            tenant_id=tenant,
+            model=MODEL,
+            input={"prompt": "two"},
+            now=NOW,
+            deadline_seconds=60,
+            submit_grace_seconds=1,
+            idempotency_key="solo",
+        )
