@@ -1,8 +1,16 @@
 """Check a batch of upstream jobs concurrently and record what upstream says.
 
 The dispatcher leased the rows to ``batch_token``. The batch swaps that token for its own in one
-compare-and-set, so a second delivery of the same message finds nothing to do. Every later write
-is guarded by the new token: if the lease ran out and another poller took a row, ours loses.
+compare-and-set, so a second delivery of the same message finds nothing to do. Every job is
+then checked upstream (status, and the result when it is done) on a pool of threads, and what
+each check decided is written in one transaction for the whole batch, every write guarded by
+the new token: if the lease ran out and another poller took a row, ours loses.
+
+If that transaction fails because the database is gone, the task fails and the rows keep their
+lease; when it expires the dispatcher claims them again and they are checked again (a result
+fetched meanwhile is still upstream). If it fails for one row's sake (a result the database
+refuses, say), each write is retried alone and the one that still fails is recorded as a poll
+error instead, so one row never holds its batch back.
 """
 
 import logging
@@ -13,6 +21,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
 from models.status import GenerationStatus
@@ -23,11 +33,12 @@ from worker.lifecycle.cancel import send_cancel
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.lifecycle.estimates import estimates_for
 from worker.lifecycle.settle import settle_completed
-from worker.lifecycle.snapshot import ACTIVE, Snapshot, end_job, retry_later
+from worker.lifecycle.snapshot import ACTIVE, Snapshot, Write, end_job, retry_later
 from worker.upstream import QueueState, StatusReport, UpstreamRejected, UpstreamTransient
 
 log = logging.getLogger(__name__)
 S = GenerationStatus
+DB_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def poll_generations(
@@ -39,8 +50,36 @@ def poll_generations(
     estimates = estimates_for(ctx, {s.model for s in snapshots})
     workers = max(1, min(ctx.limits.poll_threads, len(snapshots)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-        outcomes = list(pool.map(lambda s: _poll_safely(ctx, s, estimates.get(s.model)), snapshots))
-    return dict(Counter(outcomes))
+        writes = list(pool.map(lambda s: _poll_safely(ctx, s, estimates.get(s.model)), snapshots))
+    won = _write_back(ctx, snapshots, writes)
+    for write, ok in zip(writes, won, strict=True):
+        if ok:
+            write.report(ctx.observer)
+    return dict(Counter(w.outcome for w in writes))
+
+
+def _write_back(ctx: WorkerContext, snapshots: list[Snapshot], writes: list[Write]) -> list[bool]:
+    try:
+        with ctx.sessions.begin() as session:
+            return [write.apply(session) for write in writes]
+    except DB_UNAVAILABLE:
+        raise
+    except Exception as exc:
+        log.warning("a batch write-back failed (%s); writing each job alone", exc)
+    return [_write_alone(ctx, s, w) for s, w in zip(snapshots, writes, strict=True)]
+
+
+def _write_alone(ctx: WorkerContext, snap: Snapshot, write: Write) -> bool:
+    try:
+        with ctx.sessions.begin() as session:
+            return write.apply(session)
+    except DB_UNAVAILABLE:
+        raise
+    except Exception as exc:
+        log.exception("recording the poll of %s failed", snap.id)
+        fallback = retry_later(ctx, snap, kind="poll_error", message=f"{type(exc).__name__}: {exc}")
+        with ctx.sessions.begin() as session:
+            return fallback.apply(session)
 
 
 def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[Snapshot]:
@@ -78,7 +117,7 @@ def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[S
         ]
 
 
-def _poll_safely(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> str:
+def _poll_safely(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> Write:
     try:
         return poll_one(ctx, snap, estimate)
     except Exception as exc:  # a bug must not strand the row: record it and retry later
@@ -86,7 +125,7 @@ def _poll_safely(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate |
         return retry_later(ctx, snap, kind="poll_error", message=f"{type(exc).__name__}: {exc}")
 
 
-def poll_one(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> str:
+def poll_one(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> Write:
     now = ctx.clock()
     if now >= snap.deadline_at:
         return _deadline(ctx, snap)
@@ -105,7 +144,7 @@ def poll_one(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | Non
 
 def _progress(
     ctx: WorkerContext, snap: Snapshot, report: StatusReport, estimate: RunTimeEstimate | None
-) -> str:
+) -> Write:
     now = ctx.clock()
     state = S.QUEUED if report.state is QueueState.IN_QUEUE else S.RUNNING
     position = report.queue_position if state is S.QUEUED else None
@@ -129,11 +168,12 @@ def _progress(
         "lease_until": None,
     }
     guard = [Generation.lease_token == snap.token]
-    with ctx.sessions.begin() as session:
+    if state is not snap.status and state is S.RUNNING:
+        values["started_at"] = now
+
+    def apply(session: Session) -> bool:
         if state is not snap.status:
-            if state is S.RUNNING:
-                values["started_at"] = now
-            transition(
+            return transition(
                 session,
                 snap.id,
                 to=state,
@@ -143,11 +183,10 @@ def _progress(
                 values=values,
                 queue_position=position,
             )
-        elif (
-            update_where(session, snap.id, now=now, statuses={state}, values=values, where=guard)
-            and position is not None
-            and position != snap.queue_position
-        ):
+        kept = update_where(session, snap.id, now=now, statuses={state}, values=values, where=guard)
+        if not kept:
+            return False
+        if position is not None and position != snap.queue_position:
             record_event(
                 session,
                 snap.id,
@@ -156,10 +195,12 @@ def _progress(
                 status=state,
                 queue_position=position,
             )
-    return state.value
+        return True
+
+    return Write(state.value, apply)
 
 
-def _deadline(ctx: WorkerContext, snap: Snapshot) -> str:
+def _deadline(ctx: WorkerContext, snap: Snapshot) -> Write:
     outcome = send_cancel(ctx, snap.id, snap.cancel_url)
     message = "the job's deadline passed; upstream cancel: " + (outcome or "not sent")
     return end_job(

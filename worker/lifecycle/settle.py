@@ -7,7 +7,7 @@ from typing import Any
 from models.status import GenerationStatus
 from worker.context import WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
-from worker.lifecycle.snapshot import Snapshot, end_job, retry_later
+from worker.lifecycle.snapshot import Snapshot, Write, end_job, retry_later
 from worker.upstream import (
     StatusReport,
     UpstreamNotFound,
@@ -20,7 +20,7 @@ S = GenerationStatus
 CANCELLED_TYPES = {"client_cancelled", "client_disconnected"}
 
 
-def settle_completed(ctx: WorkerContext, snap: Snapshot, report: StatusReport) -> str:
+def settle_completed(ctx: WorkerContext, snap: Snapshot, report: StatusReport) -> Write:
     now = ctx.clock()
     run_seconds = _run_seconds(snap, now)
     try:

@@ -1,15 +1,22 @@
-"""A leased row as a poll sees it, and the two ways a poll lets go of it."""
+"""A leased row as a poll sees it, and the two ways a poll lets go of it.
+
+A poll does not write as it goes: each job's outcome is a :class:`Write`, and the batch applies
+all of them in one transaction once every job of the batch has been checked upstream.
+"""
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
 from models.status import GenerationStatus
 from models.tables import Generation
 from worker.backoff import next_error_delay
-from worker.context import WorkerContext
+from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.upstream import UpstreamTransient
 
@@ -38,6 +45,21 @@ class Snapshot:
     token: str
 
 
+@dataclass(frozen=True)
+class Write:
+    """What one poll decided: ``apply`` runs its guarded statements in the batch's transaction
+    and says whether they won; ``outcome`` is what the batch reports for the job."""
+
+    outcome: str
+    apply: Callable[[Session], bool]
+    terminal: tuple[str, datetime, datetime] | None = None
+    """``observer.terminal`` arguments, reported once the write won and was committed."""
+
+    def report(self, observer: Observer) -> None:
+        if self.terminal:
+            observer.terminal(*self.terminal)
+
+
 def end_job(
     ctx: WorkerContext,
     snap: Snapshot,
@@ -48,7 +70,7 @@ def end_job(
     result: Any = None,
     detail: dict[str, Any] | None = None,
     run_seconds: float | None = None,
-) -> str:
+) -> Write:
     now = ctx.clock()
     values: dict[str, Any] = {
         "last_polled_at": now,
@@ -64,8 +86,9 @@ def end_job(
     }
     if result is not None:
         values["result"] = result
-    with ctx.sessions.begin() as session:
-        won = transition(
+
+    def apply(session: Session) -> bool:
+        return transition(
             session,
             snap.id,
             to=to,
@@ -76,9 +99,8 @@ def end_job(
             event_kind=event_kind,
             detail=detail or ({"error_type": error["type"]} if error else None),
         )
-    if won:
-        ctx.observer.terminal(to.value, snap.created_at, now)
-    return to.value
+
+    return Write(to.value, apply, terminal=(to.value, snap.created_at, now))
 
 
 def retry_later(
@@ -88,7 +110,7 @@ def retry_later(
     kind: str,
     exc: UpstreamTransient | None = None,
     message: str | None = None,
-) -> str:
+) -> Write:
     errors = snap.error_count + 1
     if errors >= ctx.limits.max_poll_errors:
         error = (
@@ -105,8 +127,16 @@ def retry_later(
         policy=ctx.policy,
         rand=ctx.rand(),
     )
-    with ctx.sessions.begin() as session:
-        if update_where(
+    detail = {
+        "message": exc.message if exc else message,
+        "http_status": exc.http_status if exc else None,
+        "retry_after": exc.retry_after if exc else None,
+        "delay": round(delay, 3),
+        "errors": errors,
+    }
+
+    def apply(session: Session) -> bool:
+        if not update_where(
             session,
             snap.id,
             now=now,
@@ -119,17 +149,8 @@ def retry_later(
                 "lease_until": None,
             },
         ):
-            record_event(
-                session,
-                snap.id,
-                kind=kind,
-                now=now,
-                detail={
-                    "message": exc.message if exc else message,
-                    "http_status": exc.http_status if exc else None,
-                    "retry_after": exc.retry_after if exc else None,
-                    "delay": round(delay, 3),
-                    "errors": errors,
-                },
-            )
-    return "retry"
+            return False
+        record_event(session, snap.id, kind=kind, now=now, detail=detail)
+        return True
+
+    return Write("retry", apply)

@@ -1,0 +1,99 @@
+"""A poll batch writes what its checks decided in one transaction, and one job whose write the
+database refuses does not hold the others back. Real database, simulator over real HTTP."""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.status import GenerationStatus
+from models.tables import Generation
+from tests.support.services import wait_until
+from tests.worker.lifecycle_support import drive, kinds, lifecycle_env, load, new_job
+from worker.lifecycle import poll as poll_module
+from worker.lifecycle import poll_generations, submit_generations
+from worker.lifecycle.snapshot import Write
+
+S = GenerationStatus
+
+
+@contextmanager
+def counting_commits(sessions: sessionmaker[Session]) -> Iterator[list[int]]:
+    engine = sessions.kw["bind"]
+    commits = [0]
+
+    def on_commit(_conn: Any) -> None:
+        commits[0] += 1
+
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield commits
+    finally:
+        event.remove(engine, "commit", on_commit)
+
+
+def _lease(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> str:
+    """Lease the rows to a batch token, as the dispatcher does."""
+    token = str(uuid.uuid4())
+    with sessions.begin() as session:
+        session.execute(update(Generation).where(Generation.id.in_(ids)).values(lease_token=token))
+    return token
+
+
+def _submitted_and_done(ctx: Any, srv: Any, count: int) -> list[uuid.UUID]:
+    ids = [new_job(ctx, prompt=f"batch {i}") for i in range(count)]
+    assert submit_generations(ctx, ids) == {"submitted": count}
+    wait_until(lambda: srv.sim.stats()["jobs"]["completed"] >= count, 10, what="upstream to finish")
+    return ids
+
+
+def test_a_batch_is_claimed_and_written_in_two_commits(private_sessions) -> None:  # type: ignore[no-untyped-def]
+    with lifecycle_env(private_sessions, run_time=0.05) as (ctx, srv, _):
+        ids = _submitted_and_done(ctx, srv, 20)
+        token = _lease(private_sessions, ids)
+        with counting_commits(private_sessions) as commits:
+            assert poll_generations(ctx, ids, token) == {"completed": 20}
+        assert commits[0] == 2  # the claim, then every job's write together (was 21)
+        for gen_id in ids:
+            gen = load(ctx, gen_id)
+            assert gen.status == S.COMPLETED and gen.result and gen.lease_token is None
+            assert kinds(gen)[-1] == "completed"
+
+
+def test_a_write_the_database_refuses_does_not_hold_the_batch_back(
+    private_sessions,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with lifecycle_env(private_sessions, run_time=0.05) as (ctx, srv, rec):
+        ids = _submitted_and_done(ctx, srv, 6)
+        victim = ids[3]
+        real_settle = poll_module.settle_completed
+
+        def settle(ctx: Any, snap: Any, report: Any) -> Write:
+            write = real_settle(ctx, snap, report)
+            if snap.id != victim:
+                return write
+
+            def refused(session: Session) -> bool:
+                write.apply(session)
+                raise ValueError("the database refused this row")
+
+            return Write(write.outcome, refused, write.terminal)
+
+        monkeypatch.setattr(poll_module, "settle_completed", settle)
+        token = _lease(private_sessions, ids)
+        poll_generations(ctx, ids, token)
+        for gen_id in ids:
+            gen = load(ctx, gen_id)
+            if gen_id == victim:
+                assert gen.status == S.QUEUED and gen.result is None and gen.lease_token is None
+                error = next(e for e in gen.events if e.kind == "poll_error")
+                assert "refused this row" in error.detail["message"]
+            else:
+                assert gen.status == S.COMPLETED and gen.result
+        monkeypatch.setattr(poll_module, "settle_completed", real_settle)
+        assert drive(ctx, rec, victim).status == S.COMPLETED  # polled again, then recorded
