@@ -1,9 +1,11 @@
 """The API as it is deployed: ``uvicorn api.app:app`` and ``api.main.serve`` in their own
 processes, configured from the environment, publishing to a real Redis with the real publisher."""
 
+import asyncio
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.main import _Config
 from models import tasknames
 from tests.api.support import MODEL, auth, new_key
 from tests.support.services import free_port, redis_database, wait_until
@@ -123,3 +126,31 @@ def test_genqueue_api_with_two_workers_shares_the_port_and_sums_metrics(
         proc.terminate()
         proc.wait(15)
     assert proc.returncode == 0
+
+
+def test_the_listener_gives_accepted_connections_tcp_nodelay() -> None:
+    """uvicorn#3149: its own listener makes asyncio skip TCP_NODELAY, and with several
+    processes every keep-alive answer then waited ~40 ms for a delayed ACK."""
+    listener = _Config("api.main:served_app", factory=True, host="127.0.0.1", port=0).bind_socket()
+    assert listener.proto == socket.IPPROTO_TCP
+    seen: list[int] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        async with server:
+            host, port = listener.getsockname()[:2]
+            _, writer = await asyncio.open_connection(host, port)
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(accept_one())
+    assert seen and seen[0] != 0
