@@ -32,7 +32,13 @@ from tests.worker.lifecycle_support import (
     run_published,
 )
 from worker.context import Limits, Observer
-from worker.lifecycle import dispatch_due, reconcile, submit_generation, submit_generations
+from worker.lifecycle import (
+    dispatch_due,
+    reconcile,
+    submit_batch,
+    submit_generation,
+    submit_generations,
+)
 from worker.lifecycle.submit import SubmitResult
 from worker.upstream import UpstreamClient
 
@@ -390,3 +396,30 @@ def test_the_dispatcher_publishes_submit_many_chunks(
         for i, gen_id in enumerate(ids):
             assert load(ctx, gen_id).status in (S.QUEUED, S.RUNNING, S.COMPLETED)
             assert len(accepted(srv, f"{tag} {i}")) == 1
+
+
+def test_one_answer_the_database_refuses_leaves_only_its_row_to_the_reconciler(
+    private_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with lifecycle_env(private_sessions) as (ctx, srv, _):
+        ids = [new_job(ctx, prompt=f"refused {i}") for i in range(5)]
+        victim = ids[2]
+        real = submit_batch.record_answer
+
+        def record(ctx: Any, session: Session, answer: Any) -> Any:
+            recorded = real(ctx, session, answer)
+            if answer.claim.id == victim:
+                session.flush()
+                raise ValueError("the database refused this answer")
+            return recorded
+
+        monkeypatch.setattr(submit_batch, "record_answer", record)
+        counts = submit_generations(ctx, ids)
+        assert counts == {"submitted": 4, "ambiguous": 1}
+        for gen_id in ids:
+            gen = load(ctx, gen_id)
+            if gen_id == victim:  # as if its worker had died: the reconciler's, by policy
+                assert gen.status == S.SUBMITTING and gen.lease_token is not None
+            else:
+                assert gen.status == S.QUEUED and gen.upstream_request_id
+        assert len(srv.sim.submits()) == 5  # nothing was sent twice meanwhile

@@ -19,6 +19,8 @@ publishes them again. A failed write-back (database gone) leaves the wave's rows
 ``submitting`` with their lease, exactly like a worker killed mid-submit: once the lease expires
 the reconciler resolves each as an ambiguous submit (the policy in ``submit.py``). Accepted
 upstream jobs are not cancelled then: the commit may have landed without our hearing of it.
+A write-back that fails for one row's sake is retried answer by answer, so only the row the
+database refuses is left to the reconciler.
 """
 
 import logging
@@ -27,12 +29,15 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from worker.context import WorkerContext
 from worker.lifecycle.claim import claim_pending
 from worker.lifecycle.submit import Answer, Claim, Recorded, SubmitResult, record_answer
 from worker.upstream import SubmitHandle
 
 log = logging.getLogger(__name__)
+DB_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def submit_generations(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> dict[str, int]:
@@ -84,9 +89,30 @@ def _call(ctx: WorkerContext, claim: Claim) -> Answer:
 
 
 def _write_back(ctx: WorkerContext, answers: list[Answer]) -> list[Recorded]:
-    # No autoflush: the events go out together at the commit, as one batched INSERT.
-    with ctx.sessions.begin() as session, session.no_autoflush:
-        return [record_answer(ctx, session, answer) for answer in answers]
+    try:
+        # No autoflush: the events go out together at the commit, as one batched INSERT.
+        with ctx.sessions.begin() as session, session.no_autoflush:
+            return [record_answer(ctx, session, answer) for answer in answers]
+    except DB_UNAVAILABLE:
+        raise
+    except Exception as exc:
+        # One row the database refuses (an upstream answer too long for its column, say) must
+        # not leave the whole wave to the reconciler, which would resubmit every row.
+        log.warning("a submit write-back failed (%s); writing each answer alone", exc)
+    return [_write_alone(ctx, answer) for answer in answers]
+
+
+def _write_alone(ctx: WorkerContext, answer: Answer) -> Recorded:
+    try:
+        with ctx.sessions.begin() as session:
+            return record_answer(ctx, session, answer)
+    except DB_UNAVAILABLE:
+        raise
+    except Exception:
+        # Left in ``submitting`` under its lease, as if this worker had died mid-submit: the
+        # reconciler resolves it by the ambiguous-submit policy once the lease expires.
+        log.exception("recording the submit of %s failed", answer.claim.id)
+        return Recorded(SubmitResult.AMBIGUOUS)
 
 
 def _cancel_orphan(ctx: WorkerContext, handle: SubmitHandle) -> None:
