@@ -75,6 +75,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             input=input,
             webhook_url=webhook,
             idempotency_key=idempotency_key,
+            position=True,
         )
         gen = done.generation
         base = public_base(request, state.settings.public_url)
@@ -85,7 +86,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             **fal_urls(base, gen.model, rid),
             "logs": None,
             "metrics": {},
-            "queue_position": done.queue_position,
+            "queue_position": done.queue_position or 0,
         }
         if webhook:
             answer["gateway_request_id"] = rid

@@ -40,18 +40,19 @@ UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 @dataclass(frozen=True)
 class Accepted:
-    """One request's outcome: the insert (or the key's holder) and, when created, how many
-    generations were waiting to be sent upstream ahead of it."""
+    """One request's outcome: the insert (or the key's holder) and, when it was asked for, how
+    many generations were waiting to be sent upstream ahead of it."""
 
     inserted: Inserted
     now: datetime
-    queue_position: int
+    queue_position: int | None
 
 
 @dataclass(frozen=True)
 class _Item:
     new: NewGeneration
     future: "Future[Accepted]"
+    position: bool
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,20 @@ class Intake:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    async def accept(self, new: NewGeneration) -> Accepted:
+    async def accept(self, new: NewGeneration, *, position: bool = False) -> Accepted:
         """Insert ``new`` (with whatever else is waiting) and publish it; raise what the
-        database raised if its group could not be committed."""
-        return await asyncio.wrap_future(self.submit(new))
+        database raised if its group could not be committed. ``position``: count the
+        generations waiting ahead of it (fal's submit answer has a queue_position; a count over
+        a backlog is not free, so only groups that need it pay for it)."""
+        return await asyncio.wrap_future(self.submit(new, position=position))
 
-    def submit(self, new: NewGeneration) -> "Future[Accepted]":
+    def submit(self, new: NewGeneration, *, position: bool = False) -> "Future[Accepted]":
         future: Future[Accepted] = Future()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
                 self._thread.start()
-            self._queue.put(_Item(new, future))
+            self._queue.put(_Item(new, future, position))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -127,7 +130,7 @@ class Intake:
 
     def _write(self, batch: list[_Item]) -> None:
         try:
-            accepted = self._commit([item.new for item in batch])
+            accepted = self._commit(batch)
         except UNAVAILABLE as exc:
             for item in batch:
                 item.future.set_exception(exc)
@@ -148,21 +151,23 @@ class Intake:
         for item, outcome in zip(batch, accepted, strict=True):
             item.future.set_result(outcome)
 
-    def _commit(self, new: list[NewGeneration]) -> list[Accepted]:
+    def _commit(self, batch: list[_Item]) -> list[Accepted]:
         now = self._clock()
         with self._sessions().begin() as session:
-            ahead = _waiting(session)
+            ahead = _waiting(session) if any(item.position for item in batch) else None
             inserted = insert_generations(
                 session,
-                new,
+                [item.new for item in batch],
                 now=now,
                 deadline_seconds=self._limits.deadline_seconds,
                 submit_grace_seconds=self._limits.submit_grace_seconds,
             )
         out = []
-        for outcome in inserted:
-            out.append(Accepted(outcome, now, min(ahead, MAX_COUNTED)))
-            ahead += outcome.created
+        for item, outcome in zip(batch, inserted, strict=True):
+            position = min(ahead, MAX_COUNTED) if ahead is not None and item.position else None
+            out.append(Accepted(outcome, now, position))
+            if ahead is not None:
+                ahead += outcome.created
         return out
 
 

@@ -57,7 +57,8 @@ class Submitted:
 
     generation: Generation
     events: list[GenerationEvent]
-    queue_position: int
+    queue_position: int | None
+    """Only when asked for (``position=True``)."""
     created: bool
 
 
@@ -69,13 +70,14 @@ async def submit(
     input: dict[str, Any],
     webhook_url: str | None,
     idempotency_key: str | None,
+    position: bool = False,
 ) -> Submitted:
     """Commit a new generation through the intake (which publishes it), or find the one that
     holds ``idempotency_key``: the same body replays it, another body is a 409."""
     key = check_idempotency_key(idempotency_key)
     digest = request_hash(model=model, input=input, webhook_url=webhook_url)
     new = NewGeneration(caller.tenant_id, model, input, key, digest, webhook_url)
-    accepted = await state.intake.accept(new)
+    accepted = await state.intake.accept(new, position=position)
     inserted = accepted.inserted
     if inserted.row is not None:
         gen = Generation(**inserted.row)
@@ -89,10 +91,10 @@ async def submit(
             f"{IDEMPOTENCY_HEADER} '{key}' was already used with a different request body "
             f"(generation {inserted.id})",
         )
-    return await run_in_threadpool(_replay, state, inserted.id)
+    return await run_in_threadpool(_replay, state, inserted.id, position)
 
 
-def _replay(state: AppState, generation_id: uuid.UUID) -> Submitted:
+def _replay(state: AppState, generation_id: uuid.UUID, position: bool) -> Submitted:
     with state.sessions() as session:
         gen = session.get(Generation, generation_id)
         if gen is None:  # generations are never deleted
@@ -102,4 +104,5 @@ def _replay(state: AppState, generation_id: uuid.UUID) -> Submitted:
             .where(GenerationEvent.generation_id == gen.id)
             .order_by(GenerationEvent.id)
         ).all()
-        return Submitted(gen, list(events), queue_position(session, gen), created=False)
+        ahead = queue_position(session, gen) if position else None
+        return Submitted(gen, list(events), ahead, created=False)

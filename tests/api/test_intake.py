@@ -74,7 +74,10 @@ def test_requests_that_arrive_during_a_write_are_committed_and_published_togethe
     intake, publisher = gated
     first = intake.submit(NewGeneration(tenant, MODEL, {"prompt": "first"}))
     assert publisher.first_publish.wait(10)  # the first group is committed, its publish held
-    rest = [intake.submit(NewGeneration(tenant, MODEL, {"prompt": f"p{i}"})) for i in range(30)]
+    rest = [
+        intake.submit(NewGeneration(tenant, MODEL, {"prompt": f"p{i}"}), position=i % 2 == 0)
+        for i in range(30)
+    ]
     assert not any(f.done() for f in [first, *rest])  # nobody is answered before its publish
     publisher.release.set()
     accepted = _results([first, *rest])
@@ -83,9 +86,13 @@ def test_requests_that_arrive_during_a_write_are_committed_and_published_togethe
         (tasknames.SUBMIT_MANY, [ids[:1]]),
         (tasknames.SUBMIT_MANY, [ids[1:]]),
     ]
-    # Each request's place in line counts those created before it.
+    # A request that asks for its place in line counts those created before it; the others
+    # are not counted for (fal's answer has a queue_position, the native one does not).
     positions = [a.queue_position for a in accepted[1:]]
-    assert positions == list(range(positions[0], positions[0] + 30))
+    assert positions[1::2] == [None] * 15
+    start = positions[0]
+    assert start is not None and positions[0::2] == list(range(start, start + 30, 2))
+    assert accepted[0].queue_position is None
     with pg_sessions() as session:
         stored = session.scalars(
             select(Generation.id).where(Generation.id.in_([a.inserted.id for a in accepted]))
