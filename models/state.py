@@ -29,6 +29,33 @@ def record_event(
     queue_position: int | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> None:
+    """Append one event (written with the session's next flush) and log it."""
+    session.add(GenerationEvent(**_event(generation_id, kind, now, status, queue_position, detail)))
+
+
+def record_events(
+    session: Session,
+    generation_ids: Sequence[uuid.UUID],
+    *,
+    kind: str,
+    now: datetime,
+    status: GenerationStatus | None = None,
+) -> None:
+    """The same event for many generations, in one statement now, each logged."""
+    rows = [_event(i, kind, now, status, None, None) for i in generation_ids]
+    if rows:
+        session.execute(insert(EVENTS), rows)
+
+
+def _event(
+    generation_id: uuid.UUID,
+    kind: str,
+    now: datetime,
+    status: GenerationStatus | None,
+    queue_position: int | None,
+    detail: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """An event row; every event is also a log line (``genqueue.events``)."""
     extra = {"generation_id": str(generation_id), "event": kind}
     if detail and detail.get("request_id"):
         extra["request_id"] = str(detail["request_id"])
@@ -40,53 +67,14 @@ def record_event(
         f" queue_position={queue_position}" if queue_position is not None else "",
         extra=extra,
     )
-    session.add(
-        GenerationEvent(
-            generation_id=generation_id,
-            at=now,
-            kind=kind,
-            status=status.value if status else None,
-            queue_position=queue_position,
-            detail=dict(detail) if detail else None,
-        )
-    )
-
-
-def record_events(
-    session: Session,
-    generation_ids: Sequence[uuid.UUID],
-    *,
-    kind: str,
-    now: datetime,
-    status: GenerationStatus | None = None,
-    details: Sequence[Mapping[str, Any] | None] | None = None,
-) -> None:
-    """The same event for many generations in one statement (``details``, if given, one per
-    generation), logged like :func:`record_event`."""
-    if details is not None and len(details) != len(generation_ids):
-        raise ValueError("one detail per generation, or none")
-    rows = []
-    for i, generation_id in enumerate(generation_ids):
-        detail = details[i] if details is not None else None
-        log.info(
-            "generation %s: %s%s",
-            generation_id,
-            kind,
-            f" status={status.value}" if status else "",
-            extra={"generation_id": str(generation_id), "event": kind},
-        )
-        rows.append(
-            {
-                "generation_id": generation_id,
-                "at": now,
-                "kind": kind,
-                "status": status.value if status else None,
-                "queue_position": None,
-                "detail": dict(detail) if detail else None,
-            }
-        )
-    if rows:
-        session.execute(insert(EVENTS), rows)
+    return {
+        "generation_id": generation_id,
+        "at": now,
+        "kind": kind,
+        "status": status.value if status else None,
+        "queue_position": queue_position,
+        "detail": dict(detail) if detail else None,
+    }
 
 
 def transition(

@@ -1,6 +1,7 @@
 """Shared fixtures: a migrated PostgreSQL database and a Redis database of this run's own."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,3 +41,20 @@ def private_sessions() -> Iterator[sessionmaker[Session]]:
         engine = make_engine(url)
         yield make_session_factory(engine)
         engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def sessions(
+    request: pytest.FixtureRequest, private_sessions: sessionmaker[Session], tmp_path: Path
+) -> Iterator[sessionmaker[Session]]:
+    """Each test twice, for code whose SQL differs between the backends (SKIP LOCKED against
+    BEGIN IMMEDIATE, ON CONFLICT, RETURNING): the module's private PostgreSQL database, then a
+    fresh SQLite file (what ``genqueue up`` runs)."""
+    if request.param == "postgresql":
+        yield private_sessions
+        return
+    url = f"sqlite:///{tmp_path / 'genqueue.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()

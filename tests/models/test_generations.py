@@ -1,42 +1,18 @@
 """Inserting generations in groups, on PostgreSQL and on SQLite (what `genqueue up` runs)."""
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from migrations.runner import upgrade
-from models.db import make_engine, make_session_factory
 from models.generations import NewGeneration, create_generation, insert_generations
 from models.keys import create_key
 from models.tables import Generation, GenerationEvent
-from tests.support.services import postgres_database
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sessionmaker[Session]]:
-    if request.param == "postgresql":
-        with postgres_database() as url:
-            upgrade(url)
-            engine = make_engine(url)
-            yield make_session_factory(engine)
-            engine.dispose()
-    else:
-        path = Path(tmp_path_factory.mktemp("sqlite")) / "genqueue.db"
-        url = f"sqlite:///{path}"
-        upgrade(url)
-        engine = make_engine(url)
-        yield make_session_factory(engine)
-        engine.dispose()
 
 
 @pytest.fixture

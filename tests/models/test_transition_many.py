@@ -1,16 +1,12 @@
 """The many-row compare-and-set: the same table and guards as ``transition``, one statement,
 on PostgreSQL and on SQLite (``UPDATE … RETURNING`` on both)."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from migrations.runner import upgrade
-from models.db import make_engine, make_session_factory
 from models.generations import create_generation
 from models.keys import create_key
 from models.state import transition_many
@@ -19,20 +15,6 @@ from models.tables import Generation, GenerationEvent
 
 S = GenerationStatus
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def sessions(
-    request: pytest.FixtureRequest, private_sessions: sessionmaker[Session], tmp_path: Path
-) -> Iterator[sessionmaker[Session]]:
-    if request.param == "postgresql":
-        yield private_sessions
-        return
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def test_only_rows_in_an_allowed_state_and_matching_the_guard_win(

@@ -17,7 +17,7 @@ from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 from simulator import SimulatorConfig, SimulatorServer
 from worker.backoff import BackoffPolicy
-from worker.context import Limits, WorkerContext
+from worker.context import Limits, Observer, WorkerContext
 from worker.lifecycle import (
     dispatch_due,
     poll_generations,
@@ -136,3 +136,18 @@ def drive(
 
 def kinds(gen: Generation) -> list[str]:
     return [e.kind for e in gen.events]
+
+
+class RecordingObserver(Observer):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def submit_outcome(self, outcome: str) -> None:
+        self.events.append(("submit", outcome))
+
+    def retry(self, operation: str) -> None:
+        self.events.append(("retry", operation))
+
+    def terminal(self, status: str, created_at: datetime, now: datetime) -> None:
+        assert now >= created_at
+        self.events.append(("terminal", status))

@@ -11,8 +11,16 @@ from models.generations import request_cancel
 from models.status import GenerationStatus
 from models.tables import Generation
 from simulator import FaultRule
-from tests.worker.lifecycle_support import KEY, drive, kinds, lifecycle_env, load, new_job
-from worker.context import Limits, Observer
+from tests.worker.lifecycle_support import (
+    KEY,
+    RecordingObserver,
+    drive,
+    kinds,
+    lifecycle_env,
+    load,
+    new_job,
+)
+from worker.context import Limits
 from worker.lifecycle import poll_generations, reconcile, submit_generation
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.submit import SubmitResult
@@ -266,21 +274,6 @@ def test_reconciler_resolves_a_submit_whose_worker_died(private_sessions) -> Non
         assert gen.status == S.PENDING and kinds(gen)[-1] == "submit_ambiguous"
         assert drive(ctx, rec, gen_id).status == S.COMPLETED
         assert len(srv.sim.submits()) == 1
-
-
-class RecordingObserver(Observer):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def submit_outcome(self, outcome: str) -> None:
-        self.events.append(("submit", outcome))
-
-    def retry(self, operation: str) -> None:
-        self.events.append(("retry", operation))
-
-    def terminal(self, status: str, created_at: datetime, now: datetime) -> None:
-        assert now >= created_at
-        self.events.append(("terminal", status))
 
 
 def test_the_observer_sees_outcomes_retries_and_the_end(private_sessions) -> None:  # type: ignore[no-untyped-def]

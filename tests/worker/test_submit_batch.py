@@ -4,10 +4,8 @@ differs), the simulator over real HTTP. One claim, concurrent submits, one write
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from simulator import FaultRule, SimulatorServer
 from tests.support.services import PostgresServer, wait_until
 from tests.worker.lifecycle_support import (
     KEY,
+    RecordingObserver,
     drive,
     kinds,
     lifecycle_env,
@@ -31,7 +30,7 @@ from tests.worker.lifecycle_support import (
     new_job,
     run_published,
 )
-from worker.context import Limits, Observer
+from worker.context import Limits
 from worker.lifecycle import (
     dispatch_due,
     reconcile,
@@ -73,36 +72,6 @@ def expire_lease(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> None:
             .where(Generation.id.in_(ids))
             .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
         )
-
-
-class RecordingObserver(Observer):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def submit_outcome(self, outcome: str) -> None:
-        self.events.append(("submit", outcome))
-
-    def retry(self, operation: str) -> None:
-        self.events.append(("retry", operation))
-
-    def terminal(self, status: str, created_at: datetime, now: datetime) -> None:
-        assert now >= created_at
-        self.events.append(("terminal", status))
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def sessions(
-    request: pytest.FixtureRequest, private_sessions: sessionmaker[Session], tmp_path: Path
-) -> Iterator[sessionmaker[Session]]:
-    """The module's PostgreSQL database (SKIP LOCKED), or a SQLite file (BEGIN IMMEDIATE)."""
-    if request.param == "postgresql":
-        yield private_sessions
-        return
-    url = f"sqlite:///{tmp_path / 'batch.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def test_a_batch_is_claimed_once_and_each_row_submitted_once(
