@@ -7,6 +7,7 @@ metrics go through prometheus_client's multiprocess directory (a fresh one per p
 data dir), so ``/metrics`` counts every process's requests whichever process answers it.
 """
 
+import gc
 import os
 import shutil
 import socket
@@ -37,10 +38,18 @@ class _Config(uvicorn.Config):
 
 
 def served_app() -> FastAPI:
-    """The app of one serving process: logging configured, settings from the environment."""
+    """The app of one serving process: logging configured, settings from the environment.
+
+    Everything built so far (the app, its routes and schemas, the ORM's mappings) lives as long
+    as the process: ``gc.freeze()`` takes it out of the cyclic collector's sight. Each full
+    collection had to walk it all: under B3 they paused a process for up to 137 ms, eight times
+    in twenty seconds, and set the POST p99 (144 ms; 74 ms frozen, pauses at most 38 ms)."""
     settings = Settings()
     configure_logging(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def serve(

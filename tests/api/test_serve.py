@@ -154,3 +154,12 @@ def test_the_listener_gives_accepted_connections_tcp_nodelay() -> None:
 
     asyncio.run(accept_one())
     assert seen and seen[0] != 0
+
+
+def test_a_serving_process_freezes_what_it_built_before_serving(tmp_path: Path) -> None:
+    code = "import gc; from api.main import served_app; served_app(); print(gc.get_freeze_count())"
+    env = {**os.environ, "GENQUEUE_DATA_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout.strip()) > 10_000  # the app, its schemas, the ORM: not a handful
