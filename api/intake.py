@@ -91,7 +91,7 @@ class Intake:
     def submit(self, new: NewGeneration, *, position: bool = False) -> "Future[Accepted]":
         future: Future[Accepted] = Future()
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
                 self._thread.start()
             self._queue.put(_Item(new, future, position))
@@ -123,8 +123,15 @@ class Intake:
                     break
                 batch.append(item)
             live = [item for item in batch if item.future.set_running_or_notify_cancel()]
-            if live:
-                self._write(live)
+            try:
+                if live:
+                    self._write(live)
+            except BaseException as exc:
+                # Nothing may leave a request waiting forever or stop the writer for the rest.
+                log.exception("the intake failed a group unexpectedly")
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
             if stop:
                 return
 

@@ -159,3 +159,24 @@ def test_close_answers_what_was_queued_and_the_next_use_starts_again(
     assert not closing.is_alive()
     assert all(a.inserted.created for a in _results(futures))
     assert intake.submit(NewGeneration(tenant, MODEL, {"prompt": "later"})).result(10)
+
+
+def test_a_group_that_blows_up_the_writer_is_answered_and_the_writer_goes_on(
+    pg_sessions: sessionmaker[Session], tenant: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intake = _intake(pg_sessions, RecordingPublisher())
+    real_write = Intake._write
+
+    def dies(self: Intake, batch: list[Any]) -> None:
+        raise SystemExit("the writer thread is going away")
+
+    monkeypatch.setattr(Intake, "_write", dies)
+    try:
+        doomed = intake.submit(NewGeneration(tenant, MODEL, {"prompt": "doomed"}))
+        with pytest.raises(SystemExit):
+            doomed.result(timeout=10)
+        monkeypatch.setattr(Intake, "_write", real_write)
+        later = intake.submit(NewGeneration(tenant, MODEL, {"prompt": "later"}))
+        assert later.result(timeout=10).inserted.created
+    finally:
+        intake.close()
