@@ -57,12 +57,13 @@ def _genqueue(stack: Stack, scale: Scale, result: BenchResult) -> None:
             stack.stop_workers()
         result.figures["cold_start"] = _upstream_figures(stack, cold.ids)
     stack.start_workers()
+    every = scale.sample_interval
     try:
         with (
             TreeSampler([stack.worker.pid]) as worker,
             TreeSampler([stack.beat.pid], memory=False) as beat,
-            PeakSampler(lambda: upstream_in_flight(stack), interval=1.0) as flight,
-            PeakSampler(lambda: poll_backlog(stack), interval=1.0) as backlog,
+            PeakSampler(lambda: upstream_in_flight(stack), interval=every) as flight,
+            PeakSampler(lambda: poll_backlog(stack), interval=every) as backlog,
         ):
             sub = _wave(stack, scale, key, scale.b2_jobs, "b2")
     finally:

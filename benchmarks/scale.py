@@ -35,6 +35,9 @@ class Scale:
 
     phase_timeout: float = 900.0
     """No phase waits longer than this for its jobs (seconds)."""
+    sample_interval: float = 1.0
+    """Seconds between samples of B2's in-flight count and poll backlog: short enough to see a
+    wave whose jobs all run ``b2_run_time``."""
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,4 +79,5 @@ TOY = Scale(
     b3_warmup=0.2,
     b3_max_requests=500,
     phase_timeout=60.0,
+    sample_interval=0.05,
 )
