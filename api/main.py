@@ -60,6 +60,9 @@ def serve(
     workers: int | None = None,
     factory: str = APP_FACTORY,
 ) -> None:
+    """Serve ``factory``'s app. ``settings`` configure the server (logging, process count,
+    metrics directory); every serving process builds its app from the environment, which is
+    where ``genqueue`` reads its settings too."""
     settings = settings or Settings()
     configure_logging(settings)
     workers = workers or settings.api_workers
