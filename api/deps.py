@@ -49,6 +49,7 @@ class AppState:
             limits=IntakeLimits(
                 deadline_seconds=settings.job_deadline,
                 submit_grace_seconds=settings.submit_grace,
+                publish_chunk=settings.submit_batch_size,
             ),
             clock=clock,
         )

@@ -2,9 +2,10 @@
 
 A request hands its validated generation to :class:`Intake` and awaits the outcome. One writer
 thread takes everything that is waiting, inserts it in one transaction (two statements, one
-commit), publishes one ``generation.submit_many`` message for the rows it created, and only
-then answers each request. While one group commits the next gathers, so under load a commit and
-a publish serve many requests and under no load a request waits for nobody (group commit).
+commit), publishes ``generation.submit_many`` messages for the rows it created (one per worker
+submit wave), and only then answers each request. While one group commits the next gathers,
+so under load one commit serves many requests and under no load a request waits for nobody
+(group commit).
 
 Nothing is answered before its row is committed; a failed transaction fails every request of
 its group with the error (a database outage is each caller's 503) and creates nothing.
@@ -60,6 +61,10 @@ class IntakeLimits:
     deadline_seconds: float
     submit_grace_seconds: float
     max_batch: int = 500
+    publish_chunk: int = 16
+    """Ids per ``generation.submit_many`` message: the worker's submit wave
+    (``GENQUEUE_SUBMIT_BATCH_SIZE``), so one task is one wave, bounded by one submit's
+    timeout, and a big group spreads over every worker process."""
 
 
 class Intake:
@@ -153,8 +158,10 @@ class Intake:
                 self._write([item])
             return
         created = [str(a.inserted.id) for a in accepted if a.inserted.created]
-        if created:
-            publish_after_commit(self._publisher, tasknames.SUBMIT_MANY, [created])
+        size = max(1, self._limits.publish_chunk)
+        for start in range(0, len(created), size):
+            chunk = created[start : start + size]
+            publish_after_commit(self._publisher, tasknames.SUBMIT_MANY, [chunk])
         for item, outcome in zip(batch, accepted, strict=True):
             item.future.set_result(outcome)
 
