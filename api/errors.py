@@ -12,9 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
 DB_UNAVAILABLE = "Database unavailable; try again shortly"
@@ -117,6 +117,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_request_invalid)
-    for exc_type in (OperationalError, InterfaceError, PoolTimeoutError):
+    for exc_type in UNREACHABLE:
         app.add_exception_handler(exc_type, on_db_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.auth import Caller, CallerDep, authenticate
-from api.body import JsonBody, storable_text, unstorable_text
+from api.body import JsonBody
 from api.deps import SessionDep, StateDep
-from api.errors import ApiError, ValidationFailed
+from api.errors import ApiError
 from api.fal_answers import result_answer
 from api.fal_status import current_status, status_events
 from api.lookups import owned_generation
@@ -22,7 +22,7 @@ from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.registry import MODELS, ModelSpec, app_id, unknown_model_message, validate_input
 from api.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
-from api.submission import IDEMPOTENCY_HEADER, submit
+from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
 from api.urls import fal_urls, public_base
 from models import tasknames
 from models.generations import CancelOutcome, request_cancel
@@ -38,23 +38,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _check_webhook(url: str | None) -> str | None:
-    if url is not None and not storable_text(url):
-        raise unstorable_text(["query", "fal_webhook"])
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise ValidationFailed(
-            [
-                {
-                    "type": "url_scheme",
-                    "loc": ["query", "fal_webhook"],
-                    "msg": "URL scheme should be 'http' or 'https'",
-                    "input": url,
-                }
-            ]
-        )
-    return url
-
-
 def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
     async def submit_request(
         request: Request,
@@ -67,7 +50,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
         ] = None,
     ) -> JSONResponse:
         input = validate_input(spec, body, loc=["body"])
-        webhook = _check_webhook(fal_webhook)
+        webhook = check_webhook_url(fal_webhook, ["query", "fal_webhook"])
         done = await submit(
             state,
             caller,

@@ -20,23 +20,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.lookups import MAX_COUNTED, waiting
 from api.publisher import Publisher, publish_after_commit
 from models import tasknames
+from models.db import UNREACHABLE
 from models.generations import Inserted, NewGeneration, insert_generations
-from models.status import GenerationStatus
-from models.tables import Generation
 
 log = logging.getLogger(__name__)
-S = GenerationStatus
-WAITING = (S.PENDING.value, S.SUBMITTING.value)
-MAX_COUNTED = 10_000
-"""Queue positions are counted up to here (as ``api.lookups.queue_position`` does)."""
-UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 @dataclass(frozen=True)
@@ -143,7 +135,7 @@ class Intake:
     def _write(self, batch: list[_Item]) -> None:
         try:
             accepted = self._commit(batch)
-        except UNAVAILABLE as exc:
+        except UNREACHABLE as exc:
             for item in batch:
                 item.future.set_exception(exc)
             return
@@ -168,7 +160,7 @@ class Intake:
     def _commit(self, batch: list[_Item]) -> list[Accepted]:
         now = self._clock()
         with self._sessions().begin() as session:
-            ahead = _waiting(session) if any(item.position for item in batch) else None
+            ahead = waiting(session) if any(item.position for item in batch) else None
             inserted = insert_generations(
                 session,
                 [item.new for item in batch],
@@ -183,11 +175,3 @@ class Intake:
             if ahead is not None:
                 ahead += outcome.created
         return out
-
-
-def _waiting(session: Session) -> int:
-    """Generations not yet accepted upstream, counted once per group (at most MAX_COUNTED)."""
-    waiting = (
-        select(Generation.id).where(Generation.status.in_(WAITING)).limit(MAX_COUNTED).subquery()
-    )
-    return int(session.scalar(select(func.count()).select_from(waiting)) or 0)

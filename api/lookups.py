@@ -1,6 +1,7 @@
 """Finding a caller's own generations; another tenant's rows do not exist for them."""
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -37,10 +38,14 @@ def queue_position(session: Session, gen: Generation) -> int:
     number of older generations still waiting to be sent upstream (at most ``MAX_COUNTED``)."""
     if gen.status not in WAITING:
         return gen.queue_position or 0
-    ahead = (
-        select(Generation.id)
-        .where(Generation.status.in_(WAITING), Generation.created_at < gen.created_at)
-        .limit(MAX_COUNTED)
-        .subquery()
-    )
+    return waiting(session, created_before=gen.created_at)
+
+
+def waiting(session: Session, *, created_before: datetime | None = None) -> int:
+    """Generations not yet accepted upstream (created before ``created_before``, if given),
+    counted up to ``MAX_COUNTED``."""
+    query = select(Generation.id).where(Generation.status.in_(WAITING))
+    if created_before is not None:
+        query = query.where(Generation.created_at < created_before)
+    ahead = query.limit(MAX_COUNTED).subquery()
     return int(session.scalar(select(func.count()).select_from(ahead)) or 0)

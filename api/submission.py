@@ -10,6 +10,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
+from api.body import storable_text, unstorable_text
 from api.deps import AppState
 from api.errors import ApiError, ValidationFailed
 from api.lookups import queue_position
@@ -48,6 +49,26 @@ def check_idempotency_key(value: str | None) -> str | None:
             ]
         )
     return value
+
+
+def check_webhook_url(url: str | None, loc: list[str | int]) -> str | None:
+    """A webhook URL is storable text with an http(s) scheme; ``loc`` names where it came from."""
+    if url is None:
+        return None
+    if not storable_text(url):
+        raise unstorable_text(loc)
+    if not url.startswith(("http://", "https://")):
+        raise ValidationFailed(
+            [
+                {
+                    "type": "url_scheme",
+                    "loc": loc,
+                    "msg": "URL scheme should be 'http' or 'https'",
+                    "input": url,
+                }
+            ]
+        )
+    return url
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from api.schemas import (
     GenerationDetail,
     GenerationPage,
 )
-from api.submission import IDEMPOTENCY_HEADER, submit
+from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
 from api.views import to_detail, to_public
 from models import tasknames
 from models.generations import CancelOutcome, request_cancel
@@ -64,18 +64,7 @@ def _parse_create(body: Any) -> tuple[GenerationCreate, dict[str, Any]]:
                 }
             ]
         )
-    url = create.webhook_url
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise ValidationFailed(
-            [
-                {
-                    "type": "url_scheme",
-                    "loc": ["body", "webhook_url"],
-                    "msg": "URL scheme should be 'http' or 'https'",
-                    "input": url,
-                }
-            ]
-        )
+    check_webhook_url(create.webhook_url, ["body", "webhook_url"])
     return create, validate_input(spec, create.input, loc=["body", "input"])
 
 

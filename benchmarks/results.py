@@ -4,6 +4,8 @@ same-run baseline as a ratio. Targets are reported, never enforced."""
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmarks.stats import ratio
+
 
 @dataclass(frozen=True)
 class Row:
@@ -28,8 +30,20 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def row(self, metric: str, value: float, unit: str, **extra: Any) -> None:
-        self.rows.append(Row(metric, value, unit, **extra))
+    def row(
+        self,
+        metric: str,
+        value: float,
+        unit: str,
+        *,
+        baseline: str | None = None,
+        baseline_value: float | None = None,
+        target: str | None = None,
+        met: bool | None = None,
+    ) -> None:
+        """A table row; beside a baseline its ratio is ``value / baseline_value``."""
+        share = None if baseline_value is None else ratio(value, baseline_value)
+        self.rows.append(Row(metric, value, unit, baseline, baseline_value, share, target, met))
 
     def as_json(self) -> dict[str, Any]:
         return {

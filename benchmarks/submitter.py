@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks.rawhttp import Connection, HttpError
+from benchmarks.scale import Scale
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 PATH = "/v1/generations"
@@ -47,6 +48,19 @@ def submit_generations(
     time_limit: float,
 ) -> Submission:
     return asyncio.run(_submit_all(host, port, key, count, concurrency, prompt, time_limit))
+
+
+def post_wave(port: int, scale: Scale, *, key: str, count: int, prompt: str) -> Submission:
+    """``count`` generations POSTed to the stack's API at ``scale``'s concurrency and limit."""
+    return submit_generations(
+        host="127.0.0.1",
+        port=port,
+        key=key,
+        count=count,
+        concurrency=scale.submit_concurrency,
+        prompt=prompt,
+        time_limit=scale.phase_timeout,
+    )
 
 
 async def _submit_all(

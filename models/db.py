@@ -7,9 +7,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+UNREACHABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+"""What the database raises when it cannot be reached (down, restarting, pool exhausted): the
+API answers 503, batch writers stop and leave their rows to the leases and the reconciler."""
 
 
 def normalize_url(url: str) -> str:

@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
@@ -34,11 +33,11 @@ from worker.lifecycle.errors import error_record, from_upstream
 from worker.lifecycle.estimates import estimates_for
 from worker.lifecycle.settle import settle_completed
 from worker.lifecycle.snapshot import ACTIVE, Snapshot, Write, end_job, retry_later
+from worker.lifecycle.writeback import write_together
 from worker.upstream import QueueState, StatusReport, UpstreamRejected, UpstreamTransient
 
 log = logging.getLogger(__name__)
 S = GenerationStatus
-DB_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def poll_generations(
@@ -59,27 +58,19 @@ def poll_generations(
 
 
 def _write_back(ctx: WorkerContext, snapshots: list[Snapshot], writes: list[Write]) -> list[bool]:
-    try:
-        with ctx.sessions.begin() as session:
-            return [write.apply(session) for write in writes]
-    except DB_UNAVAILABLE:
-        raise
-    except Exception as exc:
-        log.warning("a batch write-back failed (%s); writing each job alone", exc)
-    return [_write_alone(ctx, s, w) for s, w in zip(snapshots, writes, strict=True)]
-
-
-def _write_alone(ctx: WorkerContext, snap: Snapshot, write: Write) -> bool:
-    try:
-        with ctx.sessions.begin() as session:
-            return write.apply(session)
-    except DB_UNAVAILABLE:
-        raise
-    except Exception as exc:
-        log.exception("recording the poll of %s failed", snap.id)
-        fallback = retry_later(ctx, snap, kind="poll_error", message=f"{type(exc).__name__}: {exc}")
+    def refused(pair: tuple[Snapshot, Write], exc: Exception) -> bool:
+        message = f"{type(exc).__name__}: {exc}"
+        fallback = retry_later(ctx, pair[0], kind="poll_error", message=message)
         with ctx.sessions.begin() as session:
             return fallback.apply(session)
+
+    return write_together(
+        ctx.sessions,
+        list(zip(snapshots, writes, strict=True)),
+        lambda session, pair: pair[1].apply(session),
+        refused=refused,
+        what="poll",
+    )
 
 
 def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[Snapshot]:

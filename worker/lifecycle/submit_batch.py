@@ -29,15 +29,13 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from worker.context import WorkerContext
 from worker.lifecycle.claim import claim_pending
 from worker.lifecycle.submit import Answer, Claim, Recorded, SubmitResult, record_answer
+from worker.lifecycle.writeback import write_together
 from worker.upstream import SubmitHandle
 
 log = logging.getLogger(__name__)
-DB_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def submit_generations(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> dict[str, int]:
@@ -89,30 +87,19 @@ def _call(ctx: WorkerContext, claim: Claim) -> Answer:
 
 
 def _write_back(ctx: WorkerContext, answers: list[Answer]) -> list[Recorded]:
-    try:
-        # No autoflush: the events go out together at the commit, as one batched INSERT.
-        with ctx.sessions.begin() as session, session.no_autoflush:
-            return [record_answer(ctx, session, answer) for answer in answers]
-    except DB_UNAVAILABLE:
-        raise
-    except Exception as exc:
-        # One row the database refuses (an upstream answer too long for its column, say) must
-        # not leave the whole wave to the reconciler, which would resubmit every row.
-        log.warning("a submit write-back failed (%s); writing each answer alone", exc)
-    return [_write_alone(ctx, answer) for answer in answers]
-
-
-def _write_alone(ctx: WorkerContext, answer: Answer) -> Recorded:
-    try:
-        with ctx.sessions.begin() as session:
-            return record_answer(ctx, session, answer)
-    except DB_UNAVAILABLE:
-        raise
-    except Exception:
+    def refused(answer: Answer, _: Exception) -> Recorded:
         # Left in ``submitting`` under its lease, as if this worker had died mid-submit: the
-        # reconciler resolves it by the ambiguous-submit policy once the lease expires.
-        log.exception("recording the submit of %s failed", answer.claim.id)
+        # reconciler resolves it by the ambiguous-submit policy once the lease expires. (Had
+        # the whole wave been left so, every row of it would have been resubmitted.)
         return Recorded(SubmitResult.AMBIGUOUS)
+
+    return write_together(
+        ctx.sessions,
+        answers,
+        lambda session, answer: record_answer(ctx, session, answer),
+        refused=refused,
+        what="submit",
+    )
 
 
 def _cancel_orphan(ctx: WorkerContext, handle: SubmitHandle) -> None:
