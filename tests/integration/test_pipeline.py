@@ -36,7 +36,9 @@ SEED_INPUT = {
 
 
 def test_seed_example_walks_every_state(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
-    sim.configure(capacity=1, run_time=0.8)
+    # Running must outlast the stack's longest poll interval (1 s, plus a 0.25 s tick), or a
+    # poll may never catch the job IN_PROGRESS (it failed so once with 0.8 s).
+    sim.configure(capacity=1, run_time=2.0)
     blockers = [jobs.create(f"blocker {i}") for i in range(3)]
     wait_until(
         lambda: all(jobs.get(b).status != "pending" for b in blockers),
