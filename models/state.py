@@ -47,6 +47,14 @@ def record_events(
         session.execute(insert(EVENTS), rows)
 
 
+def log_events(
+    generation_ids: Iterable[uuid.UUID], *, kind: str, status: GenerationStatus | None = None
+) -> None:
+    """The log lines of events written by a statement of the caller's own."""
+    for generation_id in generation_ids:
+        _log(generation_id, kind, status, None, None)
+
+
 def _event(
     generation_id: uuid.UUID,
     kind: str,
@@ -56,6 +64,24 @@ def _event(
     detail: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """An event row; every event is also a log line (``genqueue.events``)."""
+    _log(generation_id, kind, status, queue_position, detail)
+    return {
+        "generation_id": generation_id,
+        "at": now,
+        "kind": kind,
+        "status": status.value if status else None,
+        "queue_position": queue_position,
+        "detail": dict(detail) if detail else None,
+    }
+
+
+def _log(
+    generation_id: uuid.UUID,
+    kind: str,
+    status: GenerationStatus | None,
+    queue_position: int | None,
+    detail: Mapping[str, Any] | None,
+) -> None:
     extra = {"generation_id": str(generation_id), "event": kind}
     if detail and detail.get("request_id"):
         extra["request_id"] = str(detail["request_id"])
@@ -67,14 +93,6 @@ def _event(
         f" queue_position={queue_position}" if queue_position is not None else "",
         extra=extra,
     )
-    return {
-        "generation_id": generation_id,
-        "at": now,
-        "kind": kind,
-        "status": status.value if status else None,
-        "queue_position": queue_position,
-        "detail": dict(detail) if detail else None,
-    }
 
 
 def transition(

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.deps import writer_session_factory
 from api.intake import Accepted, Intake, IntakeLimits
 from models import tasknames
 from models.db import make_engine, make_session_factory
@@ -47,8 +48,9 @@ def tenant(pg_sessions: sessionmaker[Session]) -> uuid.UUID:
 
 
 def _intake(sessions: sessionmaker[Session], publisher: RecordingPublisher) -> Intake:
+    writer = writer_session_factory(sessions.kw["bind"])  # what the app's intake writes with
     return Intake(
-        sessions=lambda: sessions,
+        sessions=lambda: writer,
         publisher=publisher,
         limits=LIMITS,
         clock=lambda: datetime.now(UTC),
@@ -182,3 +184,20 @@ def test_a_group_that_blows_up_the_writer_is_answered_and_the_writer_goes_on(
         assert later.result(timeout=10).inserted.created
     finally:
         intake.close()
+
+
+def test_the_writer_runs_in_autocommit_on_postgresql_only(
+    pg_sessions: sessionmaker[Session], tmp_path: Any
+) -> None:
+    """A group is one statement on PostgreSQL, so no BEGIN/COMMIT round trips; SQLite's two
+    statements keep their transaction."""
+    with writer_session_factory(pg_sessions.kw["bind"])() as session:
+        assert session.connection().connection.dbapi_connection.autocommit is True  # type: ignore[union-attr]
+    with pg_sessions() as session:
+        assert session.connection().connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with writer_session_factory(engine)() as session:
+            assert session.connection().get_execution_options().get("isolation_level") is None
+    finally:
+        engine.dispose()

@@ -32,7 +32,18 @@ def _insert(sessions: sessionmaker[Session], new: list[NewGeneration]) -> list: 
 def test_a_group_is_inserted_with_one_created_event_each(
     sessions: sessionmaker[Session], tenant: uuid.UUID
 ) -> None:
-    new = [NewGeneration(tenant, MODEL, {"prompt": f"p{i}"}) for i in range(25)]
+    awkward = {"prompt": "quotes \" ' {braces}, commas, \\ and 文字 🐈", "n": [1, 2.5, None]}
+    new = [
+        NewGeneration(
+            tenant,
+            MODEL,
+            {"prompt": f"p{i}"} if i % 2 else {**awkward, "i": i},
+            f'key {i}, with "quotes"' if i % 3 else None,
+            f"hash-{i}",
+            f"https://hooks.example/{i}?a=b,c" if i % 4 else None,
+        )
+        for i in range(25)
+    ]
     out = _insert(sessions, new)
     assert [o.created for o in out] == [True] * 25
     assert len({o.id for o in out}) == 25
@@ -45,15 +56,21 @@ def test_a_group_is_inserted_with_one_created_event_each(
         for item, o in zip(new, out, strict=True):
             gen = rows[o.id]
             assert (gen.status, gen.input, gen.model) == ("pending", item.input, MODEL)
+            assert (gen.idempotency_key, gen.request_hash, gen.webhook_url) == (
+                item.idempotency_key,
+                item.request_hash,
+                item.webhook_url,
+            )
+            assert gen.created_at == gen.updated_at == NOW
             assert gen.deadline_at == NOW + timedelta(seconds=600)
             assert gen.next_poll_at == NOW + timedelta(seconds=10)
             assert gen.submit_attempts == 0 and gen.webhook_attempts == 0
         events = session.scalars(
             select(GenerationEvent).where(GenerationEvent.generation_id.in_(list(rows)))
         ).all()
-        assert sorted((e.generation_id, e.kind, e.status) for e in events) == sorted(
-            (o.id, "created", "pending") for o in out
-        )
+        assert sorted(
+            (e.generation_id, e.kind, e.status, e.at, e.queue_position, e.detail) for e in events
+        ) == sorted((o.id, "created", "pending", NOW, None, None) for o in out)
 
 
 def test_a_taken_idempotency_key_names_its_holder_instead_of_raising(
