@@ -60,13 +60,12 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             idempotency_key=idempotency_key,
             position=True,
         )
-        gen = done.generation
         base = public_base(request, state.settings.public_url)
-        rid = str(gen.id)
+        rid = done.detail.id
         answer: dict[str, Any] = {
             "status": "IN_QUEUE",
             "request_id": rid,
-            **fal_urls(base, gen.model, rid),
+            **fal_urls(base, done.detail.model, rid),
             "logs": None,
             "metrics": {},
             "queue_position": done.queue_position or 0,

@@ -14,6 +14,8 @@ from api.body import storable_text, unstorable_text
 from api.deps import AppState
 from api.errors import ApiError, ValidationFailed
 from api.lookups import queue_position
+from api.schemas import GenerationDetail
+from api.views import new_detail, to_detail
 from models.generations import NewGeneration
 from models.tables import Generation, GenerationEvent
 
@@ -74,10 +76,10 @@ def check_webhook_url(url: str | None, loc: list[str | int]) -> str | None:
 @dataclass(frozen=True)
 class Submitted:
     """A new generation (or, for a replayed idempotency key, the one that holds the key) as
-    the answer shows it: the row, its events so far and its place in the waiting line."""
+    the answer shows it: the record with its events so far, and its place in the waiting
+    line."""
 
-    generation: Generation
-    events: list[GenerationEvent]
+    detail: GenerationDetail
     queue_position: int | None
     """Only when asked for (``position=True``)."""
     created: bool
@@ -101,11 +103,9 @@ async def submit(
     accepted = await state.intake.accept(new, position=position)
     inserted = accepted.inserted
     if inserted.row is not None:
-        gen = Generation(**inserted.row)
-        event = GenerationEvent(
-            generation_id=gen.id, at=accepted.now, kind="created", status=gen.status
+        return Submitted(
+            new_detail(inserted.row, accepted.now), accepted.queue_position, created=True
         )
-        return Submitted(gen, [event], accepted.queue_position, created=True)
     if inserted.existing_hash != digest:
         raise ApiError(
             409,
@@ -126,4 +126,4 @@ def _replay(state: AppState, generation_id: uuid.UUID, position: bool) -> Submit
             .order_by(GenerationEvent.id)
         ).all()
         ahead = queue_position(session, gen) if position else None
-        return Submitted(gen, list(events), ahead, created=False)
+        return Submitted(to_detail(gen, events), ahead, created=False)

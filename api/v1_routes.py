@@ -96,7 +96,7 @@ async def create_generation_route(
     )
     if not done.created:
         response.headers[REPLAYED] = "true"
-    return to_detail(done.generation, done.events)
+    return done.detail
 
 
 @router.get(

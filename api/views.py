@@ -1,38 +1,47 @@
 """Database rows → the native surface's records."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
 
 from api.schemas import GenerationDetail, GenerationEventPublic, GenerationPublic
 from models.status import GenerationStatus
 from models.tables import Generation, GenerationEvent
 
 
+def _fields(get: Callable[[str], Any]) -> dict[str, Any]:
+    """A generation's public fields, read through ``get`` (an ORM row's attributes, or a
+    freshly inserted row's values)."""
+    return {
+        "id": str(get("id")),
+        "model": get("model"),
+        "status": GenerationStatus(get("status")),
+        "input": get("input"),
+        "upstream_request_id": get("upstream_request_id"),
+        "queue_position": get("queue_position"),
+        "result": get("result"),
+        "error": get("error"),
+        "webhook_url": get("webhook_url"),
+        "idempotency_key": get("idempotency_key"),
+        "cancel_requested_at": get("cancel_requested_at"),
+        "created_at": get("created_at"),
+        "submitted_at": get("submitted_at"),
+        "started_at": get("started_at"),
+        "completed_at": get("completed_at"),
+        "deadline_at": get("deadline_at"),
+        "submit_attempts": get("submit_attempts"),
+        "poll_count": get("poll_count"),
+    }
+
+
 def to_public(gen: Generation) -> GenerationPublic:
-    return GenerationPublic(
-        id=str(gen.id),
-        model=gen.model,
-        status=GenerationStatus(gen.status),
-        input=gen.input,
-        upstream_request_id=gen.upstream_request_id,
-        queue_position=gen.queue_position,
-        result=gen.result,
-        error=gen.error,
-        webhook_url=gen.webhook_url,
-        idempotency_key=gen.idempotency_key,
-        cancel_requested_at=gen.cancel_requested_at,
-        created_at=gen.created_at,
-        submitted_at=gen.submitted_at,
-        started_at=gen.started_at,
-        completed_at=gen.completed_at,
-        deadline_at=gen.deadline_at,
-        submit_attempts=gen.submit_attempts,
-        poll_count=gen.poll_count,
-    )
+    return GenerationPublic(**_fields(partial(getattr, gen)))
 
 
 def to_detail(gen: Generation, events: Sequence[GenerationEvent]) -> GenerationDetail:
     return GenerationDetail(
-        **to_public(gen).model_dump(),
+        **_fields(partial(getattr, gen)),
         events=[
             GenerationEventPublic(
                 at=e.at,
@@ -42,5 +51,23 @@ def to_detail(gen: Generation, events: Sequence[GenerationEvent]) -> GenerationD
                 detail=e.detail,
             )
             for e in events
+        ],
+    )
+
+
+def new_detail(row: Mapping[str, Any], at: datetime) -> GenerationDetail:
+    """A generation just inserted (``row``: the values it was inserted with; every column not
+    in it is NULL) and its one ``created`` event: built without loading or constructing ORM
+    objects, which cost a create a tenth of its CPU."""
+    return GenerationDetail(
+        **_fields(row.get),
+        events=[
+            GenerationEventPublic(
+                at=at,
+                kind="created",
+                status=GenerationStatus(row["status"]),
+                queue_position=None,
+                detail=None,
+            )
         ],
     )

@@ -62,6 +62,15 @@ def test_create_answers_201_with_the_full_record(
     assert recorder.published == [(tasknames.SUBMIT_MANY, [[record["id"]]])]
 
 
+def test_the_create_answer_is_the_record_as_stored(client: TestClient, key: str) -> None:
+    """The answer is built from the values inserted, not read back: it must equal a GET."""
+    for extra in ({}, {"webhook_url": "https://hooks.example.com/y"}):
+        created = _create(client, key, headers={"Idempotency-Key": f"same {extra}"}, **extra)
+        assert created.status_code == 201, created.text
+        stored = client.get(f"/v1/generations/{created.json()['id']}", headers=auth(key))
+        assert created.json() == stored.json()
+
+
 def test_the_id_is_the_fal_request_id(client: TestClient, key: str) -> None:
     rid = client.post(f"/{MODEL}", json=PROMPT, headers=auth(key)).json()["request_id"]
     record = client.get(f"/v1/generations/{rid}", headers=auth(key)).json()
