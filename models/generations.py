@@ -254,7 +254,7 @@ def request_cancel(session: Session, generation_id: uuid.UUID, *, now: datetime)
         now=now,
         statuses=live,
         values={"cancel_requested_at": now, "next_poll_at": now},
-        where=[Generation.cancel_requested_at.is_(None)],
+        where=[GENERATIONS.c.cancel_requested_at.is_(None)],
     ):
         record_event(session, gen.id, kind="cancel_requested", now=now, status=status)
         return CancelAnswer(CancelOutcome.REQUESTED, status)

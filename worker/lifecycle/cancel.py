@@ -9,7 +9,7 @@ from sqlalchemy import select
 from models.generations import request_cancel
 from models.state import record_event, update_where
 from models.status import GenerationStatus
-from models.tables import Generation
+from models.tables import GENERATIONS, Generation
 from worker.context import WorkerContext
 from worker.upstream import CancelOutcome, UpstreamError
 
@@ -53,7 +53,7 @@ def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -
             now=now,
             statuses=LIVE,
             values={"cancel_sent_at": now},
-            where=[Generation.cancel_sent_at.is_(None)],
+            where=[GENERATIONS.c.cancel_sent_at.is_(None)],
         ):
             return None
     try:

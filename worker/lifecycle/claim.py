@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.state import transition_many
 from models.status import GenerationStatus
-from models.tables import Generation
+from models.tables import GENERATIONS, Generation
 from worker.context import WorkerContext
 from worker.lifecycle.submit import Claim, Recorded, SubmitResult, fail_unsent_past_deadline
 
@@ -102,7 +102,7 @@ def _to_submitting(
             now=now,
             allowed_from={S.PENDING},
             values={
-                "submit_attempts": Generation.submit_attempts + 1,
+                "submit_attempts": GENERATIONS.c.submit_attempts + 1,
                 "lease_token": token,
                 "lease_until": now + timedelta(seconds=ctx.limits.lease_seconds),
                 "next_poll_at": None,

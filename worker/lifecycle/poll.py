@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
 from models.status import GenerationStatus
-from models.tables import Generation
+from models.tables import GENERATIONS, Generation
 from worker.backoff import RunTimeEstimate, next_poll_delay
 from worker.context import WorkerContext
 from worker.lifecycle.cancel import send_cancel
@@ -151,14 +151,14 @@ def _progress(
     )
     values: dict[str, Any] = {
         "queue_position": position,
-        "poll_count": Generation.poll_count + 1,
+        "poll_count": GENERATIONS.c.poll_count + 1,
         "last_polled_at": now,
         "error_count": 0,
         "next_poll_at": now + timedelta(seconds=delay),
         "lease_token": None,
         "lease_until": None,
     }
-    guard = [Generation.lease_token == snap.token]
+    guard = [GENERATIONS.c.lease_token == snap.token]
     if state is not snap.status and state is S.RUNNING:
         values["started_at"] = now
 

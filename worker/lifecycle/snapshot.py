@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
 from models.status import GenerationStatus
-from models.tables import Generation
+from models.tables import GENERATIONS
 from worker.backoff import next_error_delay
 from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
@@ -82,7 +82,7 @@ def end_job(
         "lease_until": None,
         "queue_position": None,
         "error": error,
-        "poll_count": Generation.poll_count + 1,
+        "poll_count": GENERATIONS.c.poll_count + 1,
     }
     if result is not None:
         values["result"] = result
@@ -94,7 +94,7 @@ def end_job(
             to=to,
             now=now,
             allowed_from=ACTIVE,
-            where=[Generation.lease_token == snap.token],
+            where=[GENERATIONS.c.lease_token == snap.token],
             values=values,
             event_kind=event_kind,
             detail=detail or ({"error_type": error["type"]} if error else None),
@@ -141,7 +141,7 @@ def retry_later(
             snap.id,
             now=now,
             statuses=ACTIVE,
-            where=[Generation.lease_token == snap.token],
+            where=[GENERATIONS.c.lease_token == snap.token],
             values={
                 "error_count": errors,
                 "next_poll_at": now + timedelta(seconds=delay),

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from models.state import record_event, transition
 from models.status import GenerationStatus
-from models.tables import Generation
+from models.tables import GENERATIONS, Generation
 from worker.backoff import next_error_delay, next_poll_delay
 from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
@@ -116,7 +116,7 @@ def _accepted(
         to=S.QUEUED,
         now=now,
         allowed_from={S.SUBMITTING},
-        where=[Generation.lease_token == claim.token],
+        where=[GENERATIONS.c.lease_token == claim.token],
         values={
             "upstream_request_id": handle.request_id,
             "status_url": handle.status_url,
@@ -164,7 +164,7 @@ def _release(
         to=to,
         now=now,
         allowed_from={S.SUBMITTING},
-        where=[Generation.lease_token == claim.token],
+        where=[GENERATIONS.c.lease_token == claim.token],
         values={"lease_token": None, "lease_until": None, **values},
         event_kind=event_kind,
         detail=detail,
@@ -275,7 +275,7 @@ def resolve_ambiguous(
     )
     detail = {"reason": reason, "attempt": attempts, "policy": "resubmit" if resubmit else "fail"}
     common: dict[str, Any] = {"lease_token": None, "lease_until": None}
-    guard = [Generation.lease_token == token] if token else [Generation.lease_token.is_(None)]
+    guard = [GENERATIONS.c.lease_token == token] if token else [GENERATIONS.c.lease_token.is_(None)]
     if resubmit:
         delay = next_error_delay(
             errors=attempts, retry_after=None, policy=ctx.policy, rand=ctx.rand()

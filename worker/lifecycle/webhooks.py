@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 
 from models.state import record_event, update_where
 from models.status import TERMINAL, GenerationStatus
-from models.tables import Generation
+from models.tables import GENERATIONS, Generation
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _deliver(ctx: WorkerContext, send: Sender, due: _Due) -> str:
             now=now,
             statuses=TERMINAL,
             values=values,
-            where=[Generation.webhook_delivered_at.is_(None)],
+            where=[GENERATIONS.c.webhook_delivered_at.is_(None)],
         )
         record_event(
             session,
