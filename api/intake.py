@@ -1,8 +1,8 @@
 """The API's write path: new generations are committed in groups, then published in groups.
 
 A request hands its validated generation to :class:`Intake` and awaits the outcome. One writer
-thread takes everything that is waiting, inserts it in one transaction (two statements, one
-commit), publishes ``generation.submit_many`` messages for the rows it created (one per worker
+thread takes everything that is waiting, inserts it atomically (on PostgreSQL one statement in
+autocommit, so one round trip; on SQLite two statements and a commit), publishes ``generation.submit_many`` messages for the rows it created (one per worker
 submit wave), and only then answers each request. While one group commits the next gathers,
 so under load one commit serves many requests and under no load a request waits for nobody
 (group commit).
