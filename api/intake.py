@@ -2,9 +2,10 @@
 
 A request hands its validated generation to :class:`Intake` and awaits the outcome. One writer
 thread takes everything that is waiting, inserts it atomically (on PostgreSQL one statement in
-autocommit, so one round trip; on SQLite two statements and a commit), publishes ``generation.submit_many`` messages for the rows it created (one per worker
-submit wave), and only then answers each request. While one group commits the next gathers,
-so under load one commit serves many requests and under no load a request waits for nobody
+autocommit, so one round trip; on SQLite two statements and a commit), publishes
+``generation.submit_many`` messages for the rows it created (one per worker submit wave), and
+only then answers each request. While one group is written the next gathers, so under load one
+statement serves many requests and under no load a request waits for nobody
 (group commit).
 
 Nothing is answered before its row is committed; a failed transaction fails every request of
