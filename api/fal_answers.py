@@ -11,39 +11,40 @@ from typing import Any
 
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation, GenerationEvent
+from models.vocabulary import ErrorType
 
-S = GenerationStatus
 IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 NOT_COMPLETED = "Request is still in progress"
 
 #: genqueue's own failures (not an upstream answer): the code their result fetch answers with.
-OWN_ERROR_CODES = {
-    "deadline_exceeded": 504,
-    "submit_ambiguous": 502,
-    "retries_exhausted": 503,
-    "result_unavailable": 502,
-    "cancelled": 499,
+OWN_ERROR_CODES: dict[str, int] = {
+    ErrorType.DEADLINE_EXCEEDED: 504,
+    ErrorType.SUBMIT_AMBIGUOUS: 502,
+    ErrorType.RETRIES_EXHAUSTED: 503,
+    ErrorType.RESULT_UNAVAILABLE: 502,
+    ErrorType.CANCELLED: 499,
 }
 #: Failure types whose stored ``http_status``/``body`` is the upstream's answer to pass on.
-UPSTREAM_ANSWERS = frozenset({"upstream_error", "upstream_rejected", "cancelled"})
+UPSTREAM_ANSWERS = frozenset(
+    {ErrorType.UPSTREAM_ERROR, ErrorType.UPSTREAM_REJECTED, ErrorType.CANCELLED}
+)
 
 
 def fal_status(status: str) -> str:
-    native = S(status)
+    native = GenerationStatus(status)
     if native in TERMINAL:
         return COMPLETED
-    return IN_PROGRESS if native is S.RUNNING else IN_QUEUE
+    return IN_PROGRESS if native is GenerationStatus.RUNNING else IN_QUEUE
 
 
 def _error_summary(gen: Generation) -> tuple[str, str] | None:
     """``(error, error_type)`` of a generation that ended without a result."""
-    if gen.status == S.COMPLETED.value:
+    if gen.status == GenerationStatus.COMPLETED.value:
         return None
     err = gen.error or {}
-    kind = str(err.get("type") or ("cancelled" if gen.status == S.CANCELLED.value else "failed"))
-    message = err.get("message") or (
-        "Request was cancelled" if gen.status == S.CANCELLED.value else "Request failed"
-    )
+    cancelled = gen.status == GenerationStatus.CANCELLED.value
+    kind = str(err.get("type") or (ErrorType.CANCELLED if cancelled else GenerationStatus.FAILED))
+    message = err.get("message") or ("Request was cancelled" if cancelled else "Request failed")
     return str(message), str(err.get("error_type") or kind)
 
 
@@ -56,7 +57,7 @@ def log_entries(events: Sequence[GenerationEvent]) -> list[dict[str, Any]]:
             parts.append(f"status={event.status}")
         if event.queue_position is not None:
             parts.append(f"queue_position={event.queue_position}")
-        level = "ERROR" if event.status == S.FAILED.value else "INFO"
+        level = "ERROR" if event.status == GenerationStatus.FAILED.value else "INFO"
         entries.append(
             {
                 "message": " ".join(parts),
@@ -99,9 +100,9 @@ class ResultAnswer:
 
 def result_answer(gen: Generation) -> ResultAnswer:
     """The result route's answer: the output, 400 while unfinished, or the failure as it was."""
-    if gen.status == S.COMPLETED.value:
+    if gen.status == GenerationStatus.COMPLETED.value:
         return ResultAnswer(200, gen.result if gen.result is not None else {})
-    if S(gen.status) not in TERMINAL:
+    if GenerationStatus(gen.status) not in TERMINAL:
         return ResultAnswer(400, {"detail": NOT_COMPLETED, "error_type": "not_completed"})
     err = gen.error or {}
     kind = err.get("type")

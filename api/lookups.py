@@ -6,11 +6,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.status import GenerationStatus
+from models.status import WAITING
 from models.tables import Generation
 
-S = GenerationStatus
-WAITING = (S.PENDING.value, S.SUBMITTING.value)
 MAX_COUNTED = 10_000
 """Positions are counted up to here: clients poll often, and beyond it the number means little."""
 
@@ -44,7 +42,7 @@ def queue_position(session: Session, gen: Generation) -> int:
 def waiting(session: Session, *, created_before: datetime | None = None) -> int:
     """Generations not yet accepted upstream (created before ``created_before``, if given),
     counted up to ``MAX_COUNTED``."""
-    query = select(Generation.id).where(Generation.status.in_(WAITING))
+    query = select(Generation.id).where(Generation.status.in_([s.value for s in WAITING]))
     if created_before is not None:
         query = query.where(Generation.created_at < created_before)
     ahead = query.limit(MAX_COUNTED).subquery()

@@ -8,6 +8,7 @@ from typing import Any
 from api.schemas import GenerationDetail, GenerationEventPublic, GenerationPublic
 from models.status import GenerationStatus
 from models.tables import Generation, GenerationEvent
+from models.vocabulary import EventKind
 
 
 def _fields(get: Callable[[str], Any]) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def new_detail(row: Mapping[str, Any], at: datetime) -> GenerationDetail:
         events=[
             GenerationEventPublic(
                 at=at,
-                kind="created",
+                kind=EventKind.CREATED,
                 status=GenerationStatus(row["status"]),
                 queue_position=None,
                 detail=None,

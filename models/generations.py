@@ -13,10 +13,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from models.state import log_events, record_event, record_events, transition, update_where
-from models.status import TERMINAL, GenerationStatus
+from models.status import LIVE, TERMINAL, GenerationStatus
 from models.tables import GENERATIONS, Generation
-
-S = GenerationStatus
+from models.vocabulary import EventKind
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,9 @@ def insert_generations(
         inserted = set(session.scalars(stmt, rows).all())
         created = [row["id"] for row in rows if row["id"] in inserted]
         if created:
-            record_events(session, created, kind="created", now=now, status=S.PENDING)
+            record_events(
+                session, created, kind=EventKind.CREATED, now=now, status=GenerationStatus.PENDING
+            )
     holders = _key_holders(session, [r for r in rows if r["id"] not in inserted])
     out = []
     for row in rows:
@@ -125,7 +126,7 @@ def _insert_with_events(
     statement, so one round trip writes a group, atomically even outside a transaction."""
     first = rows[0]
     params = {
-        "status": S.PENDING.value,
+        "status": GenerationStatus.PENDING.value,
         "now": now,
         "deadline_at": first["deadline_at"],
         "next_poll_at": first["next_poll_at"],
@@ -139,7 +140,9 @@ def _insert_with_events(
     }
     inserted = set(session.scalars(_PG_INSERT_WITH_EVENTS, params).all())
     log_events(
-        [row["id"] for row in rows if row["id"] in inserted], kind="created", status=S.PENDING
+        [row["id"] for row in rows if row["id"] in inserted],
+        kind=EventKind.CREATED,
+        status=GenerationStatus.PENDING,
     )
     return inserted
 
@@ -152,7 +155,7 @@ def _row(
         "tenant_id": item.tenant_id,
         "model": item.model,
         "input": item.input,
-        "status": S.PENDING.value,
+        "status": GenerationStatus.PENDING.value,
         "created_at": now,
         "updated_at": now,
         "deadline_at": now + timedelta(seconds=deadline_seconds),
@@ -231,32 +234,31 @@ def request_cancel(session: Session, generation_id: uuid.UUID, *, now: datetime)
     gen = session.get(Generation, generation_id, with_for_update=True, populate_existing=True)
     if gen is None:
         return CancelAnswer(CancelOutcome.NOT_FOUND, None)
-    status = S(gen.status)
+    status = GenerationStatus(gen.status)
     if status in TERMINAL:
         return CancelAnswer(CancelOutcome.ALREADY_TERMINAL, status)
-    if status is S.PENDING and transition(
+    if status is GenerationStatus.PENDING and transition(
         session,
         gen.id,
-        to=S.CANCELLED,
+        to=GenerationStatus.CANCELLED,
         now=now,
-        allowed_from={S.PENDING},
+        allowed_from={GenerationStatus.PENDING},
         values={"cancel_requested_at": now, "completed_at": now, "next_poll_at": None},
-        event_kind="cancelled",
+        event_kind=EventKind.CANCELLED,
         detail={"reason": "cancelled before it was sent upstream"},
     ):
-        return CancelAnswer(CancelOutcome.CANCELLED, S.CANCELLED)
+        return CancelAnswer(CancelOutcome.CANCELLED, GenerationStatus.CANCELLED)
     if gen.cancel_requested_at is not None:
         return CancelAnswer(CancelOutcome.ALREADY_REQUESTED, status)
-    live = {S.SUBMITTING, S.QUEUED, S.RUNNING}
     if update_where(
         session,
         gen.id,
         now=now,
-        statuses=live,
+        statuses=LIVE,
         values={"cancel_requested_at": now, "next_poll_at": now},
         where=[GENERATIONS.c.cancel_requested_at.is_(None)],
     ):
-        record_event(session, gen.id, kind="cancel_requested", now=now, status=status)
+        record_event(session, gen.id, kind=EventKind.CANCEL_REQUESTED, now=now, status=status)
         return CancelAnswer(CancelOutcome.REQUESTED, status)
     session.refresh(gen)
     return request_cancel(session, generation_id, now=now)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from models.status import ALLOWED_FROM, GenerationStatus
 from models.tables import EVENTS, GENERATIONS, GenerationEvent
+from models.vocabulary import EventKind
 
 log = logging.getLogger("genqueue.events")
 
@@ -28,7 +29,7 @@ def record_event(
     session: Session,
     generation_id: uuid.UUID,
     *,
-    kind: str,
+    kind: EventKind,
     now: datetime,
     status: GenerationStatus | None = None,
     queue_position: int | None = None,
@@ -42,7 +43,7 @@ def record_events(
     session: Session,
     generation_ids: Sequence[uuid.UUID],
     *,
-    kind: str,
+    kind: EventKind,
     now: datetime,
     status: GenerationStatus | None = None,
 ) -> None:
@@ -53,7 +54,7 @@ def record_events(
 
 
 def log_events(
-    generation_ids: Iterable[uuid.UUID], *, kind: str, status: GenerationStatus | None = None
+    generation_ids: Iterable[uuid.UUID], *, kind: EventKind, status: GenerationStatus | None = None
 ) -> None:
     """The log lines of events written by a statement of the caller's own."""
     for generation_id in generation_ids:
@@ -62,7 +63,7 @@ def log_events(
 
 def _event(
     generation_id: uuid.UUID,
-    kind: str,
+    kind: EventKind,
     now: datetime,
     status: GenerationStatus | None,
     queue_position: int | None,
@@ -73,7 +74,7 @@ def _event(
     return {
         "generation_id": generation_id,
         "at": now,
-        "kind": kind,
+        "kind": kind.value,
         "status": status.value if status else None,
         "queue_position": queue_position,
         "detail": dict(detail) if detail else None,
@@ -82,18 +83,18 @@ def _event(
 
 def _log(
     generation_id: uuid.UUID,
-    kind: str,
+    kind: EventKind,
     status: GenerationStatus | None,
     queue_position: int | None,
     detail: Mapping[str, Any] | None,
 ) -> None:
-    extra = {"generation_id": str(generation_id), "event": kind}
+    extra = {"generation_id": str(generation_id), "event": kind.value}
     if detail and detail.get("request_id"):
         extra["request_id"] = str(detail["request_id"])
     log.info(
         "generation %s: %s%s%s",
         generation_id,
-        kind,
+        kind.value,
         f" status={status.value}" if status else "",
         f" queue_position={queue_position}" if queue_position is not None else "",
         extra=extra,
@@ -109,7 +110,7 @@ def transition(
     allowed_from: Iterable[GenerationStatus] | None = None,
     values: Mapping[str, Any] | None = None,
     where: Iterable[ColumnElement[bool]] = (),
-    event_kind: str = "status",
+    event_kind: EventKind = EventKind.STATUS,
     detail: Mapping[str, Any] | None = None,
     queue_position: int | None = None,
 ) -> bool:
@@ -144,7 +145,7 @@ def transition_many(
     allowed_from: Iterable[GenerationStatus] | None = None,
     values: Mapping[str, Any] | None = None,
     where: Iterable[ColumnElement[bool]] = (),
-    event_kind: str = "status",
+    event_kind: EventKind = EventKind.STATUS,
     details: Mapping[uuid.UUID, Mapping[str, Any]] | None = None,
 ) -> list[uuid.UUID]:
     """:func:`transition` for many generations in one ``UPDATE … RETURNING``: the same guard

@@ -20,20 +20,31 @@ class GenerationStatus(StrEnum):
     """Cancelled before it ran, or upstream honoured the cancel (terminal)."""
 
 
-S = GenerationStatus
-
-TERMINAL: frozenset[GenerationStatus] = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
-ACTIVE: frozenset[GenerationStatus] = frozenset({S.QUEUED, S.RUNNING})
+TERMINAL: frozenset[GenerationStatus] = frozenset(
+    {GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED}
+)
+"""Nothing changes a generation any more (but its webhook delivery)."""
+LIVE: frozenset[GenerationStatus] = frozenset(
+    {GenerationStatus.SUBMITTING, GenerationStatus.QUEUED, GenerationStatus.RUNNING}
+)
+"""Sent upstream, or on its way there: what ``max_in_flight`` counts and a cancel must reach."""
+ACTIVE: frozenset[GenerationStatus] = frozenset({GenerationStatus.QUEUED, GenerationStatus.RUNNING})
+"""Upstream has it and we know its request id: what the poller checks."""
+WAITING: frozenset[GenerationStatus] = frozenset(
+    {GenerationStatus.PENDING, GenerationStatus.SUBMITTING}
+)
+"""Not accepted upstream yet: what a waiting client counts as ahead of it."""
 
 # to-state -> the states it may be entered from
 ALLOWED_FROM: dict[GenerationStatus, frozenset[GenerationStatus]] = {
-    S.PENDING: frozenset({S.SUBMITTING}),  # nothing sent, or an ambiguous submit to be retried
-    S.SUBMITTING: frozenset({S.PENDING}),
-    S.QUEUED: frozenset({S.SUBMITTING, S.QUEUED, S.RUNNING}),  # fal can requeue after a runner dies
-    S.RUNNING: frozenset({S.SUBMITTING, S.QUEUED, S.RUNNING}),
-    S.COMPLETED: frozenset({S.SUBMITTING, S.QUEUED, S.RUNNING}),
-    S.FAILED: frozenset({S.PENDING, S.SUBMITTING, S.QUEUED, S.RUNNING}),
-    S.CANCELLED: frozenset({S.PENDING, S.SUBMITTING, S.QUEUED, S.RUNNING}),
+    # nothing sent, or an ambiguous submit to be retried
+    GenerationStatus.PENDING: frozenset({GenerationStatus.SUBMITTING}),
+    GenerationStatus.SUBMITTING: frozenset({GenerationStatus.PENDING}),
+    GenerationStatus.QUEUED: LIVE,  # fal can requeue after a runner dies
+    GenerationStatus.RUNNING: LIVE,
+    GenerationStatus.COMPLETED: LIVE,
+    GenerationStatus.FAILED: LIVE | {GenerationStatus.PENDING},
+    GenerationStatus.CANCELLED: LIVE | {GenerationStatus.PENDING},
 }
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.settings import Settings
-from models.status import GenerationStatus
+from models.status import ACTIVE, GenerationStatus
 from models.tables import Generation
 from models.types import utcnow
 
@@ -134,7 +134,7 @@ class BacklogCollector(Collector):
 
     def _lags(self, now: datetime) -> tuple[tuple[float, int], tuple[float, int]]:
         with self.sessions() as session:
-            polls = _due(session, now, (GenerationStatus.QUEUED, GenerationStatus.RUNNING))
+            polls = _due(session, now, ACTIVE)
             submits = _due(session, now, (GenerationStatus.PENDING,))
         return polls, submits
 

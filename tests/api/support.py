@@ -17,6 +17,7 @@ from models.keys import create_key
 from models.state import record_event
 from models.status import GenerationStatus
 from models.tables import Generation
+from models.vocabulary import EventKind
 from tests.support.services import free_port, wait_until
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
@@ -68,7 +69,7 @@ def move(
     generation_id: str,
     status: GenerationStatus,
     *,
-    event: str = "status",
+    event: EventKind = EventKind.STATUS,
     queue_position: int | None = None,
     **values: Any,
 ) -> None:
@@ -92,7 +93,7 @@ def complete(sessions: sessionmaker[Session], generation_id: str, result: dict[s
         sessions,
         generation_id,
         GenerationStatus.COMPLETED,
-        event="completed",
+        event=EventKind.COMPLETED,
         result=result,
         completed_at=now,
         run_seconds=1.25,
@@ -124,7 +125,7 @@ def fail(
         sessions,
         generation_id,
         status,
-        event=status.value,
+        event=EventKind(status.value),
         error=error,
         completed_at=datetime.now(UTC),
     )

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import tasknames
-from models.status import GenerationStatus as S
+from models.status import GenerationStatus
 from tests.api.support import MODEL, RecordingPublisher, auth, complete, fail, move
 
 PROMPT = {"prompt": "a lighthouse"}
@@ -102,11 +102,11 @@ def test_status_through_the_life_of_a_request(
     assert queued.json()["logs"] is None
     assert queued.json()["metrics"] == {}
 
-    move(pg_sessions, rid, S.QUEUED, queue_position=7, upstream_request_id="up-1")
+    move(pg_sessions, rid, GenerationStatus.QUEUED, queue_position=7, upstream_request_id="up-1")
     upstream_queue = _status(client, key, rid).json()
     assert (upstream_queue["status"], upstream_queue["queue_position"]) == ("IN_QUEUE", 7)
 
-    move(pg_sessions, rid, S.RUNNING)
+    move(pg_sessions, rid, GenerationStatus.RUNNING)
     running = _status(client, key, rid)
     assert running.status_code == 202
     assert running.json()["status"] == "IN_PROGRESS"
@@ -238,7 +238,7 @@ def test_cancel_of_a_running_request_publishes_the_cancel_task(
     pg_sessions: sessionmaker[Session],
 ) -> None:
     rid = _submit(client, key)["request_id"]
-    move(pg_sessions, rid, S.RUNNING, upstream_request_id="up-2")
+    move(pg_sessions, rid, GenerationStatus.RUNNING, upstream_request_id="up-2")
     cancel = client.put(f"/fal-ai/flux-pro/requests/{rid}/cancel/", headers=auth(key))
     assert cancel.status_code == 202
     assert recorder.tasks_for(rid) == [tasknames.SUBMIT_MANY, tasknames.CANCEL]
@@ -322,7 +322,7 @@ def test_status_stream_follows_changes(
 
     def advance() -> None:
         time.sleep(0.3)
-        move(pg_sessions, rid, S.RUNNING)
+        move(pg_sessions, rid, GenerationStatus.RUNNING)
         time.sleep(0.5)
         complete(pg_sessions, rid, OUTPUT)
 

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import tasknames
-from models.status import GenerationStatus as S
+from models.status import GenerationStatus
+from models.vocabulary import EventKind
 from tests.api.support import EDIT_MODEL, MODEL, RecordingPublisher, auth, complete, move
 
 PROMPT = {"prompt": "a lighthouse"}
@@ -87,14 +88,16 @@ def test_get_shows_progress_and_every_event(
     move(
         pg_sessions,
         gid,
-        S.QUEUED,
-        event="submitted",
+        GenerationStatus.QUEUED,
+        event=EventKind.SUBMITTED,
         queue_position=3,
         upstream_request_id="up-9",
         submitted_at=datetime.now(UTC),
         submit_attempts=1,
     )
-    move(pg_sessions, gid, S.QUEUED, event="queue_position", queue_position=1)
+    move(
+        pg_sessions, gid, GenerationStatus.QUEUED, event=EventKind.QUEUE_POSITION, queue_position=1
+    )
     complete(pg_sessions, gid, {"images": [], "seed": 1})
     record = client.get(f"/v1/generations/{gid}", headers=auth(key)).json()
     assert record["status"] == "completed"
@@ -117,7 +120,7 @@ def test_list_filters_and_pages(
     edit = _create(
         client, key, model=EDIT_MODEL, input={**PROMPT, "image_url": "https://x.test/a.png"}
     ).json()["id"]
-    move(pg_sessions, ids[0], S.RUNNING)
+    move(pg_sessions, ids[0], GenerationStatus.RUNNING)
 
     seen: list[str] = []
     cursor = None
@@ -179,7 +182,7 @@ def test_cancel_running_is_requested_and_published(
     pg_sessions: sessionmaker[Session],
 ) -> None:
     gid = _create(client, key).json()["id"]
-    move(pg_sessions, gid, S.RUNNING, upstream_request_id="up-3")
+    move(pg_sessions, gid, GenerationStatus.RUNNING, upstream_request_id="up-3")
     response = client.post(f"/v1/generations/{gid}/cancel", headers=auth(key))
     assert response.status_code == 202
     assert response.json()["outcome"] == "requested"

@@ -18,7 +18,6 @@ from tests.support.services import wait_until
 from tests.support.stack import UPSTREAM_KEY
 
 pytestmark = pytest.mark.integration
-S = GenerationStatus
 
 SEED_PROMPT = (
     "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. "
@@ -50,7 +49,7 @@ def test_seed_example_walks_every_state(jobs: Jobs, sim) -> None:  # type: ignor
     )
     [gen] = jobs.wait([gen_id], timeout=60)
 
-    assert gen.status == S.COMPLETED, gen.error
+    assert gen.status == GenerationStatus.COMPLETED, gen.error
     statuses = [e.status for e in gen.events if e.kind != "queue_position"]
     assert statuses == ["pending", "submitting", "queued", "running", "completed"]
     positions = [e.queue_position for e in gen.events if e.queue_position is not None]
@@ -78,7 +77,7 @@ def test_the_same_submit_delivered_twice_submits_once(jobs: Jobs) -> None:
     for _ in range(3):
         jobs.publish(tasknames.SUBMIT, str(gen_id))
     [gen] = jobs.wait([gen_id])
-    assert gen.status == S.COMPLETED
+    assert gen.status == GenerationStatus.COMPLETED
     assert gen.submit_attempts == 1
     assert_exactly_once(jobs, gen)
 
@@ -86,7 +85,7 @@ def test_the_same_submit_delivered_twice_submits_once(jobs: Jobs) -> None:
 def test_a_lost_publish_is_found_by_the_dispatcher(jobs: Jobs) -> None:
     gen_id = jobs.create(publish=False)  # committed row, message never sent
     [gen] = jobs.wait([gen_id], timeout=30)
-    assert gen.status == S.COMPLETED
+    assert gen.status == GenerationStatus.COMPLETED
     assert_exactly_once(jobs, gen)
 
 
@@ -122,13 +121,13 @@ def test_cancel_too_late_and_cancel_after_completion(jobs: Jobs, sim) -> None:  
     jobs.wait([gen_id], statuses={"running"}, timeout=20)
     jobs.publish(tasknames.CANCEL, str(gen_id))
     [gen] = jobs.wait([gen_id])
-    assert gen.status == S.COMPLETED and gen.cancel_requested_at is not None
+    assert gen.status == GenerationStatus.COMPLETED and gen.cancel_requested_at is not None
     assert any(
         e.kind == "completed" and "too late" in (e.detail or {}).get("note", "") for e in gen.events
     )
     with jobs.sessions.begin() as session:  # completed → refused, nothing changes
         answer = request_cancel(session, gen_id, now=datetime.now(UTC))
-    assert (answer.outcome, answer.status) == ("already_terminal", S.COMPLETED)
+    assert (answer.outcome, answer.status) == ("already_terminal", GenerationStatus.COMPLETED)
 
 
 def test_storms_of_5xx_and_429(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
@@ -155,7 +154,7 @@ def test_422_at_submit_and_deferred(jobs: Jobs, sim) -> None:  # type: ignore[no
     sim.configure(validate="result")
     deferred = jobs.create("bad later", num_images=7)
     [gen] = jobs.wait([deferred])
-    assert gen.status == S.FAILED and gen.error is not None
+    assert gen.status == GenerationStatus.FAILED and gen.error is not None
     assert (
         gen.error["http_status"] == 422
         and gen.error["body"]["detail"][0]["loc"][-1] == "num_images"
@@ -170,7 +169,7 @@ def test_result_expiry_and_deadline(jobs: Jobs, sim) -> None:  # type: ignore[no
     slow = jobs.create("too slow", deadline=3.0)
     expired_gen, slow_gen = jobs.wait([expiring, slow], timeout=40)
     assert expired_gen.error is not None and expired_gen.error["type"] == "result_unavailable"
-    assert slow_gen.status == S.FAILED and slow_gen.error is not None
+    assert slow_gen.status == GenerationStatus.FAILED and slow_gen.error is not None
     assert slow_gen.error["type"] == "deadline_exceeded"
     assert sim.request(slow_gen.upstream_request_id)["calls"]["cancel"] == 1
 

@@ -12,35 +12,36 @@ from models.state import transition
 from models.status import ALLOWED_FROM, TERMINAL, GenerationStatus, can_transition
 from models.tables import Generation, GenerationEvent
 
-S = GenerationStatus
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 # The whole table, written out: a change to the state machine must change this test.
 EXPECTED = {
-    (S.PENDING, S.SUBMITTING),
-    (S.SUBMITTING, S.PENDING),
-    (S.SUBMITTING, S.QUEUED),
-    (S.QUEUED, S.QUEUED),
-    (S.RUNNING, S.QUEUED),
-    (S.SUBMITTING, S.RUNNING),
-    (S.QUEUED, S.RUNNING),
-    (S.RUNNING, S.RUNNING),
-    (S.SUBMITTING, S.COMPLETED),
-    (S.QUEUED, S.COMPLETED),
-    (S.RUNNING, S.COMPLETED),
-    (S.PENDING, S.FAILED),
-    (S.SUBMITTING, S.FAILED),
-    (S.QUEUED, S.FAILED),
-    (S.RUNNING, S.FAILED),
-    (S.PENDING, S.CANCELLED),
-    (S.SUBMITTING, S.CANCELLED),
-    (S.QUEUED, S.CANCELLED),
-    (S.RUNNING, S.CANCELLED),
+    (GenerationStatus.PENDING, GenerationStatus.SUBMITTING),
+    (GenerationStatus.SUBMITTING, GenerationStatus.PENDING),
+    (GenerationStatus.SUBMITTING, GenerationStatus.QUEUED),
+    (GenerationStatus.QUEUED, GenerationStatus.QUEUED),
+    (GenerationStatus.RUNNING, GenerationStatus.QUEUED),
+    (GenerationStatus.SUBMITTING, GenerationStatus.RUNNING),
+    (GenerationStatus.QUEUED, GenerationStatus.RUNNING),
+    (GenerationStatus.RUNNING, GenerationStatus.RUNNING),
+    (GenerationStatus.SUBMITTING, GenerationStatus.COMPLETED),
+    (GenerationStatus.QUEUED, GenerationStatus.COMPLETED),
+    (GenerationStatus.RUNNING, GenerationStatus.COMPLETED),
+    (GenerationStatus.PENDING, GenerationStatus.FAILED),
+    (GenerationStatus.SUBMITTING, GenerationStatus.FAILED),
+    (GenerationStatus.QUEUED, GenerationStatus.FAILED),
+    (GenerationStatus.RUNNING, GenerationStatus.FAILED),
+    (GenerationStatus.PENDING, GenerationStatus.CANCELLED),
+    (GenerationStatus.SUBMITTING, GenerationStatus.CANCELLED),
+    (GenerationStatus.QUEUED, GenerationStatus.CANCELLED),
+    (GenerationStatus.RUNNING, GenerationStatus.CANCELLED),
 }
 
 
-@pytest.mark.parametrize(("src", "dst"), list(itertools.product(S, S)))
-def test_transition_table(src: S, dst: S) -> None:
+@pytest.mark.parametrize(
+    ("src", "dst"), list(itertools.product(GenerationStatus, GenerationStatus))
+)
+def test_transition_table(src: GenerationStatus, dst: GenerationStatus) -> None:
     assert can_transition(src, dst) is ((src, dst) in EXPECTED)
 
 
@@ -62,14 +63,18 @@ def _new(session, name: str = "status-tests") -> Generation:  # type: ignore[no-
     )
 
 
-def _set_status(session, gen_id, status: S) -> None:  # type: ignore[no-untyped-def]
+def _set_status(session, gen_id, status: GenerationStatus) -> None:  # type: ignore[no-untyped-def]
     session.execute(
         Generation.__table__.update().where(Generation.id == gen_id).values(status=status.value)
     )
 
 
-@pytest.mark.parametrize(("src", "dst"), list(itertools.product(S, S)))
-def test_compare_and_set_on_postgres(private_sessions, src: S, dst: S) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("src", "dst"), list(itertools.product(GenerationStatus, GenerationStatus))
+)
+def test_compare_and_set_on_postgres(
+    private_sessions, src: GenerationStatus, dst: GenerationStatus
+) -> None:  # type: ignore[no-untyped-def]
     with private_sessions.begin() as session:
         gen = _new(session)
         _set_status(session, gen.id, src)
@@ -86,8 +91,20 @@ def test_compare_and_set_on_postgres(private_sessions, src: S, dst: S) -> None: 
 def test_second_writer_loses(private_sessions) -> None:  # type: ignore[no-untyped-def]
     with private_sessions.begin() as session:
         gen = _new(session)
-        assert transition(session, gen.id, to=S.SUBMITTING, now=NOW, allowed_from={S.PENDING})
-        assert not transition(session, gen.id, to=S.SUBMITTING, now=NOW, allowed_from={S.PENDING})
+        assert transition(
+            session,
+            gen.id,
+            to=GenerationStatus.SUBMITTING,
+            now=NOW,
+            allowed_from={GenerationStatus.PENDING},
+        )
+        assert not transition(
+            session,
+            gen.id,
+            to=GenerationStatus.SUBMITTING,
+            now=NOW,
+            allowed_from={GenerationStatus.PENDING},
+        )
 
 
 def test_allowed_from_cannot_widen_the_table(private_sessions) -> None:  # type: ignore[no-untyped-def]
@@ -95,18 +112,24 @@ def test_allowed_from_cannot_widen_the_table(private_sessions) -> None:  # type:
         private_sessions.begin() as session,
         pytest.raises(ValueError, match="no legal transition"),
     ):
-        transition(session, _new(session).id, to=S.PENDING, now=NOW, allowed_from={S.COMPLETED})
+        transition(
+            session,
+            _new(session).id,
+            to=GenerationStatus.PENDING,
+            now=NOW,
+            allowed_from={GenerationStatus.COMPLETED},
+        )
 
 
 def test_request_cancel_in_each_state(private_sessions) -> None:  # type: ignore[no-untyped-def]
     expected = {
-        S.PENDING: (CancelOutcome.CANCELLED, S.CANCELLED),
-        S.SUBMITTING: (CancelOutcome.REQUESTED, S.SUBMITTING),
-        S.QUEUED: (CancelOutcome.REQUESTED, S.QUEUED),
-        S.RUNNING: (CancelOutcome.REQUESTED, S.RUNNING),
-        S.COMPLETED: (CancelOutcome.ALREADY_TERMINAL, S.COMPLETED),
-        S.FAILED: (CancelOutcome.ALREADY_TERMINAL, S.FAILED),
-        S.CANCELLED: (CancelOutcome.ALREADY_TERMINAL, S.CANCELLED),
+        GenerationStatus.PENDING: (CancelOutcome.CANCELLED, GenerationStatus.CANCELLED),
+        GenerationStatus.SUBMITTING: (CancelOutcome.REQUESTED, GenerationStatus.SUBMITTING),
+        GenerationStatus.QUEUED: (CancelOutcome.REQUESTED, GenerationStatus.QUEUED),
+        GenerationStatus.RUNNING: (CancelOutcome.REQUESTED, GenerationStatus.RUNNING),
+        GenerationStatus.COMPLETED: (CancelOutcome.ALREADY_TERMINAL, GenerationStatus.COMPLETED),
+        GenerationStatus.FAILED: (CancelOutcome.ALREADY_TERMINAL, GenerationStatus.FAILED),
+        GenerationStatus.CANCELLED: (CancelOutcome.ALREADY_TERMINAL, GenerationStatus.CANCELLED),
     }
     for src, (outcome, after) in expected.items():
         with private_sessions.begin() as session:

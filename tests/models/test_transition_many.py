@@ -13,7 +13,6 @@ from models.state import transition_many
 from models.status import GenerationStatus
 from models.tables import Generation, GenerationEvent
 
-S = GenerationStatus
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
@@ -38,7 +37,7 @@ def test_only_rows_in_an_allowed_state_and_matching_the_guard_win(
         session.execute(
             Generation.__table__.update()
             .where(Generation.id == running)
-            .values(status=S.RUNNING.value)
+            .values(status=GenerationStatus.RUNNING.value)
         )
         session.execute(
             Generation.__table__.update()
@@ -48,9 +47,9 @@ def test_only_rows_in_an_allowed_state_and_matching_the_guard_win(
         won = transition_many(
             session,
             [pending_too, guarded_out, running, pending],
-            to=S.SUBMITTING,
+            to=GenerationStatus.SUBMITTING,
             now=NOW,
-            allowed_from={S.PENDING},
+            allowed_from={GenerationStatus.PENDING},
             where=[Generation.lease_token.is_(None)],
             values={"submit_attempts": Generation.submit_attempts + 1},
             details={pending: {"attempt": 1}},
@@ -66,6 +65,12 @@ def test_only_rows_in_an_allowed_state_and_matching_the_guard_win(
         assert sorted(events, key=lambda e: str(e[0])) == sorted(
             [(pending_too, None), (pending, {"attempt": 1})], key=lambda e: str(e[0])
         )
-        assert transition_many(session, [], to=S.SUBMITTING, now=NOW) == []
+        assert transition_many(session, [], to=GenerationStatus.SUBMITTING, now=NOW) == []
         with pytest.raises(ValueError, match="no legal transition"):
-            transition_many(session, ids, to=S.PENDING, now=NOW, allowed_from={S.COMPLETED})
+            transition_many(
+                session,
+                ids,
+                to=GenerationStatus.PENDING,
+                now=NOW,
+                allowed_from={GenerationStatus.COMPLETED},
+            )

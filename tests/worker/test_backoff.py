@@ -6,13 +6,12 @@ from models.status import GenerationStatus
 from worker.backoff import BackoffPolicy, RunTimeEstimate, next_error_delay, next_poll_delay
 from worker.lifecycle.estimates import estimate_from, quantile
 
-S = GenerationStatus
 NO_JITTER = BackoffPolicy(min_delay=0.5, max_delay=10.0, growth=2.0, jitter=0.0)
 
 
 def poll(attempt: int, **kw) -> float:  # type: ignore[no-untyped-def]
     args = {
-        "state": S.RUNNING,
+        "state": GenerationStatus.RUNNING,
         "queue_position": None,
         "age": 0.0,
         "policy": NO_JITTER,
@@ -26,18 +25,28 @@ def test_geometric_growth_capped_at_max() -> None:
 
 
 def test_queue_position_stretches_the_wait_but_not_past_max() -> None:
-    assert poll(0, state=S.QUEUED, queue_position=8) == 2.0  # 8 × 0.25 s
-    assert poll(0, state=S.QUEUED, queue_position=1000) == 10.0
-    assert poll(3, state=S.QUEUED, queue_position=1) == 4.0  # growth already longer
+    assert poll(0, state=GenerationStatus.QUEUED, queue_position=8) == 2.0  # 8 × 0.25 s
+    assert poll(0, state=GenerationStatus.QUEUED, queue_position=1000) == 10.0
+    assert poll(3, state=GenerationStatus.QUEUED, queue_position=1) == 4.0  # growth already longer
 
 
 def test_jitter_stays_within_its_band() -> None:
     policy = BackoffPolicy(min_delay=1.0, growth=1.0, jitter=0.2)
     low = next_poll_delay(
-        attempt=0, state=S.RUNNING, queue_position=None, age=0, policy=policy, rand=0.0
+        attempt=0,
+        state=GenerationStatus.RUNNING,
+        queue_position=None,
+        age=0,
+        policy=policy,
+        rand=0.0,
     )
     high = next_poll_delay(
-        attempt=0, state=S.RUNNING, queue_position=None, age=0, policy=policy, rand=0.999999
+        attempt=0,
+        state=GenerationStatus.RUNNING,
+        queue_position=None,
+        age=0,
+        policy=policy,
+        rand=0.999999,
     )
     assert low == pytest.approx(0.8)
     assert high == pytest.approx(1.2, abs=1e-5)
@@ -74,7 +83,7 @@ def test_sixty_second_jobs_take_few_polls_with_history() -> None:
     while True:
         age += next_poll_delay(
             attempt=polls,
-            state=S.RUNNING,
+            state=GenerationStatus.RUNNING,
             queue_position=None,
             age=age,
             policy=policy,

@@ -25,7 +25,6 @@ from worker.lifecycle import poll_generations, reconcile, submit_generation
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.submit import SubmitResult
 
-S = GenerationStatus
 SEED_INPUT = {
     "prompt": "Extreme close-up of a single tiger eye, direct frontal view.",
     "guidance_scale": 3.5,
@@ -42,7 +41,7 @@ def test_submit_records_the_handle_and_sends_exactly_once(private_sessions) -> N
         assert submit_generation(ctx, gen_id) is SubmitResult.SUBMITTED
         assert submit_generation(ctx, gen_id) is SubmitResult.SKIPPED  # a second delivery
         gen = load(ctx, gen_id)
-        assert gen.status == S.QUEUED
+        assert gen.status == GenerationStatus.QUEUED
         assert gen.upstream_request_id and gen.status_url and gen.status_url.startswith(srv.url)
         assert gen.submit_attempts == 1
         assert kinds(gen) == ["created", "status", "submitted"]
@@ -62,7 +61,7 @@ def test_full_lifecycle_to_completed(private_sessions) -> None:  # type: ignore[
         for job in [*blockers, gen_id]:
             submit_generation(ctx, job)
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.COMPLETED, gen.error
+        assert gen.status == GenerationStatus.COMPLETED, gen.error
         assert gen.result is not None and len(gen.result["images"]) == 2
         assert {(i["width"], i["height"], i["content_type"]) for i in gen.result["images"]} == {
             (1392, 752, "image/png")
@@ -82,7 +81,7 @@ def test_422_at_submit_fails_once_with_the_upstream_body(private_sessions) -> No
         gen_id = new_job(ctx, guidance_scale=25)
         assert submit_generation(ctx, gen_id) is SubmitResult.FAILED
         gen = load(ctx, gen_id)
-        assert gen.status == S.FAILED and gen.error is not None
+        assert gen.status == GenerationStatus.FAILED and gen.error is not None
         assert gen.error["type"] == "upstream_rejected" and gen.error["http_status"] == 422
         assert gen.error["body"]["detail"][0]["loc"] == ["body", "guidance_scale"]
         assert len(srv.sim.submits()) == 1
@@ -95,13 +94,13 @@ def test_429_is_retried_after_retry_after(private_sessions) -> None:  # type: ig
         before = datetime.now(UTC)
         assert submit_generation(ctx, gen_id) is SubmitResult.RETRY
         gen = load(ctx, gen_id)
-        assert gen.status == S.PENDING
+        assert gen.status == GenerationStatus.PENDING
         assert gen.next_poll_at is not None and gen.next_poll_at >= before + timedelta(seconds=1)
         retry = next(e for e in gen.events if e.kind == "submit_retry")
         assert retry.detail is not None and retry.detail["http_status"] == 429
         assert retry.detail["retry_after"] == 1
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.COMPLETED and gen.submit_attempts == 3
+        assert gen.status == GenerationStatus.COMPLETED and gen.submit_attempts == 3
         accepted = [s for s in srv.sim.submits() if s["request_id"]]
         assert len(accepted) == 1
 
@@ -112,10 +111,10 @@ def test_submit_retries_until_the_deadline_and_keeps_the_last_error(private_sess
         gen_id = new_job(ctx, deadline=1.5)
         submit_generation(ctx, gen_id)
         pending = load(ctx, gen_id)
-        assert pending.status == S.PENDING and pending.error is not None
+        assert pending.status == GenerationStatus.PENDING and pending.error is not None
         assert pending.error["http_status"] == 503  # why it is still pending, visible to clients
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.FAILED and gen.error is not None
+        assert gen.status == GenerationStatus.FAILED and gen.error is not None
         assert gen.error["type"] == "deadline_exceeded" and gen.error["http_status"] == 503
         assert "last upstream error" in gen.error["message"]
         assert srv.sim.stats()["calls"]["submit"] == gen.submit_attempts >= 2
@@ -128,7 +127,7 @@ def test_ambiguous_submit_is_recorded_then_resubmitted(private_sessions) -> None
         gen_id = new_job(ctx)
         assert submit_generation(ctx, gen_id) is SubmitResult.AMBIGUOUS
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.COMPLETED
+        assert gen.status == GenerationStatus.COMPLETED
         assert kinds(gen).count("submit_ambiguous") == 1
         assert len([s for s in srv.sim.submits() if s["request_id"]]) == 2  # the documented cost
 
@@ -162,7 +161,7 @@ def test_cancel_while_queued_ends_cancelled(private_sessions) -> None:  # type: 
         with ctx.sessions.begin() as session:
             assert request_cancel(session, gen_id, now=datetime.now(UTC)).outcome == "requested"
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.CANCELLED
+        assert gen.status == GenerationStatus.CANCELLED
         assert gen.error is not None and gen.error["http_status"] == 499
         assert srv.sim.request_info(gen.upstream_request_id)["calls"]["cancel"] == 1
         assert "cancel_sent" in kinds(gen)
@@ -172,11 +171,11 @@ def test_cancel_too_late_ends_completed_and_says_so(private_sessions) -> None:  
     with lifecycle_env(private_sessions, honor_cancel=False, run_time=1.0) as (ctx, _, rec):
         gen_id = new_job(ctx)
         submit_generation(ctx, gen_id)
-        drive(ctx, rec, gen_id, until={S.RUNNING})
+        drive(ctx, rec, gen_id, until={GenerationStatus.RUNNING})
         with ctx.sessions.begin() as session:
             request_cancel(session, gen_id, now=datetime.now(UTC))
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.COMPLETED and gen.cancel_requested_at is not None
+        assert gen.status == GenerationStatus.COMPLETED and gen.cancel_requested_at is not None
         done = next(e for e in gen.events if e.kind == "completed")
         assert done.detail is not None and "too late" in done.detail["note"]
 
@@ -197,10 +196,10 @@ def test_deferred_422_and_model_errors_keep_the_upstream_answer(private_sessions
         for gen_id in (bad, doomed):
             submit_generation(ctx, gen_id)
         bad_gen, doomed_gen = drive(ctx, rec, bad), drive(ctx, rec, doomed)
-        assert bad_gen.status == S.FAILED and bad_gen.error is not None
+        assert bad_gen.status == GenerationStatus.FAILED and bad_gen.error is not None
         assert bad_gen.error["http_status"] == 422
         assert bad_gen.error["body"]["detail"][0]["loc"] == ["body", "num_images"]
-        assert doomed_gen.status == S.FAILED and doomed_gen.error is not None
+        assert doomed_gen.status == GenerationStatus.FAILED and doomed_gen.error is not None
         assert (doomed_gen.error["http_status"], doomed_gen.error["error_type"]) == (
             503,
             "runner_disconnected",
@@ -211,7 +210,7 @@ def test_expired_result_fails_clearly(private_sessions) -> None:  # type: ignore
     with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="result", kind="expire_result"))
         gen = drive(ctx, rec, new_job(ctx))
-        assert gen.status == S.FAILED and gen.error is not None
+        assert gen.status == GenerationStatus.FAILED and gen.error is not None
         assert (gen.error["type"], gen.error["http_status"]) == ("result_unavailable", 404)
 
 
@@ -221,7 +220,7 @@ def test_status_storm_is_ridden_out(private_sessions) -> None:  # type: ignore[n
         srv.sim.add_fault(FaultRule(op="status", kind="ingress_502", times=1))
         srv.sim.add_fault(FaultRule(op="status", kind="retry_after", retry_after=0.2, times=1))
         gen = drive(ctx, rec, new_job(ctx))
-        assert gen.status == S.COMPLETED
+        assert gen.status == GenerationStatus.COMPLETED
         assert kinds(gen).count("poll_retry") == 4
         assert gen.error_count == 0
 
@@ -231,7 +230,7 @@ def test_deadline_fails_and_cancels_upstream(private_sessions) -> None:  # type:
         gen_id = new_job(ctx, deadline=1.0)
         submit_generation(ctx, gen_id)
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.FAILED and gen.error is not None
+        assert gen.status == GenerationStatus.FAILED and gen.error is not None
         assert gen.error["type"] == "deadline_exceeded"
         assert srv.sim.request_info(gen.upstream_request_id)["calls"]["cancel"] == 1
 
@@ -271,8 +270,8 @@ def test_reconciler_resolves_a_submit_whose_worker_died(private_sessions) -> Non
             )
         assert reconcile(ctx)["lost_submits"] == 1
         gen = load(ctx, gen_id)
-        assert gen.status == S.PENDING and kinds(gen)[-1] == "submit_ambiguous"
-        assert drive(ctx, rec, gen_id).status == S.COMPLETED
+        assert gen.status == GenerationStatus.PENDING and kinds(gen)[-1] == "submit_ambiguous"
+        assert drive(ctx, rec, gen_id).status == GenerationStatus.COMPLETED
         assert len(srv.sim.submits()) == 1
 
 
@@ -282,7 +281,7 @@ def test_the_observer_sees_outcomes_retries_and_the_end(private_sessions) -> Non
         srv.sim.add_fault(FaultRule(op="submit", kind="retry_after", retry_after=0.1, times=1))
         srv.sim.add_fault(FaultRule(op="status", kind="http", status_code=500, times=1))
         gen = drive(ctx, rec, new_job(ctx))
-        assert gen.status == S.COMPLETED
+        assert gen.status == GenerationStatus.COMPLETED
         assert observer.events == [
             ("retry", "submit"),
             ("submit", "retry"),
@@ -298,12 +297,12 @@ def test_cancel_while_submitting_is_sent_once_the_handle_arrives(private_session
         gen_id = new_job(ctx)
         with ThreadPoolExecutor(1) as pool:
             submitting = pool.submit(submit_generation, ctx, gen_id)
-            drive(ctx, rec, gen_id, until={S.SUBMITTING}, timeout=5)
+            drive(ctx, rec, gen_id, until={GenerationStatus.SUBMITTING}, timeout=5)
             with ctx.sessions.begin() as session:
                 answer = request_cancel(session, gen_id, now=datetime.now(UTC))
-            assert (answer.outcome, answer.status) == ("requested", S.SUBMITTING)
+            assert (answer.outcome, answer.status) == ("requested", GenerationStatus.SUBMITTING)
             assert submitting.result() is SubmitResult.SUBMITTED
         gen = drive(ctx, rec, gen_id)
-        assert gen.status == S.CANCELLED
+        assert gen.status == GenerationStatus.CANCELLED
         assert srv.sim.request_info(gen.upstream_request_id)["calls"]["cancel"] == 1
         assert len(srv.sim.submits()) == 1

@@ -18,8 +18,6 @@ from worker.lifecycle import poll as poll_module
 from worker.lifecycle import poll_generations, submit_generations
 from worker.lifecycle.snapshot import Write
 
-S = GenerationStatus
-
 
 @contextmanager
 def counting_commits(sessions: sessionmaker[Session]) -> Iterator[list[int]]:
@@ -60,7 +58,9 @@ def test_a_batch_is_claimed_and_written_in_two_commits(private_sessions) -> None
         assert commits[0] == 2  # the claim, then every job's write together (was 21)
         for gen_id in ids:
             gen = load(ctx, gen_id)
-            assert gen.status == S.COMPLETED and gen.result and gen.lease_token is None
+            assert (
+                gen.status == GenerationStatus.COMPLETED and gen.result and gen.lease_token is None
+            )
             assert kinds(gen)[-1] == "completed"
 
 
@@ -90,10 +90,16 @@ def test_a_write_the_database_refuses_does_not_hold_the_batch_back(
         for gen_id in ids:
             gen = load(ctx, gen_id)
             if gen_id == victim:
-                assert gen.status == S.QUEUED and gen.result is None and gen.lease_token is None
+                assert (
+                    gen.status == GenerationStatus.QUEUED
+                    and gen.result is None
+                    and gen.lease_token is None
+                )
                 error = next(e for e in gen.events if e.kind == "poll_error")
                 assert "refused this row" in error.detail["message"]
             else:
-                assert gen.status == S.COMPLETED and gen.result
+                assert gen.status == GenerationStatus.COMPLETED and gen.result
         monkeypatch.setattr(poll_module, "settle_completed", real_settle)
-        assert drive(ctx, rec, victim).status == S.COMPLETED  # polled again, then recorded
+        assert (
+            drive(ctx, rec, victim).status == GenerationStatus.COMPLETED
+        )  # polled again, then recorded

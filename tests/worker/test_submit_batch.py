@@ -41,8 +41,6 @@ from worker.lifecycle import (
 from worker.lifecycle.submit import SubmitResult
 from worker.upstream import UpstreamClient
 
-S = GenerationStatus
-
 
 def limits(**overrides: Any) -> Limits:
     return Limits(
@@ -84,7 +82,7 @@ def test_a_batch_is_claimed_once_and_each_row_submitted_once(
         gens = [load(ctx, i) for i in ids]
         request_ids = set()
         for i, gen in enumerate(gens):
-            assert gen.status == S.QUEUED and gen.submit_attempts == 1
+            assert gen.status == GenerationStatus.QUEUED and gen.submit_attempts == 1
             assert gen.lease_token is None and gen.lease_until is None
             assert gen.next_poll_at is not None and gen.submitted_at is not None
             [submit] = accepted(srv, f"{tag} {i}")
@@ -175,15 +173,15 @@ def test_mixed_outcomes_in_one_batch_are_each_recorded(
         assert outcome == {"submitted": 3, "failed": 1, "retry": 2, "ambiguous": 1}
 
         for gen_id in ok:
-            assert load(ctx, gen_id).status == S.QUEUED
+            assert load(ctx, gen_id).status == GenerationStatus.QUEUED
         failed = load(ctx, bad)
-        assert failed.status == S.FAILED and failed.error is not None
+        assert failed.status == GenerationStatus.FAILED and failed.error is not None
         assert (failed.error["type"], failed.error["http_status"]) == ("upstream_rejected", 422)
         assert failed.error["body"]["detail"][0]["loc"] == ["body", "guidance_scale"]
         assert kinds(failed) == ["created", "status", "failed"] and failed.lease_token is None
         for gen_id, code in ((busy, 503), (throttled, 429)):
             gen = load(ctx, gen_id)
-            assert gen.status == S.PENDING and gen.lease_token is None
+            assert gen.status == GenerationStatus.PENDING and gen.lease_token is None
             assert gen.error is not None and gen.error["http_status"] == code
             [retry] = [e for e in gen.events if e.kind == "submit_retry"]
             assert retry.detail is not None and retry.detail["http_status"] == code
@@ -191,7 +189,10 @@ def test_mixed_outcomes_in_one_batch_are_each_recorded(
         assert throttled_gen.next_poll_at is not None
         assert throttled_gen.next_poll_at >= before + timedelta(seconds=1)  # Retry-After
         ambiguous = load(ctx, reset)
-        assert ambiguous.status == S.PENDING and kinds(ambiguous)[-1] == "submit_ambiguous"
+        assert (
+            ambiguous.status == GenerationStatus.PENDING
+            and kinds(ambiguous)[-1] == "submit_ambiguous"
+        )
         assert ambiguous.events[-1].detail is not None
         assert ambiguous.events[-1].detail["policy"] == "resubmit"
         assert len(accepted(srv, f"{tag} reset")) == 1  # upstream has it; we could not know
@@ -205,7 +206,7 @@ def test_mixed_outcomes_in_one_batch_are_each_recorded(
             ("submit", "ambiguous"): 1,
         }
         for gen_id in (busy, throttled, reset):
-            assert drive(ctx, rec, gen_id).status == S.COMPLETED
+            assert drive(ctx, rec, gen_id).status == GenerationStatus.COMPLETED
         assert len(accepted(srv, f"{tag} busy")) == len(accepted(srv, f"{tag} throttled")) == 1
         assert len(accepted(srv, f"{tag} reset")) == 2  # the documented cost of resubmitting
 
@@ -229,8 +230,8 @@ def test_max_in_flight_claims_only_the_free_slots(private_sessions: sessionmaker
         assert submit_generations(ctx, ids) == {"submitted": 3, "deferred": 3}
         after = datetime.now(UTC)
         gens = [load(ctx, i) for i in ids]
-        sent = [g for g in gens if g.status == S.QUEUED]
-        held = [g for g in gens if g.status == S.PENDING]
+        sent = [g for g in gens if g.status == GenerationStatus.QUEUED]
+        held = [g for g in gens if g.status == GenerationStatus.PENDING]
         assert [g.id for g in sent] == ids[:3]  # oldest first
         for gen in held:
             assert kinds(gen) == ["created"] and gen.submit_attempts == 0
@@ -255,7 +256,7 @@ def test_a_row_past_its_deadline_fails_without_being_sent(
             )
         assert submit_generations(ctx, [late, fresh]) == {"failed": 1, "submitted": 1}
         gen = load(ctx, late)
-        assert gen.status == S.FAILED and gen.error is not None
+        assert gen.status == GenerationStatus.FAILED and gen.error is not None
         assert gen.error["type"] == "deadline_exceeded"
         assert kinds(gen) == ["created", "deadline_exceeded"]
         assert accepted(srv, f"{tag} late") == [] and len(accepted(srv, f"{tag} fresh")) == 1
@@ -275,12 +276,16 @@ def test_a_lost_lease_records_submit_orphaned_and_cancels_upstream(
         slow = new_job(ctx, prompt=f"{tag} slow")
         with ThreadPoolExecutor(1) as pool:
             batch = pool.submit(submit_generations, ctx, [*fast, slow])
-            wait_until(lambda: load(ctx, slow).status == S.SUBMITTING, 5, what="the claim")
+            wait_until(
+                lambda: load(ctx, slow).status == GenerationStatus.SUBMITTING, 5, what="the claim"
+            )
             expire_lease(ctx.sessions, [slow])  # the slow submit outlives its lease
             reconcile(ctx)
-            assert load(ctx, slow).status == S.PENDING  # taken back: resolved as ambiguous
+            assert (
+                load(ctx, slow).status == GenerationStatus.PENDING
+            )  # taken back: resolved as ambiguous
             assert batch.result(timeout=15) == {"submitted": 2, "skipped": 1}
-        assert all(load(ctx, i).status == S.QUEUED for i in fast)
+        assert all(load(ctx, i).status == GenerationStatus.QUEUED for i in fast)
         gen = load(ctx, slow)
         assert kinds(gen) == ["created", "status", "submit_ambiguous", "submit_orphaned"]
         orphan = gen.events[-1].detail
@@ -290,7 +295,10 @@ def test_a_lost_lease_records_submit_orphaned_and_cancels_upstream(
         info = srv.sim.request_info(first["request_id"])
         assert info is not None and info["calls"]["cancel"] == 1 and info["cancel_requested"]
         done = drive(ctx, rec, slow)
-        assert done.status == S.COMPLETED and done.upstream_request_id != first["request_id"]
+        assert (
+            done.status == GenerationStatus.COMPLETED
+            and done.upstream_request_id != first["request_id"]
+        )
         assert len(accepted(srv, f"{tag} slow")) == 2
         patient.close()
 
@@ -314,7 +322,9 @@ def test_a_failed_write_back_leaves_the_rows_to_the_reconciler() -> None:
             with ThreadPoolExecutor(1) as pool:
                 batch = pool.submit(submit_generations, ctx, ids)
                 wait_until(
-                    lambda: all(load(ctx, i).status == S.SUBMITTING for i in ids), 5, what="claim"
+                    lambda: all(load(ctx, i).status == GenerationStatus.SUBMITTING for i in ids),
+                    5,
+                    what="claim",
                 )
                 server.stop()
                 with pytest.raises(OperationalError):
@@ -324,14 +334,14 @@ def test_a_failed_write_back_leaves_the_rows_to_the_reconciler() -> None:
             assert observer.events == []
             for i, gen_id in enumerate(ids):
                 gen = load(ctx, gen_id)
-                assert gen.status == S.SUBMITTING and gen.lease_token is not None
+                assert gen.status == GenerationStatus.SUBMITTING and gen.lease_token is not None
                 assert kinds(gen) == ["created", "status"]
                 assert len(accepted(srv, f"{tag} {i}")) == 1  # upstream took it; we never heard
             expire_lease(ctx.sessions, ids)
             assert reconcile(ctx)["lost_submits"] == 3
             assert all(kinds(load(ctx, i))[-1] == "submit_ambiguous" for i in ids)
             for i, gen_id in enumerate(ids):
-                assert drive(ctx, rec, gen_id).status == S.COMPLETED
+                assert drive(ctx, rec, gen_id).status == GenerationStatus.COMPLETED
                 assert len(accepted(srv, f"{tag} {i}")) == 2  # the policy's documented cost
             patient.close()
         engine.dispose()
@@ -363,7 +373,11 @@ def test_the_dispatcher_publishes_submit_many_chunks(
         assert chunks[:2] == [[str(i) for i in ids[:4]], [str(i) for i in ids[4:8]]]
         run_published(ctx, rec)
         for i, gen_id in enumerate(ids):
-            assert load(ctx, gen_id).status in (S.QUEUED, S.RUNNING, S.COMPLETED)
+            assert load(ctx, gen_id).status in (
+                GenerationStatus.QUEUED,
+                GenerationStatus.RUNNING,
+                GenerationStatus.COMPLETED,
+            )
             assert len(accepted(srv, f"{tag} {i}")) == 1
 
 
@@ -388,7 +402,7 @@ def test_one_answer_the_database_refuses_leaves_only_its_row_to_the_reconciler(
         for gen_id in ids:
             gen = load(ctx, gen_id)
             if gen_id == victim:  # as if its worker had died: the reconciler's, by policy
-                assert gen.status == S.SUBMITTING and gen.lease_token is not None
+                assert gen.status == GenerationStatus.SUBMITTING and gen.lease_token is not None
             else:
-                assert gen.status == S.QUEUED and gen.upstream_request_id
+                assert gen.status == GenerationStatus.QUEUED and gen.upstream_request_id
         assert len(srv.sim.submits()) == 5  # nothing was sent twice meanwhile

@@ -12,8 +12,6 @@ from tests.support.receiver import webhook_receiver
 from tests.worker.lifecycle_support import KEY, drive, kinds, lifecycle_env, load, new_job
 from worker.lifecycle.webhooks import FIRST_DELAY, deliver_webhooks, http_sender
 
-S = GenerationStatus
-
 
 def _with_webhook(ctx, gen_id, url: str) -> None:  # type: ignore[no-untyped-def]
     with ctx.sessions.begin() as session:
@@ -95,5 +93,5 @@ def test_an_unreachable_receiver_is_abandoned_after_ten_tries(private_sessions) 
             deliver_webhooks(ctx, send)
         assert deliver_webhooks(ctx, send) == {}
         gen = load(ctx, gen_id)
-        assert gen.webhook_attempts == 10 and gen.status == S.COMPLETED
+        assert gen.webhook_attempts == 10 and gen.status == GenerationStatus.COMPLETED
         assert kinds(gen)[-1] == "webhook_abandoned"

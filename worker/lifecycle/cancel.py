@@ -8,14 +8,13 @@ from sqlalchemy import select
 
 from models.generations import request_cancel
 from models.state import record_event, update_where
-from models.status import GenerationStatus
+from models.status import ACTIVE, LIVE
 from models.tables import GENERATIONS, Generation
+from models.vocabulary import EventKind
 from worker.context import WorkerContext
 from worker.upstream import CancelOutcome, UpstreamError
 
 log = logging.getLogger(__name__)
-S = GenerationStatus
-LIVE = (S.SUBMITTING, S.QUEUED, S.RUNNING)
 
 
 def cancel_generation(ctx: WorkerContext, generation_id: uuid.UUID) -> str:
@@ -23,7 +22,7 @@ def cancel_generation(ctx: WorkerContext, generation_id: uuid.UUID) -> str:
     with ctx.sessions.begin() as session:
         answer = request_cancel(session, generation_id, now=ctx.clock())
         gen = session.scalar(select(Generation).where(Generation.id == generation_id))
-        if gen is None or gen.status not in (S.QUEUED, S.RUNNING) or gen.cancel_sent_at:
+        if gen is None or gen.status not in ACTIVE or gen.cancel_sent_at:
             return answer.outcome.value
         cancel_url = gen.cancel_url or ""
     outcome = send_cancel(ctx, generation_id, cancel_url)
@@ -33,7 +32,7 @@ def cancel_generation(ctx: WorkerContext, generation_id: uuid.UUID) -> str:
             session,
             generation_id,
             now=ctx.clock(),
-            statuses={S.QUEUED, S.RUNNING},
+            statuses=ACTIVE,
             values={"next_poll_at": ctx.clock()},
         )
     return outcome or answer.outcome.value
@@ -72,5 +71,7 @@ def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -
                 statuses=LIVE,
                 values={"cancel_sent_at": None},
             )
-        record_event(session, generation_id, kind="cancel_sent", now=ctx.clock(), detail=detail)
+        record_event(
+            session, generation_id, kind=EventKind.CANCEL_SENT, now=ctx.clock(), detail=detail
+        )
     return str(outcome) if outcome else None

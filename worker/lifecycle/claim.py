@@ -16,13 +16,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models.state import transition_many
-from models.status import GenerationStatus
+from models.status import LIVE, GenerationStatus
 from models.tables import GENERATIONS, Generation
 from worker.context import WorkerContext
 from worker.lifecycle.submit import Claim, Recorded, SubmitResult, fail_unsent_past_deadline
 
-S = GenerationStatus
-LIVE = (S.SUBMITTING, S.QUEUED, S.RUNNING)
 DEFER_SECONDS = 1.0
 """How long a row waits when ``max_in_flight`` has no free slot for it."""
 
@@ -44,7 +42,10 @@ def claim_pending(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> Wa
     with ctx.sessions.begin() as session:
         rows = session.scalars(
             select(Generation)
-            .where(Generation.id.in_(generation_ids), Generation.status == S.PENDING.value)
+            .where(
+                Generation.id.in_(generation_ids),
+                Generation.status == GenerationStatus.PENDING.value,
+            )
             .order_by(Generation.created_at, Generation.id)
             .with_for_update(skip_locked=True)
         ).all()
@@ -84,7 +85,7 @@ def _defer(session: Session, ids: list[uuid.UUID], *, now: datetime) -> None:
     if ids:
         session.execute(
             update(Generation)
-            .where(Generation.id.in_(ids), Generation.status == S.PENDING.value)
+            .where(Generation.id.in_(ids), Generation.status == GenerationStatus.PENDING.value)
             .values(next_poll_at=now + timedelta(seconds=DEFER_SECONDS), updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -98,9 +99,9 @@ def _to_submitting(
         transition_many(
             session,
             [gen.id for gen in rows],
-            to=S.SUBMITTING,
+            to=GenerationStatus.SUBMITTING,
             now=now,
-            allowed_from={S.PENDING},
+            allowed_from={GenerationStatus.PENDING},
             values={
                 "submit_attempts": GENERATIONS.c.submit_attempts + 1,
                 "lease_token": token,

@@ -6,11 +6,10 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from models import tasknames
-from models.status import GenerationStatus
+from models.status import ACTIVE, GenerationStatus
 from models.tables import Generation
 from worker.context import WorkerContext
 
-S = GenerationStatus
 SUBMIT_TASK = tasknames.SUBMIT_MANY
 POLL_TASK = tasknames.POLL_BATCH
 
@@ -36,7 +35,10 @@ def _claim_pending(ctx: WorkerContext) -> list[uuid.UUID]:
         ids = list(
             session.scalars(
                 select(Generation.id)
-                .where(Generation.status == S.PENDING.value, Generation.next_poll_at <= now)
+                .where(
+                    Generation.status == GenerationStatus.PENDING.value,
+                    Generation.next_poll_at <= now,
+                )
                 .order_by(Generation.next_poll_at)
                 .limit(ctx.limits.dispatch_limit)
                 .with_for_update(skip_locked=True)
@@ -62,7 +64,7 @@ def _claim_active(ctx: WorkerContext) -> list[tuple[str, list[uuid.UUID]]]:
             session.scalars(
                 select(Generation.id)
                 .where(
-                    Generation.status.in_([S.QUEUED.value, S.RUNNING.value]),
+                    Generation.status.in_([s.value for s in ACTIVE]),
                     Generation.next_poll_at <= now,
                     or_(Generation.lease_until.is_(None), Generation.lease_until < now),
                 )

@@ -2,11 +2,12 @@
 
 from typing import Any
 
+from models.vocabulary import ErrorType
 from worker.upstream import UpstreamError
 
 
 def error_record(
-    kind: str,
+    kind: ErrorType,
     message: str,
     *,
     http_status: int | None = None,
@@ -14,7 +15,7 @@ def error_record(
     error_type: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "type": kind,
+        "type": kind.value,
         "message": message,
         "http_status": http_status,
         "error_type": error_type,
@@ -22,7 +23,7 @@ def error_record(
     }
 
 
-def from_upstream(kind: str, exc: UpstreamError) -> dict[str, Any]:
+def from_upstream(kind: ErrorType, exc: UpstreamError) -> dict[str, Any]:
     return error_record(
         kind,
         exc.message,

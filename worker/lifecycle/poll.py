@@ -24,20 +24,20 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
-from models.status import GenerationStatus
+from models.status import ACTIVE, GenerationStatus
 from models.tables import GENERATIONS, Generation
+from models.vocabulary import ErrorType, EventKind
 from worker.backoff import RunTimeEstimate, next_poll_delay
 from worker.context import WorkerContext
 from worker.lifecycle.cancel import send_cancel
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.lifecycle.estimates import estimates_for
 from worker.lifecycle.settle import settle_completed
-from worker.lifecycle.snapshot import ACTIVE, Snapshot, Write, end_job, retry_later
+from worker.lifecycle.snapshot import Snapshot, Write, end_job, retry_later
 from worker.lifecycle.writeback import write_together
 from worker.upstream import QueueState, StatusReport, UpstreamRejected, UpstreamTransient
 
 log = logging.getLogger(__name__)
-S = GenerationStatus
 
 
 def poll_generations(
@@ -60,7 +60,7 @@ def poll_generations(
 def _write_back(ctx: WorkerContext, snapshots: list[Snapshot], writes: list[Write]) -> list[bool]:
     def refused(pair: tuple[Snapshot, Write], exc: Exception) -> bool:
         message = f"{type(exc).__name__}: {exc}"
-        fallback = retry_later(ctx, pair[0], kind="poll_error", message=message)
+        fallback = retry_later(ctx, pair[0], kind=EventKind.POLL_ERROR, message=message)
         with ctx.sessions.begin() as session:
             return fallback.apply(session)
 
@@ -89,7 +89,7 @@ def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[S
             Snapshot(
                 id=g.id,
                 model=g.model,
-                status=S(g.status),
+                status=GenerationStatus(g.status),
                 status_url=g.status_url or "",
                 response_url=g.response_url or "",
                 cancel_url=g.cancel_url or "",
@@ -113,7 +113,9 @@ def _poll_safely(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate |
         return poll_one(ctx, snap, estimate)
     except Exception as exc:  # a bug must not strand the row: record it and retry later
         log.exception("poll of %s failed unexpectedly", snap.id)
-        return retry_later(ctx, snap, kind="poll_error", message=f"{type(exc).__name__}: {exc}")
+        return retry_later(
+            ctx, snap, kind=EventKind.POLL_ERROR, message=f"{type(exc).__name__}: {exc}"
+        )
 
 
 def poll_one(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> Write:
@@ -125,9 +127,15 @@ def poll_one(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | Non
     try:
         report = ctx.client.status(snap.status_url)
     except UpstreamRejected as exc:
-        return end_job(ctx, snap, S.FAILED, from_upstream("upstream_rejected", exc), "failed")
+        return end_job(
+            ctx,
+            snap,
+            GenerationStatus.FAILED,
+            from_upstream(ErrorType.UPSTREAM_REJECTED, exc),
+            EventKind.FAILED,
+        )
     except UpstreamTransient as exc:
-        return retry_later(ctx, snap, kind="poll_retry", exc=exc)
+        return retry_later(ctx, snap, kind=EventKind.POLL_RETRY, exc=exc)
     if report.state is QueueState.COMPLETED:
         return settle_completed(ctx, snap, report)
     return _progress(ctx, snap, report, estimate)
@@ -137,8 +145,10 @@ def _progress(
     ctx: WorkerContext, snap: Snapshot, report: StatusReport, estimate: RunTimeEstimate | None
 ) -> Write:
     now = ctx.clock()
-    state = S.QUEUED if report.state is QueueState.IN_QUEUE else S.RUNNING
-    position = report.queue_position if state is S.QUEUED else None
+    state = (
+        GenerationStatus.QUEUED if report.state is QueueState.IN_QUEUE else GenerationStatus.RUNNING
+    )
+    position = report.queue_position if state is GenerationStatus.QUEUED else None
     age = (now - snap.submitted_at).total_seconds()
     delay = next_poll_delay(
         attempt=snap.poll_count + 1,
@@ -159,7 +169,7 @@ def _progress(
         "lease_until": None,
     }
     guard = [GENERATIONS.c.lease_token == snap.token]
-    if state is not snap.status and state is S.RUNNING:
+    if state is not snap.status and state is GenerationStatus.RUNNING:
         values["started_at"] = now
 
     def apply(session: Session) -> bool:
@@ -181,7 +191,7 @@ def _progress(
             record_event(
                 session,
                 snap.id,
-                kind="queue_position",
+                kind=EventKind.QUEUE_POSITION,
                 now=now,
                 status=state,
                 queue_position=position,
@@ -195,5 +205,9 @@ def _deadline(ctx: WorkerContext, snap: Snapshot) -> Write:
     outcome = send_cancel(ctx, snap.id, snap.cancel_url)
     message = "the job's deadline passed; upstream cancel: " + (outcome or "not sent")
     return end_job(
-        ctx, snap, S.FAILED, error_record("deadline_exceeded", message), "deadline_exceeded"
+        ctx,
+        snap,
+        GenerationStatus.FAILED,
+        error_record(ErrorType.DEADLINE_EXCEEDED, message),
+        EventKind.DEADLINE_EXCEEDED,
     )

@@ -5,13 +5,12 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from models.status import GenerationStatus
+from models.status import ACTIVE, GenerationStatus
 from models.tables import Generation
 from worker.context import WorkerContext
 from worker.lifecycle.submit import SubmitResult, fail_unsent_past_deadline, resolve_ambiguous
 
 log = logging.getLogger(__name__)
-S = GenerationStatus
 BATCH = 500
 
 
@@ -36,7 +35,9 @@ def _lost_submits(ctx: WorkerContext) -> int:
                 Generation.submit_attempts,
                 Generation.created_at,
             )
-            .where(Generation.status == S.SUBMITTING.value, Generation.lease_until < now)
+            .where(
+                Generation.status == GenerationStatus.SUBMITTING.value, Generation.lease_until < now
+            )
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
@@ -52,7 +53,7 @@ def _lost_submits(ctx: WorkerContext) -> int:
                 reason="worker lost during submit (lease expired); upstream may have the job",
             )
             if outcome is SubmitResult.FAILED:
-                ctx.observer.terminal(S.FAILED.value, created_at, now)
+                ctx.observer.terminal(GenerationStatus.FAILED.value, created_at, now)
             ctx.observer.submit_outcome(outcome.value)
     return len(rows)
 
@@ -62,14 +63,16 @@ def _expired_pending(ctx: WorkerContext) -> int:
     with ctx.sessions.begin() as session:
         rows = session.scalars(
             select(Generation)
-            .where(Generation.status == S.PENDING.value, Generation.deadline_at <= now)
+            .where(
+                Generation.status == GenerationStatus.PENDING.value, Generation.deadline_at <= now
+            )
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
         ended = 0
         for gen in rows:
             if fail_unsent_past_deadline(session, gen, now=now):
-                ctx.observer.terminal(S.FAILED.value, gen.created_at, now)
+                ctx.observer.terminal(GenerationStatus.FAILED.value, gen.created_at, now)
                 ended += 1
         return ended
 
@@ -83,7 +86,7 @@ def _wake_overdue(ctx: WorkerContext) -> int:
         result = session.execute(
             update(Generation)
             .where(
-                Generation.status.in_([S.QUEUED.value, S.RUNNING.value]),
+                Generation.status.in_([s.value for s in ACTIVE]),
                 Generation.next_poll_at > soon,
                 (Generation.deadline_at <= now)
                 | (

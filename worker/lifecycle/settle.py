@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from models.status import GenerationStatus
+from models.vocabulary import ErrorType, EventKind
 from worker.context import WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.lifecycle.snapshot import Snapshot, Write, end_job, retry_later
@@ -16,7 +17,6 @@ from worker.upstream import (
 )
 
 log = logging.getLogger(__name__)
-S = GenerationStatus
 CANCELLED_TYPES = {"client_cancelled", "client_disconnected"}
 
 
@@ -26,13 +26,19 @@ def settle_completed(ctx: WorkerContext, snap: Snapshot, report: StatusReport) -
     try:
         answer = ctx.client.result(snap.response_url)
     except UpstreamNotFound as exc:
-        error = from_upstream("result_unavailable", exc)
+        error = from_upstream(ErrorType.RESULT_UNAVAILABLE, exc)
         error["message"] = "upstream completed the job but no longer has its result (expired?)"
-        return end_job(ctx, snap, S.FAILED, error, "failed")
+        return end_job(ctx, snap, GenerationStatus.FAILED, error, EventKind.FAILED)
     except UpstreamRejected as exc:
-        return end_job(ctx, snap, S.FAILED, from_upstream("upstream_rejected", exc), "failed")
+        return end_job(
+            ctx,
+            snap,
+            GenerationStatus.FAILED,
+            from_upstream(ErrorType.UPSTREAM_REJECTED, exc),
+            EventKind.FAILED,
+        )
     except UpstreamTransient as exc:
-        return retry_later(ctx, snap, kind="result_retry", exc=exc)
+        return retry_later(ctx, snap, kind=EventKind.RESULT_RETRY, exc=exc)
     detail: dict[str, Any] = {"http_status": answer.http_status, "metrics": report.metrics}
     if snap.cancel_requested_at:
         detail["cancel_requested"] = True
@@ -42,24 +48,36 @@ def settle_completed(ctx: WorkerContext, snap: Snapshot, report: StatusReport) -
         return end_job(
             ctx,
             snap,
-            S.COMPLETED,
+            GenerationStatus.COMPLETED,
             None,
-            "completed",
+            EventKind.COMPLETED,
             result=answer.body,
             detail=detail,
             run_seconds=run_seconds,
         )
     error = error_record(
-        "cancelled" if _is_cancel(answer.http_status, answer.error_type) else "upstream_error",
+        ErrorType.CANCELLED
+        if _is_cancel(answer.http_status, answer.error_type)
+        else ErrorType.UPSTREAM_ERROR,
         report.error or _message(answer.body) or f"upstream answered HTTP {answer.http_status}",
         http_status=answer.http_status,
         body=answer.body,
         error_type=answer.error_type or report.error_type,
     )
     detail["error_type"] = error["error_type"]
-    if error["type"] == "cancelled":
-        return end_job(ctx, snap, S.CANCELLED, error, "cancelled", detail=detail)
-    return end_job(ctx, snap, S.FAILED, error, "failed", detail=detail, run_seconds=run_seconds)
+    if error["type"] == ErrorType.CANCELLED:
+        return end_job(
+            ctx, snap, GenerationStatus.CANCELLED, error, EventKind.CANCELLED, detail=detail
+        )
+    return end_job(
+        ctx,
+        snap,
+        GenerationStatus.FAILED,
+        error,
+        EventKind.FAILED,
+        detail=detail,
+        run_seconds=run_seconds,
+    )
 
 
 def _is_cancel(http_status: int, error_type: str | None) -> bool:

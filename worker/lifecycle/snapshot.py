@@ -13,16 +13,19 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.state import record_event, transition, update_where
-from models.status import GenerationStatus
+from models.status import ACTIVE, GenerationStatus
 from models.tables import GENERATIONS
+from models.vocabulary import ErrorType, EventKind
 from worker.backoff import next_error_delay
 from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.upstream import UpstreamTransient
 
-S = GenerationStatus
-ACTIVE = (S.QUEUED, S.RUNNING)
-RETRY_OPERATION = {"poll_retry": "poll", "poll_error": "poll", "result_retry": "result"}
+RETRY_OPERATION = {
+    EventKind.POLL_RETRY: "poll",
+    EventKind.POLL_ERROR: "poll",
+    EventKind.RESULT_RETRY: "result",
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def end_job(
     snap: Snapshot,
     to: GenerationStatus,
     error: dict[str, Any] | None,
-    event_kind: str,
+    event_kind: EventKind,
     *,
     result: Any = None,
     detail: dict[str, Any] | None = None,
@@ -107,18 +110,18 @@ def retry_later(
     ctx: WorkerContext,
     snap: Snapshot,
     *,
-    kind: str,
+    kind: EventKind,
     exc: UpstreamTransient | None = None,
     message: str | None = None,
 ) -> Write:
     errors = snap.error_count + 1
     if errors >= ctx.limits.max_poll_errors:
         error = (
-            from_upstream("retries_exhausted", exc)
+            from_upstream(ErrorType.RETRIES_EXHAUSTED, exc)
             if exc
-            else error_record("retries_exhausted", message or "too many poll errors")
+            else error_record(ErrorType.RETRIES_EXHAUSTED, message or "too many poll errors")
         )
-        return end_job(ctx, snap, S.FAILED, error, "failed")
+        return end_job(ctx, snap, GenerationStatus.FAILED, error, EventKind.FAILED)
     ctx.observer.retry(RETRY_OPERATION.get(kind, "poll"))
     now = ctx.clock()
     delay = next_error_delay(

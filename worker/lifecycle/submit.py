@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session
 from models.state import record_event, transition
 from models.status import GenerationStatus
 from models.tables import GENERATIONS, Generation
+from models.vocabulary import ErrorType, EventKind
 from worker.backoff import next_error_delay, next_poll_delay
 from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.upstream import SubmitAmbiguous, SubmitHandle, UpstreamRejected, UpstreamTransient
 
 log = logging.getLogger(__name__)
-S = GenerationStatus
 
 
 class SubmitResult(StrEnum):
@@ -78,7 +78,7 @@ class Recorded:
         if self.retried:
             observer.retry("submit")
         if self.ended:
-            observer.terminal(S.FAILED.value, *self.ended)
+            observer.terminal(GenerationStatus.FAILED.value, *self.ended)
         observer.submit_outcome(self.result.value)
 
 
@@ -88,7 +88,7 @@ def record_answer(ctx: WorkerContext, session: Session, answer: Answer) -> Recor
     if isinstance(outcome, SubmitHandle):
         return _accepted(ctx, session, claim, outcome, now=now)
     if isinstance(outcome, UpstreamRejected):
-        return _fail(session, claim, from_upstream("upstream_rejected", outcome), now=now)
+        return _fail(session, claim, from_upstream(ErrorType.UPSTREAM_REJECTED, outcome), now=now)
     if isinstance(outcome, SubmitAmbiguous):
         return _ambiguous(ctx, session, claim, reason=outcome.message, now=now)
     if isinstance(outcome, UpstreamTransient):
@@ -104,7 +104,7 @@ def _accepted(
 ) -> Recorded:
     delay = next_poll_delay(
         attempt=0,
-        state=S.QUEUED,
+        state=GenerationStatus.QUEUED,
         queue_position=handle.queue_position,
         age=0.0,
         policy=ctx.policy,
@@ -113,9 +113,9 @@ def _accepted(
     won = transition(
         session,
         claim.id,
-        to=S.QUEUED,
+        to=GenerationStatus.QUEUED,
         now=now,
-        allowed_from={S.SUBMITTING},
+        allowed_from={GenerationStatus.SUBMITTING},
         where=[GENERATIONS.c.lease_token == claim.token],
         values={
             "upstream_request_id": handle.request_id,
@@ -129,7 +129,7 @@ def _accepted(
             "lease_until": None,
             "error": None,
         },
-        event_kind="submitted",
+        event_kind=EventKind.SUBMITTED,
         queue_position=handle.queue_position,
         detail={"request_id": handle.request_id, "attempt": claim.attempts},
     )
@@ -141,7 +141,7 @@ def _accepted(
     record_event(
         session,
         claim.id,
-        kind="submit_orphaned",
+        kind=EventKind.SUBMIT_ORPHANED,
         now=now,
         detail={"request_id": handle.request_id, "reason": "lease lost before the answer"},
     )
@@ -154,7 +154,7 @@ def _release(
     *,
     to: GenerationStatus,
     values: dict[str, Any],
-    event_kind: str,
+    event_kind: EventKind,
     detail: dict[str, Any],
     now: datetime,
 ) -> bool:
@@ -163,7 +163,7 @@ def _release(
         claim.id,
         to=to,
         now=now,
-        allowed_from={S.SUBMITTING},
+        allowed_from={GenerationStatus.SUBMITTING},
         where=[GENERATIONS.c.lease_token == claim.token],
         values={"lease_token": None, "lease_until": None, **values},
         event_kind=event_kind,
@@ -175,10 +175,10 @@ def _fail(session: Session, claim: Claim, error: dict[str, Any], *, now: datetim
     won = _release(
         session,
         claim,
-        to=S.FAILED,
+        to=GenerationStatus.FAILED,
         now=now,
         values={"error": error, "completed_at": now, "next_poll_at": None},
-        event_kind="failed",
+        event_kind=EventKind.FAILED,
         detail={"error_type": error["type"], "http_status": error["http_status"]},
     )
     return Recorded(SubmitResult.FAILED, ended=(claim.created_at, now) if won else None)
@@ -196,13 +196,13 @@ def _retry(
     _release(
         session,
         claim,
-        to=S.PENDING,
+        to=GenerationStatus.PENDING,
         now=now,
         values={
             "next_poll_at": now + timedelta(seconds=delay),
-            "error": from_upstream("upstream_unavailable", exc),
+            "error": from_upstream(ErrorType.UPSTREAM_UNAVAILABLE, exc),
         },
-        event_kind="submit_retry",
+        event_kind=EventKind.SUBMIT_RETRY,
         detail={
             "http_status": exc.http_status,
             "message": exc.message,
@@ -238,21 +238,21 @@ def fail_unsent_past_deadline(session: Session, gen: Generation, *, now: datetim
     return transition(
         session,
         gen.id,
-        to=S.FAILED,
+        to=GenerationStatus.FAILED,
         now=now,
-        allowed_from={S.PENDING},
+        allowed_from={GenerationStatus.PENDING},
         values={
             "completed_at": now,
             "next_poll_at": None,
             "error": error_record(
-                "deadline_exceeded",
+                ErrorType.DEADLINE_EXCEEDED,
                 message,
                 http_status=previous.get("http_status"),
                 body=previous.get("body"),
                 error_type=previous.get("error_type"),
             ),
         },
-        event_kind="deadline_exceeded",
+        event_kind=EventKind.DEADLINE_EXCEEDED,
     )
 
 
@@ -281,20 +281,20 @@ def resolve_ambiguous(
             errors=attempts, retry_after=None, policy=ctx.policy, rand=ctx.rand()
         )
         values = {**common, "next_poll_at": now + timedelta(seconds=delay)}
-        to, result = S.PENDING, SubmitResult.AMBIGUOUS
+        to, result = GenerationStatus.PENDING, SubmitResult.AMBIGUOUS
     else:
-        error = error_record("submit_ambiguous", reason)
+        error = error_record(ErrorType.SUBMIT_AMBIGUOUS, reason)
         values = {**common, "completed_at": now, "next_poll_at": None, "error": error}
-        to, result = S.FAILED, SubmitResult.FAILED
+        to, result = GenerationStatus.FAILED, SubmitResult.FAILED
     won = transition(
         session,
         generation_id,
         to=to,
         now=now,
-        allowed_from={S.SUBMITTING},
+        allowed_from={GenerationStatus.SUBMITTING},
         where=guard,
         values=values,
-        event_kind="submit_ambiguous",
+        event_kind=EventKind.SUBMIT_AMBIGUOUS,
         detail=detail,
     )
     return result if won else SubmitResult.SKIPPED

@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from models.state import record_event, update_where
 from models.status import TERMINAL, GenerationStatus
 from models.tables import GENERATIONS, Generation
+from models.vocabulary import EventKind
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,12 @@ def _deliver(ctx: WorkerContext, send: Sender, due: _Due) -> str:
     with ctx.sessions.begin() as session:
         if problem is None:
             values: dict[str, Any] = {"webhook_attempts": attempt, "webhook_delivered_at": now}
-            kind, outcome = "webhook_delivered", "delivered"
+            kind, outcome = EventKind.WEBHOOK_DELIVERED, "delivered"
         else:
             values = {"webhook_attempts": attempt, "webhook_next_at": _next_try(now, attempt)}
-            kind = "webhook_failed" if attempt < MAX_ATTEMPTS else "webhook_abandoned"
+            kind = (
+                EventKind.WEBHOOK_FAILED if attempt < MAX_ATTEMPTS else EventKind.WEBHOOK_ABANDONED
+            )
             outcome = "failed" if attempt < MAX_ATTEMPTS else "abandoned"
         update_where(
             session,
