@@ -11,12 +11,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import fal_routes, health_routes, v1_routes
-from api.deps import AppState, utc_now
+from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.openapi import install_openapi
 from api.publisher import CeleryPublisher, Publisher
 from models.settings import Settings
+from models.types import utcnow
 
 DESCRIPTION = """\
 A durable job system in front of fal.ai's queue API.
@@ -34,7 +35,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     publisher: Publisher | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
     settings = settings or Settings()
     publisher = publisher or CeleryPublisher(

@@ -2,7 +2,7 @@
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,16 +15,13 @@ from api.keycache import KeyCache
 from api.publisher import Publisher
 from models.db import make_engine, make_session_factory, normalize_url
 from models.settings import Settings
+from models.types import utcnow
 
 # Sync routes and dependencies run on anyio's thread pool (40 threads by default). A connection
 # pool smaller than that opens and closes "overflow" connections under load, and each new
 # PostgreSQL backend costs milliseconds of CPU (benchmarks/RESULTS.md, B1 and B3).
 POOL_SIZE = 40
 POOL_OVERFLOW = 10
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def writer_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -44,7 +41,7 @@ class AppState:
         settings: Settings,
         publisher: Publisher,
         *,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.publisher = publisher

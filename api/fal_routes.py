@@ -25,7 +25,7 @@ from api.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubm
 from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
 from api.urls import fal_urls, public_base
 from models import tasknames
-from models.generations import CancelOutcome, request_cancel
+from models.generations import CancelRequestOutcome, request_cancel
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 
@@ -224,9 +224,9 @@ def request_cancel_route(
         return already
     answer = request_cancel(session, gen.id, now=state.clock())
     session.commit()
-    if answer.outcome is CancelOutcome.ALREADY_TERMINAL:
+    if answer.outcome is CancelRequestOutcome.ALREADY_TERMINAL:
         return already
-    if answer.outcome is CancelOutcome.REQUESTED:
+    if answer.outcome is CancelRequestOutcome.REQUESTED:
         publish_after_commit(state.publisher, tasknames.CANCEL, [str(gen.id)])
     return JSONResponse({"status": "CANCELLATION_REQUESTED"}, 202)
 

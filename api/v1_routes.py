@@ -28,7 +28,7 @@ from api.schemas import (
 from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
 from api.views import to_detail, to_public
 from models import tasknames
-from models.generations import CancelOutcome, request_cancel
+from models.generations import CancelRequestOutcome, request_cancel
 from models.status import GenerationStatus
 from models.tables import Generation, GenerationEvent
 
@@ -190,12 +190,12 @@ def cancel_generation(
         raise not_found()
     answer = request_cancel(session, gen.id, now=state.clock())
     session.commit()
-    if answer.outcome is CancelOutcome.ALREADY_TERMINAL:
+    if answer.outcome is CancelRequestOutcome.ALREADY_TERMINAL:
         status = answer.status.value if answer.status else gen.status
         raise ApiError(409, f"Generation has already ended ({status})", status=status)
-    if answer.outcome is CancelOutcome.REQUESTED:
+    if answer.outcome is CancelRequestOutcome.REQUESTED:
         publish_after_commit(state.publisher, tasknames.CANCEL, [str(gen.id)])
-    if answer.outcome is CancelOutcome.CANCELLED:
+    if answer.outcome is CancelRequestOutcome.CANCELLED:
         response.status_code = 200
     session.refresh(gen)
     outcome = cast(CancelOutcomeName, answer.outcome.value)

@@ -213,30 +213,39 @@ def create_generation(
     return gen
 
 
-class CancelOutcome(StrEnum):
+class CancelRequestOutcome(StrEnum):
+    """What recording a client's wish to cancel came to (:func:`request_cancel`)."""
+
     CANCELLED = "cancelled"
     """It had not been sent upstream: it is cancelled now."""
     REQUESTED = "requested"
     """It is upstream: a worker will ask upstream to cancel and keep polling until it settles."""
     ALREADY_REQUESTED = "already_requested"
+    """A cancel had been requested before: nothing changed."""
     ALREADY_TERMINAL = "already_terminal"
+    """It had ended already: nothing changed."""
     NOT_FOUND = "not_found"
+    """No such generation."""
 
 
 @dataclass(frozen=True)
-class CancelAnswer:
-    outcome: CancelOutcome
+class CancelRequestResult:
+    """The outcome of :func:`request_cancel`, and the status the generation was left in."""
+
+    outcome: CancelRequestOutcome
     status: GenerationStatus | None
 
 
-def request_cancel(session: Session, generation_id: uuid.UUID, *, now: datetime) -> CancelAnswer:
+def request_cancel(
+    session: Session, generation_id: uuid.UUID, *, now: datetime
+) -> CancelRequestResult:
     """Cancellation is state, not ``revoke``: record the wish; end it now if nothing was sent."""
     gen = session.get(Generation, generation_id, with_for_update=True, populate_existing=True)
     if gen is None:
-        return CancelAnswer(CancelOutcome.NOT_FOUND, None)
+        return CancelRequestResult(CancelRequestOutcome.NOT_FOUND, None)
     status = GenerationStatus(gen.status)
     if status in TERMINAL:
-        return CancelAnswer(CancelOutcome.ALREADY_TERMINAL, status)
+        return CancelRequestResult(CancelRequestOutcome.ALREADY_TERMINAL, status)
     if status is GenerationStatus.PENDING and transition(
         session,
         gen.id,
@@ -247,9 +256,9 @@ def request_cancel(session: Session, generation_id: uuid.UUID, *, now: datetime)
         event_kind=EventKind.CANCELLED,
         detail={"reason": "cancelled before it was sent upstream"},
     ):
-        return CancelAnswer(CancelOutcome.CANCELLED, GenerationStatus.CANCELLED)
+        return CancelRequestResult(CancelRequestOutcome.CANCELLED, GenerationStatus.CANCELLED)
     if gen.cancel_requested_at is not None:
-        return CancelAnswer(CancelOutcome.ALREADY_REQUESTED, status)
+        return CancelRequestResult(CancelRequestOutcome.ALREADY_REQUESTED, status)
     if update_where(
         session,
         gen.id,
@@ -259,6 +268,6 @@ def request_cancel(session: Session, generation_id: uuid.UUID, *, now: datetime)
         where=[GENERATIONS.c.cancel_requested_at.is_(None)],
     ):
         record_event(session, gen.id, kind=EventKind.CANCEL_REQUESTED, now=now, status=status)
-        return CancelAnswer(CancelOutcome.REQUESTED, status)
+        return CancelRequestResult(CancelRequestOutcome.REQUESTED, status)
     session.refresh(gen)
     return request_cancel(session, generation_id, now=now)

@@ -13,7 +13,9 @@ from worker.backoff import BackoffPolicy
 from worker.upstream import UpstreamClient
 
 
-class Publisher(Protocol):
+class TaskSender(Protocol):
+    """Publishes a Celery task by name (the worker wires it to ``app.send_task``)."""
+
     def __call__(self, task_name: str, args: Sequence[Any]) -> None: ...
 
 
@@ -52,7 +54,7 @@ class Limits:
 class WorkerContext:
     sessions: sessionmaker[Session]
     client: UpstreamClient
-    publish: Publisher
+    publish: TaskSender
     policy: BackoffPolicy = field(default_factory=BackoffPolicy)
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = utcnow

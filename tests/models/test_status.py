@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from models.generations import CancelOutcome, create_generation, request_cancel
+from models.generations import CancelRequestOutcome, create_generation, request_cancel
 from models.keys import create_key
 from models.state import transition
 from models.status import ALLOWED_FROM, TERMINAL, GenerationStatus, can_transition
@@ -123,13 +123,19 @@ def test_allowed_from_cannot_widen_the_table(private_sessions) -> None:  # type:
 
 def test_request_cancel_in_each_state(private_sessions) -> None:  # type: ignore[no-untyped-def]
     expected = {
-        GenerationStatus.PENDING: (CancelOutcome.CANCELLED, GenerationStatus.CANCELLED),
-        GenerationStatus.SUBMITTING: (CancelOutcome.REQUESTED, GenerationStatus.SUBMITTING),
-        GenerationStatus.QUEUED: (CancelOutcome.REQUESTED, GenerationStatus.QUEUED),
-        GenerationStatus.RUNNING: (CancelOutcome.REQUESTED, GenerationStatus.RUNNING),
-        GenerationStatus.COMPLETED: (CancelOutcome.ALREADY_TERMINAL, GenerationStatus.COMPLETED),
-        GenerationStatus.FAILED: (CancelOutcome.ALREADY_TERMINAL, GenerationStatus.FAILED),
-        GenerationStatus.CANCELLED: (CancelOutcome.ALREADY_TERMINAL, GenerationStatus.CANCELLED),
+        GenerationStatus.PENDING: (CancelRequestOutcome.CANCELLED, GenerationStatus.CANCELLED),
+        GenerationStatus.SUBMITTING: (CancelRequestOutcome.REQUESTED, GenerationStatus.SUBMITTING),
+        GenerationStatus.QUEUED: (CancelRequestOutcome.REQUESTED, GenerationStatus.QUEUED),
+        GenerationStatus.RUNNING: (CancelRequestOutcome.REQUESTED, GenerationStatus.RUNNING),
+        GenerationStatus.COMPLETED: (
+            CancelRequestOutcome.ALREADY_TERMINAL,
+            GenerationStatus.COMPLETED,
+        ),
+        GenerationStatus.FAILED: (CancelRequestOutcome.ALREADY_TERMINAL, GenerationStatus.FAILED),
+        GenerationStatus.CANCELLED: (
+            CancelRequestOutcome.ALREADY_TERMINAL,
+            GenerationStatus.CANCELLED,
+        ),
     }
     for src, (outcome, after) in expected.items():
         with private_sessions.begin() as session:
@@ -139,7 +145,7 @@ def test_request_cancel_in_each_state(private_sessions) -> None:  # type: ignore
             assert (answer.outcome, answer.status) == (outcome, after), src
             row = session.get(Generation, gen.id, populate_existing=True)
             assert row is not None and row.status == after.value
-            if outcome is CancelOutcome.REQUESTED:
+            if outcome is CancelRequestOutcome.REQUESTED:
                 assert row.cancel_requested_at == NOW
                 again = request_cancel(session, gen.id, now=NOW)
-                assert again.outcome is CancelOutcome.ALREADY_REQUESTED
+                assert again.outcome is CancelRequestOutcome.ALREADY_REQUESTED

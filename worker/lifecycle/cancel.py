@@ -12,7 +12,7 @@ from models.status import ACTIVE, LIVE
 from models.tables import GENERATIONS, Generation
 from models.vocabulary import EventKind
 from worker.context import WorkerContext
-from worker.upstream import CancelOutcome, UpstreamError
+from worker.upstream import UpstreamCancelOutcome, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -
         ):
             return None
     try:
-        outcome: CancelOutcome | None = ctx.client.cancel(cancel_url)
+        outcome: UpstreamCancelOutcome | None = ctx.client.cancel(cancel_url)
         detail: dict[str, Any] = {"outcome": str(outcome)}
     except UpstreamError as exc:
         outcome = None

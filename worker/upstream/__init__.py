@@ -13,25 +13,25 @@ from worker.upstream.errors import (
     UpstreamTransient,
 )
 from worker.upstream.types import (
-    CancelOutcome,
     QueueState,
-    ResultAnswer,
     StatusReport,
     SubmitHandle,
+    UpstreamCancelOutcome,
+    UpstreamResult,
 )
 from worker.upstream.urls import app_base, rewrite_url
 
 __all__ = [
-    "CancelOutcome",
     "QueueState",
-    "ResultAnswer",
     "StatusReport",
     "SubmitAmbiguous",
     "SubmitHandle",
+    "UpstreamCancelOutcome",
     "UpstreamClient",
     "UpstreamError",
     "UpstreamNotFound",
     "UpstreamRejected",
+    "UpstreamResult",
     "UpstreamTransient",
     "app_base",
     "rewrite_url",

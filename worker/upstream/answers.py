@@ -11,11 +11,11 @@ import httpx
 from worker.upstream.errors import SubmitAmbiguous, UpstreamTransient
 from worker.upstream.responses import error_body, error_type_of, parse_body, retryable_flag
 from worker.upstream.types import (
-    CancelOutcome,
     QueueState,
-    ResultAnswer,
     StatusReport,
     SubmitHandle,
+    UpstreamCancelOutcome,
+    UpstreamResult,
 )
 from worker.upstream.urls import request_url, rewrite_url
 
@@ -95,24 +95,28 @@ def status_report(response: httpx.Response) -> StatusReport:
     )
 
 
-def cancel_outcome(response: httpx.Response) -> CancelOutcome | None:
+def cancel_outcome(response: httpx.Response) -> UpstreamCancelOutcome | None:
     """The outcome upstream stated, or for a 2xx without a readable one, what its code implies.
     None: this answer is not an outcome (an error to classify)."""
     body = parse_body(response)
     stated = body.get("status") if isinstance(body, dict) else None
     code = response.status_code
-    known = isinstance(stated, str) and stated in CancelOutcome.__members__
+    known = isinstance(stated, str) and stated in UpstreamCancelOutcome.__members__
     if known and (200 <= code < 300 or code in (400, 404)):
-        return CancelOutcome(str(stated))
+        return UpstreamCancelOutcome(str(stated))
     if 200 <= code < 300:
-        return CancelOutcome.CANCELLATION_REQUESTED if code == 202 else CancelOutcome.OK
+        return (
+            UpstreamCancelOutcome.CANCELLATION_REQUESTED
+            if code == 202
+            else UpstreamCancelOutcome.OK
+        )
     return None
 
 
-def result_answer(response: httpx.Response) -> ResultAnswer:
+def upstream_result(response: httpx.Response) -> UpstreamResult:
     ok = response.is_success
     body = parse_body(response) if ok else error_body(response)
-    return ResultAnswer(
+    return UpstreamResult(
         http_status=response.status_code,
         body=body,
         error_type=None if ok else error_type_of(body, response.headers),

@@ -11,7 +11,7 @@ The rules (UPSTREAM.md §3, §6–§9, §12, §14, DESIGN.md §3 "Submit exactly
 - other 5xx → transient; 404 on status/result/cancel → not found; other 4xx, 3xx → rejected.
 
 ``result`` first asks ``is_final_result``: a completed request answers with the model's own
-error, which is a value (``ResultAnswer``), not an exception.
+error, which is a value (``UpstreamResult``), not an exception.
 """
 
 import httpx

@@ -15,7 +15,13 @@ from worker.upstream import answers
 from worker.upstream.classify import is_final_result, response_error, transport_error
 from worker.upstream.errors import UpstreamError, UpstreamRejected
 from worker.upstream.responses import REQUEST_TIMEOUT_HEADER, redact
-from worker.upstream.types import CancelOutcome, Op, ResultAnswer, StatusReport, SubmitHandle
+from worker.upstream.types import (
+    Op,
+    StatusReport,
+    SubmitHandle,
+    UpstreamCancelOutcome,
+    UpstreamResult,
+)
 from worker.upstream.urls import normalize_base_url, rewrite_url, submit_url
 
 log = logging.getLogger(__name__)
@@ -148,17 +154,17 @@ class UpstreamClient:
             logs=redact(report.logs, self._secrets),
         )
 
-    def result(self, response_url: str) -> ResultAnswer:
+    def result(self, response_url: str) -> UpstreamResult:
         """GET the result of a COMPLETED request: its final answer, success or the model's own
-        failure (see ``ResultAnswer``). Transient (incl. 400 "still in progress") and not-found
+        failure (see ``UpstreamResult``). Transient (incl. 400 "still in progress") and not-found
         answers raise."""
         response = self._send("result", "GET", self._rehome(response_url))
         if not (response.is_success or is_final_result(response)):
             raise self._scrub(response_error("result", response))
-        answer = answers.result_answer(response)
+        answer = answers.upstream_result(response)
         return replace(answer, body=redact(answer.body, self._secrets))
 
-    def cancel(self, cancel_url: str) -> CancelOutcome:
+    def cancel(self, cancel_url: str) -> UpstreamCancelOutcome:
         """PUT the cancel. CANCELLATION_REQUESTED does not mean it stopped: keep polling."""
         response = self._send("cancel", "PUT", self._rehome(cancel_url))
         outcome = answers.cancel_outcome(response)

@@ -19,7 +19,7 @@ class QueueState(StrEnum):
     """Final, whether it succeeded, failed or was cancelled: fetch the result to know which."""
 
 
-class CancelOutcome(StrEnum):
+class UpstreamCancelOutcome(StrEnum):
     """Upstream's answer to a cancel (the documented enum of the cancel endpoint)."""
 
     CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
@@ -62,7 +62,7 @@ class StatusReport:
 
 
 @dataclass(frozen=True, slots=True)
-class ResultAnswer:
+class UpstreamResult:
     """The final answer of a completed request: the model's own status code and body.
 
     ``ok`` is True for a 2xx (``body`` is the model output). Otherwise it is the request's own

@@ -7,11 +7,11 @@ import pytest
 
 from simulator import FaultRule, SimulatorConfig, SimulatorServer
 from worker.upstream import (
-    CancelOutcome,
     QueueState,
     StatusReport,
     SubmitAmbiguous,
     SubmitHandle,
+    UpstreamCancelOutcome,
     UpstreamClient,
     UpstreamNotFound,
     UpstreamRejected,
@@ -75,7 +75,7 @@ def test_round_trip(client: UpstreamClient, srv: SimulatorServer) -> None:
     assert answer.body["prompt"] == "a tiger eye"
     assert (answer.body["images"][0]["width"], answer.body["images"][0]["height"]) == (1392, 752)
 
-    assert client.cancel(handle.cancel_url) is CancelOutcome.ALREADY_COMPLETED
+    assert client.cancel(handle.cancel_url) is UpstreamCancelOutcome.ALREADY_COMPLETED
     calls = srv.sim.request_info(handle.request_id)["calls"]  # type: ignore[index]
     assert calls["submit"] == 1 and calls["result"] == 1 and calls["cancel"] == 1
 
@@ -94,7 +94,7 @@ def test_queued_job_cancelled(client: UpstreamClient) -> None:
         client.result(handle.response_url)  # 400: not completed yet
     assert caught.value.http_status == 400
 
-    assert client.cancel(handle.cancel_url) is CancelOutcome.CANCELLATION_REQUESTED
+    assert client.cancel(handle.cancel_url) is UpstreamCancelOutcome.CANCELLATION_REQUESTED
     report = wait_completed(client, handle)
     assert report.state is QueueState.COMPLETED
     assert report.error_type == "client_cancelled"

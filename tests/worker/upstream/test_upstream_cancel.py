@@ -2,7 +2,7 @@ import pytest
 
 from tests.worker.upstream.fakes import BASE, FakeUpstream
 from worker.upstream import (
-    CancelOutcome,
+    UpstreamCancelOutcome,
     UpstreamClient,
     UpstreamNotFound,
     UpstreamRejected,
@@ -15,18 +15,22 @@ CANCEL_URL = "https://queue.fal.run/fal-ai/flux-pro/requests/r-0003/cancel"
 @pytest.mark.parametrize(
     ("code", "body", "outcome"),
     [
-        (202, {"status": "CANCELLATION_REQUESTED"}, CancelOutcome.CANCELLATION_REQUESTED),
-        (400, {"status": "ALREADY_COMPLETED"}, CancelOutcome.ALREADY_COMPLETED),
-        (404, {"status": "NOT_FOUND"}, CancelOutcome.NOT_FOUND),
-        (200, {"status": "OK"}, CancelOutcome.OK),
+        (202, {"status": "CANCELLATION_REQUESTED"}, UpstreamCancelOutcome.CANCELLATION_REQUESTED),
+        (400, {"status": "ALREADY_COMPLETED"}, UpstreamCancelOutcome.ALREADY_COMPLETED),
+        (404, {"status": "NOT_FOUND"}, UpstreamCancelOutcome.NOT_FOUND),
+        (200, {"status": "OK"}, UpstreamCancelOutcome.OK),
         # a 2xx without a readable status: the code says what happened
-        (202, None, CancelOutcome.CANCELLATION_REQUESTED),
-        (200, {"detail": "removed"}, CancelOutcome.OK),
-        (204, None, CancelOutcome.OK),
+        (202, None, UpstreamCancelOutcome.CANCELLATION_REQUESTED),
+        (200, {"detail": "removed"}, UpstreamCancelOutcome.OK),
+        (204, None, UpstreamCancelOutcome.OK),
     ],
 )
 def test_outcomes(
-    client: UpstreamClient, fake: FakeUpstream, code: int, body: object, outcome: CancelOutcome
+    client: UpstreamClient,
+    fake: FakeUpstream,
+    code: int,
+    body: object,
+    outcome: UpstreamCancelOutcome,
 ) -> None:
     fake.reply(code, json=body)
     assert client.cancel(CANCEL_URL) is outcome

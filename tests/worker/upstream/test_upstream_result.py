@@ -2,10 +2,10 @@ import pytest
 
 from tests.worker.upstream.fakes import BASE, FakeUpstream
 from worker.upstream import (
-    ResultAnswer,
     UpstreamClient,
     UpstreamNotFound,
     UpstreamRejected,
+    UpstreamResult,
     UpstreamTransient,
 )
 
@@ -32,7 +32,7 @@ VALIDATION = {
 def test_200_is_the_model_output(client: UpstreamClient, fake: FakeUpstream) -> None:
     fake.reply(200, json=OUTPUT)
     answer = client.result(RESPONSE_URL)
-    assert answer == ResultAnswer(http_status=200, body=OUTPUT, error_type=None, ok=True)
+    assert answer == UpstreamResult(http_status=200, body=OUTPUT, error_type=None, ok=True)
     (sent,) = fake.requests
     assert sent.method == "GET"
     assert str(sent.url) == f"{BASE}/fal-ai/flux-pro/requests/{RID}"
