@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,3 +106,9 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+def default_of(name: str) -> Any:
+    """The default of setting ``name``, read from the class (not the environment): for the
+    value objects built from settings, so they repeat no default."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)

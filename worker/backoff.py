@@ -8,23 +8,36 @@ likely window, and fall back to geometric growth past it, so the calls cluster w
 
 from dataclasses import dataclass
 
+from models.settings import Settings, default_of
 from models.status import GenerationStatus
 
 
 @dataclass(frozen=True)
 class BackoffPolicy:
-    min_delay: float = 0.5
-    max_delay: float = 10.0
+    """``from_settings`` in a worker; tests build one directly (the defaults are the settings')."""
+
+    min_delay: float = default_of("poll_min_delay")
+    max_delay: float = default_of("poll_max_delay")
     growth: float = 1.6
-    jitter: float = 0.2
-    error_min_delay: float = 1.0
-    error_max_delay: float = 60.0
+    jitter: float = default_of("poll_jitter")
+    error_min_delay: float = default_of("error_min_delay")
+    error_max_delay: float = default_of("error_max_delay")
     per_queue_position: float = 0.25
     """Extra seconds of wait per job ahead in the upstream queue (capped by ``max_delay``)."""
     dense_max_delay: float = 1.0
     """Longest gap between polls inside the likely-finish window."""
     max_estimated_sleep: float = 300.0
     min_samples: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "BackoffPolicy":
+        return cls(
+            min_delay=settings.poll_min_delay,
+            max_delay=settings.poll_max_delay,
+            jitter=settings.poll_jitter,
+            error_min_delay=settings.error_min_delay,
+            error_max_delay=settings.error_max_delay,
+        )
 
 
 @dataclass(frozen=True)
