@@ -13,7 +13,6 @@ from worker.lifecycle import (
     dispatch_due,
     poll_generations,
     reconcile,
-    submit_generation,
     submit_generations,
     webhooks,
 )
@@ -24,12 +23,6 @@ from worker.runtime import get_context
 def submit_many(generation_ids: list[str]) -> dict[str, int]:
     ids = [uuid.UUID(i) for i in generation_ids]
     return submit_generations(get_context(settings, app), ids)
-
-
-@app.task(name=tasknames.SUBMIT)
-def submit(generation_id: str) -> str:
-    """Messages published before ``generation.submit_many`` existed: a batch of one."""
-    return submit_generation(get_context(settings, app), uuid.UUID(generation_id)).value
 
 
 @app.task(name=tasknames.POLL_BATCH)

@@ -75,7 +75,7 @@ def test_seed_example_walks_every_state(jobs: Jobs, sim) -> None:  # type: ignor
 def test_the_same_submit_delivered_twice_submits_once(jobs: Jobs) -> None:
     gen_id = jobs.create(publish=False)
     for _ in range(3):
-        jobs.publish(tasknames.SUBMIT, str(gen_id))
+        jobs.publish(tasknames.SUBMIT_MANY, [str(gen_id)])
     [gen] = jobs.wait([gen_id])
     assert gen.status == GenerationStatus.COMPLETED
     assert gen.submit_attempts == 1

@@ -52,7 +52,7 @@ class Jobs:
             )
             gen_id = gen.id
         if publish:
-            self.publish(tasknames.SUBMIT, str(gen_id))
+            self.publish(tasknames.SUBMIT_MANY, [str(gen_id)])
         return gen_id
 
     def publish(self, task: str, *args: Any) -> None:

@@ -22,9 +22,9 @@ from worker.lifecycle import (
     dispatch_due,
     poll_generations,
     reconcile,
-    submit_generation,
     submit_generations,
 )
+from worker.lifecycle.submit import SubmitResult
 from worker.upstream import UpstreamClient
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
@@ -99,14 +99,20 @@ def load(ctx: WorkerContext, gen_id: uuid.UUID) -> Generation:
         return gen
 
 
+def submit_one(ctx: WorkerContext, generation_id: uuid.UUID) -> SubmitResult:
+    """``generation.submit_many`` for one id, as the API publishes a lone create: the row's
+    ``SubmitResult``."""
+    [(result, count)] = submit_generations(ctx, [generation_id]).items()
+    assert count == 1
+    return SubmitResult(result)
+
+
 def run_published(ctx: WorkerContext, recorder: Recorder) -> int:
     """Execute what the lifecycle published, as the worker would."""
     ran = 0
     for name, args in recorder.drain():
         ran += 1
-        if name == "generation.submit":
-            submit_generation(ctx, uuid.UUID(args[0]))
-        elif name == "generation.submit_many":
+        if name == "generation.submit_many":
             submit_generations(ctx, [uuid.UUID(i) for i in args[0]])
         elif name == "generation.poll_batch":
             poll_generations(ctx, [uuid.UUID(i) for i in args[0]], args[1])

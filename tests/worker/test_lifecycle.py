@@ -19,9 +19,10 @@ from tests.worker.lifecycle_support import (
     lifecycle_env,
     load,
     new_job,
+    submit_one,
 )
 from worker.context import Limits
-from worker.lifecycle import poll_generations, reconcile, submit_generation
+from worker.lifecycle import poll_generations, reconcile
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.submit import SubmitResult
 
@@ -38,8 +39,8 @@ SEED_INPUT = {
 def test_submit_records_the_handle_and_sends_exactly_once(private_sessions) -> None:  # type: ignore[no-untyped-def]
     with lifecycle_env(private_sessions) as (ctx, srv, _):
         gen_id = new_job(ctx, **{k: v for k, v in SEED_INPUT.items() if k != "prompt"})
-        assert submit_generation(ctx, gen_id) is SubmitResult.SUBMITTED
-        assert submit_generation(ctx, gen_id) is SubmitResult.SKIPPED  # a second delivery
+        assert submit_one(ctx, gen_id) is SubmitResult.SUBMITTED
+        assert submit_one(ctx, gen_id) is SubmitResult.SKIPPED  # a second delivery
         gen = load(ctx, gen_id)
         assert gen.status == GenerationStatus.QUEUED
         assert gen.upstream_request_id and gen.status_url and gen.status_url.startswith(srv.url)
@@ -59,7 +60,7 @@ def test_full_lifecycle_to_completed(private_sessions) -> None:  # type: ignore[
             ctx, prompt="third", num_images=2, output_format="png", aspect_ratio="16:9"
         )
         for job in [*blockers, gen_id]:
-            submit_generation(ctx, job)
+            submit_one(ctx, job)
         gen = drive(ctx, rec, gen_id)
         assert gen.status == GenerationStatus.COMPLETED, gen.error
         assert gen.result is not None and len(gen.result["images"]) == 2
@@ -79,7 +80,7 @@ def test_full_lifecycle_to_completed(private_sessions) -> None:  # type: ignore[
 def test_422_at_submit_fails_once_with_the_upstream_body(private_sessions) -> None:  # type: ignore[no-untyped-def]
     with lifecycle_env(private_sessions) as (ctx, srv, _):
         gen_id = new_job(ctx, guidance_scale=25)
-        assert submit_generation(ctx, gen_id) is SubmitResult.FAILED
+        assert submit_one(ctx, gen_id) is SubmitResult.FAILED
         gen = load(ctx, gen_id)
         assert gen.status == GenerationStatus.FAILED and gen.error is not None
         assert gen.error["type"] == "upstream_rejected" and gen.error["http_status"] == 422
@@ -92,7 +93,7 @@ def test_429_is_retried_after_retry_after(private_sessions) -> None:  # type: ig
         srv.sim.add_fault(FaultRule(op="submit", kind="retry_after", retry_after=1, times=2))
         gen_id = new_job(ctx)
         before = datetime.now(UTC)
-        assert submit_generation(ctx, gen_id) is SubmitResult.RETRY
+        assert submit_one(ctx, gen_id) is SubmitResult.RETRY
         gen = load(ctx, gen_id)
         assert gen.status == GenerationStatus.PENDING
         assert gen.next_poll_at is not None and gen.next_poll_at >= before + timedelta(seconds=1)
@@ -109,7 +110,7 @@ def test_submit_retries_until_the_deadline_and_keeps_the_last_error(private_sess
     with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="submit", kind="http", status_code=503))
         gen_id = new_job(ctx, deadline=1.5)
-        submit_generation(ctx, gen_id)
+        submit_one(ctx, gen_id)
         pending = load(ctx, gen_id)
         assert pending.status == GenerationStatus.PENDING and pending.error is not None
         assert pending.error["http_status"] == 503  # why it is still pending, visible to clients
@@ -125,7 +126,7 @@ def test_ambiguous_submit_is_recorded_then_resubmitted(private_sessions) -> None
     with lifecycle_env(private_sessions) as (ctx, srv, rec):
         srv.sim.add_fault(FaultRule(op="submit", kind="accept_then_reset", times=1))
         gen_id = new_job(ctx)
-        assert submit_generation(ctx, gen_id) is SubmitResult.AMBIGUOUS
+        assert submit_one(ctx, gen_id) is SubmitResult.AMBIGUOUS
         gen = drive(ctx, rec, gen_id)
         assert gen.status == GenerationStatus.COMPLETED
         assert kinds(gen).count("submit_ambiguous") == 1
@@ -137,7 +138,7 @@ def test_ambiguous_submit_with_fail_policy_never_resubmits(private_sessions) -> 
     with lifecycle_env(private_sessions, limits=limits) as (ctx, srv, _):
         srv.sim.add_fault(FaultRule(op="submit", kind="accept_then_reset", times=1))
         gen_id = new_job(ctx)
-        assert submit_generation(ctx, gen_id) is SubmitResult.FAILED
+        assert submit_one(ctx, gen_id) is SubmitResult.FAILED
         gen = load(ctx, gen_id)
         assert gen.error is not None and gen.error["type"] == "submit_ambiguous"
         assert len(srv.sim.submits()) == 1
@@ -149,15 +150,15 @@ def test_connect_error_is_a_plain_retry(private_sessions) -> None:  # type: igno
 
         ctx.client = UpstreamClient(base_url="http://127.0.0.1:9", key=KEY, connect_timeout=1.0)
         gen_id = new_job(ctx)
-        assert submit_generation(ctx, gen_id) is SubmitResult.RETRY
+        assert submit_one(ctx, gen_id) is SubmitResult.RETRY
         assert "submit_ambiguous" not in kinds(load(ctx, gen_id))
 
 
 def test_cancel_while_queued_ends_cancelled(private_sessions) -> None:  # type: ignore[no-untyped-def]
     with lifecycle_env(private_sessions, capacity=1, run_time=5.0) as (ctx, srv, rec):
         blocker, gen_id = new_job(ctx, prompt="blocker"), new_job(ctx, prompt="victim")
-        submit_generation(ctx, blocker)
-        submit_generation(ctx, gen_id)
+        submit_one(ctx, blocker)
+        submit_one(ctx, gen_id)
         with ctx.sessions.begin() as session:
             assert request_cancel(session, gen_id, now=datetime.now(UTC)).outcome == "requested"
         gen = drive(ctx, rec, gen_id)
@@ -170,7 +171,7 @@ def test_cancel_while_queued_ends_cancelled(private_sessions) -> None:  # type: 
 def test_cancel_too_late_ends_completed_and_says_so(private_sessions) -> None:  # type: ignore[no-untyped-def]
     with lifecycle_env(private_sessions, honor_cancel=False, run_time=1.0) as (ctx, _, rec):
         gen_id = new_job(ctx)
-        submit_generation(ctx, gen_id)
+        submit_one(ctx, gen_id)
         drive(ctx, rec, gen_id, until={GenerationStatus.RUNNING})
         with ctx.sessions.begin() as session:
             request_cancel(session, gen_id, now=datetime.now(UTC))
@@ -194,7 +195,7 @@ def test_deferred_422_and_model_errors_keep_the_upstream_answer(private_sessions
         )
         doomed = new_job(ctx, prompt="doomed")
         for gen_id in (bad, doomed):
-            submit_generation(ctx, gen_id)
+            submit_one(ctx, gen_id)
         bad_gen, doomed_gen = drive(ctx, rec, bad), drive(ctx, rec, doomed)
         assert bad_gen.status == GenerationStatus.FAILED and bad_gen.error is not None
         assert bad_gen.error["http_status"] == 422
@@ -228,7 +229,7 @@ def test_status_storm_is_ridden_out(private_sessions) -> None:  # type: ignore[n
 def test_deadline_fails_and_cancels_upstream(private_sessions) -> None:  # type: ignore[no-untyped-def]
     with lifecycle_env(private_sessions, run_time=30.0) as (ctx, srv, rec):
         gen_id = new_job(ctx, deadline=1.0)
-        submit_generation(ctx, gen_id)
+        submit_one(ctx, gen_id)
         gen = drive(ctx, rec, gen_id)
         assert gen.status == GenerationStatus.FAILED and gen.error is not None
         assert gen.error["type"] == "deadline_exceeded"
@@ -238,7 +239,7 @@ def test_deadline_fails_and_cancels_upstream(private_sessions) -> None:  # type:
 def test_duplicate_poll_delivery_calls_upstream_once(private_sessions) -> None:  # type: ignore[no-untyped-def]
     with lifecycle_env(private_sessions, run_time=5.0) as (ctx, srv, rec):
         gen_id = new_job(ctx)
-        submit_generation(ctx, gen_id)
+        submit_one(ctx, gen_id)
         with ctx.sessions.begin() as session:
             session.execute(
                 update(Generation)
@@ -296,7 +297,7 @@ def test_cancel_while_submitting_is_sent_once_the_handle_arrives(private_session
         srv.sim.add_fault(FaultRule(op="submit", kind="hang", delay=0.6, times=1))
         gen_id = new_job(ctx)
         with ThreadPoolExecutor(1) as pool:
-            submitting = pool.submit(submit_generation, ctx, gen_id)
+            submitting = pool.submit(submit_one, ctx, gen_id)
             drive(ctx, rec, gen_id, until={GenerationStatus.SUBMITTING}, timeout=5)
             with ctx.sessions.begin() as session:
                 answer = request_cancel(session, gen_id, now=datetime.now(UTC))

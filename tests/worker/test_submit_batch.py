@@ -29,13 +29,13 @@ from tests.worker.lifecycle_support import (
     load,
     new_job,
     run_published,
+    submit_one,
 )
 from worker.context import Limits
 from worker.lifecycle import (
     dispatch_due,
     reconcile,
     submit_batch,
-    submit_generation,
     submit_generations,
 )
 from worker.lifecycle.submit import SubmitResult
@@ -109,7 +109,7 @@ def test_a_second_and_a_concurrent_delivery_do_nothing(sessions: sessionmaker[Se
         assert sum((Counter(r) for r in both), Counter()) == {"submitted": 20, "skipped": 20}
         histories = {i: kinds(load(ctx, i)) for i in ids}
         assert submit_generations(ctx, ids) == {"skipped": 20}  # and a late redelivery
-        assert submit_generation(ctx, ids[0]) is SubmitResult.SKIPPED
+        assert submit_one(ctx, ids[0]) is SubmitResult.SKIPPED
         for i in range(20):
             assert len(accepted(srv, f"{tag} {i}")) == 1
         assert {i: kinds(load(ctx, i)) for i in ids} == histories

@@ -4,13 +4,12 @@ from worker.lifecycle.cancel import cancel_generation
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.poll import poll_generations
 from worker.lifecycle.reconcile import reconcile
-from worker.lifecycle.submit_batch import submit_generation, submit_generations
+from worker.lifecycle.submit_batch import submit_generations
 
 __all__ = [
     "cancel_generation",
     "dispatch_due",
     "poll_generations",
     "reconcile",
-    "submit_generation",
     "submit_generations",
 ]

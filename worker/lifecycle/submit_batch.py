@@ -40,25 +40,12 @@ log = logging.getLogger(__name__)
 
 def submit_generations(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """The body of ``generation.submit_many``: how many rows ended with each ``SubmitResult``."""
-    results = _submit(ctx, generation_ids)
-    return dict(Counter(result.value for result in results.values()))
-
-
-def submit_generation(ctx: WorkerContext, generation_id: uuid.UUID) -> SubmitResult:
-    """The body of ``generation.submit`` (messages published before ``submit_many``):
-    a batch of one."""
-    return _submit(ctx, [generation_id])[generation_id]
-
-
-def _submit(
-    ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, SubmitResult]:
     ids = list(dict.fromkeys(generation_ids))
     size = max(1, ctx.limits.submit_batch_size)
     results: dict[uuid.UUID, SubmitResult] = {}
     for start in range(0, len(ids), size):
         results.update(_submit_wave(ctx, ids[start : start + size]))
-    return results
+    return dict(Counter(result.value for result in results.values()))
 
 
 def _submit_wave(ctx: WorkerContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, SubmitResult]:
