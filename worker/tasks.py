@@ -8,14 +8,12 @@ from typing import Any
 
 from models import tasknames
 from worker import app, settings
-from worker.lifecycle import (
-    cancel_generation,
-    dispatch_due,
-    poll_generations,
-    reconcile,
-    submit_generations,
-    webhooks,
-)
+from worker.lifecycle import webhooks
+from worker.lifecycle.cancel import cancel_generation
+from worker.lifecycle.dispatch import dispatch_due
+from worker.lifecycle.poll import poll_generations
+from worker.lifecycle.reconcile import reconcile
+from worker.lifecycle.submit_batch import submit_generations
 from worker.runtime import get_context
 
 

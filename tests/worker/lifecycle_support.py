@@ -18,13 +18,11 @@ from models.tables import Generation
 from simulator import SimulatorConfig, SimulatorServer
 from worker.backoff import BackoffPolicy
 from worker.context import Limits, Observer, WorkerContext
-from worker.lifecycle import (
-    dispatch_due,
-    poll_generations,
-    reconcile,
-    submit_generations,
-)
-from worker.lifecycle.submit import SubmitResult
+from worker.lifecycle.dispatch import dispatch_due
+from worker.lifecycle.poll import poll_generations
+from worker.lifecycle.reconcile import reconcile
+from worker.lifecycle.submit_batch import submit_generations
+from worker.lifecycle.submit_outcome import SubmitResult
 from worker.upstream import UpstreamClient
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"

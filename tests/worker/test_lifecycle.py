@@ -22,9 +22,10 @@ from tests.worker.lifecycle_support import (
     submit_one,
 )
 from worker.context import Limits
-from worker.lifecycle import poll_generations, reconcile
 from worker.lifecycle.dispatch import dispatch_due
-from worker.lifecycle.submit import SubmitResult
+from worker.lifecycle.poll import poll_generations
+from worker.lifecycle.reconcile import reconcile
+from worker.lifecycle.submit_outcome import SubmitResult
 
 SEED_INPUT = {
     "prompt": "Extreme close-up of a single tiger eye, direct frontal view.",

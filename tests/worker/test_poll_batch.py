@@ -12,11 +12,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.status import GenerationStatus
 from models.tables import Generation
+from simulator import FaultRule
 from tests.support.services import wait_until
-from tests.worker.lifecycle_support import drive, kinds, lifecycle_env, load, new_job
+from tests.worker.lifecycle_support import (
+    RecordingObserver,
+    drive,
+    kinds,
+    lifecycle_env,
+    load,
+    new_job,
+)
 from worker.lifecycle import poll as poll_module
-from worker.lifecycle import poll_generations, submit_generations
-from worker.lifecycle.snapshot import Write
+from worker.lifecycle.poll import poll_generations
+from worker.lifecycle.poll_outcome import LeasedRow, PollOutcome
+from worker.lifecycle.submit_batch import submit_generations
 
 
 @contextmanager
@@ -71,20 +80,15 @@ def test_a_write_the_database_refuses_does_not_hold_the_batch_back(
     with lifecycle_env(private_sessions, run_time=0.05) as (ctx, srv, rec):
         ids = _submitted_and_done(ctx, srv, 6)
         victim = ids[3]
-        real_settle = poll_module.settle_completed
+        real_apply = poll_module.apply_outcome
 
-        def settle(ctx: Any, snap: Any, report: Any) -> Write:
-            write = real_settle(ctx, snap, report)
-            if snap.id != victim:
-                return write
-
-            def refused(session: Session) -> bool:
-                write.apply(session)
+        def apply(session: Session, outcome: PollOutcome) -> bool:
+            won = real_apply(session, outcome)
+            if outcome.row.id == victim and outcome.to is GenerationStatus.COMPLETED:
                 raise ValueError("the database refused this row")
+            return won
 
-            return Write(write.outcome, refused, write.terminal)
-
-        monkeypatch.setattr(poll_module, "settle_completed", settle)
+        monkeypatch.setattr(poll_module, "apply_outcome", apply)
         token = _lease(private_sessions, ids)
         poll_generations(ctx, ids, token)
         for gen_id in ids:
@@ -99,7 +103,35 @@ def test_a_write_the_database_refuses_does_not_hold_the_batch_back(
                 assert "refused this row" in error.detail["message"]
             else:
                 assert gen.status == GenerationStatus.COMPLETED and gen.result
-        monkeypatch.setattr(poll_module, "settle_completed", real_settle)
-        assert (
-            drive(ctx, rec, victim).status == GenerationStatus.COMPLETED
-        )  # polled again, then recorded
+        monkeypatch.setattr(poll_module, "apply_outcome", real_apply)
+        # polled again, then recorded
+        assert drive(ctx, rec, victim).status == GenerationStatus.COMPLETED
+
+
+def test_the_observer_hears_only_of_writes_that_were_committed(
+    private_sessions,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with lifecycle_env(private_sessions, run_time=30.0) as (ctx, srv, _):
+        ctx.observer = observer = RecordingObserver()
+        ids = [new_job(ctx, prompt=f"observed {i}") for i in range(2)]
+        assert submit_generations(ctx, ids) == {"submitted": 2}
+        observer.events.clear()
+        srv.sim.add_fault(FaultRule(op="status", kind="http", status_code=500))
+        taken = ids[0]
+        real_read = poll_module._read_upstream
+
+        def read(ctx: Any, row: LeasedRow, estimate: Any) -> PollOutcome:
+            outcome = real_read(ctx, row, estimate)
+            if row.id == taken:  # meanwhile, another poller took this row's lease
+                with ctx.sessions.begin() as session:
+                    session.execute(
+                        update(Generation).where(Generation.id == taken).values(lease_token="other")
+                    )
+            return outcome
+
+        monkeypatch.setattr(poll_module, "_read_upstream", read)
+        assert poll_generations(ctx, ids, _lease(private_sessions, ids)) == {"retry": 2}
+        assert kinds(load(ctx, taken))[-1] == "submitted"  # our write lost
+        assert kinds(load(ctx, ids[1]))[-1] == "poll_retry"
+        assert observer.events == [("retry", "poll")]  # one retry committed, one heard

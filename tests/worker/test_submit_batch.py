@@ -32,13 +32,11 @@ from tests.worker.lifecycle_support import (
     submit_one,
 )
 from worker.context import Limits
-from worker.lifecycle import (
-    dispatch_due,
-    reconcile,
-    submit_batch,
-    submit_generations,
-)
-from worker.lifecycle.submit import SubmitResult
+from worker.lifecycle import submit_batch
+from worker.lifecycle.dispatch import dispatch_due
+from worker.lifecycle.reconcile import reconcile
+from worker.lifecycle.submit_batch import submit_generations
+from worker.lifecycle.submit_outcome import SubmitResult
 from worker.upstream import UpstreamClient
 
 

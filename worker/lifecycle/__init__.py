@@ -1,15 +1,6 @@
-"""Lifecycle functions: the body of every task, callable directly from tests."""
+"""Lifecycle functions: the body of every task, callable directly from tests.
 
-from worker.lifecycle.cancel import cancel_generation
-from worker.lifecycle.dispatch import dispatch_due
-from worker.lifecycle.poll import poll_generations
-from worker.lifecycle.reconcile import reconcile
-from worker.lifecycle.submit_batch import submit_generations
-
-__all__ = [
-    "cancel_generation",
-    "dispatch_due",
-    "poll_generations",
-    "reconcile",
-    "submit_generations",
-]
+One module a task: ``submit_batch`` (``generation.submit_many``), ``poll``
+(``generation.poll_batch``), ``cancel``, ``dispatch``, ``reconcile``, ``webhooks``. What a
+submit's or a poll's answer becomes is decided in ``submit_outcome`` and ``poll_outcome``.
+"""

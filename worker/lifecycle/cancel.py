@@ -63,7 +63,6 @@ def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -
         detail = {"error": exc.message, "http_status": exc.http_status}
     with ctx.sessions.begin() as session:
         if outcome is None:
-            ctx.observer.retry("cancel")
             update_where(
                 session,
                 generation_id,
@@ -74,4 +73,7 @@ def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -
         record_event(
             session, generation_id, kind=EventKind.CANCEL_SENT, now=ctx.clock(), detail=detail
         )
-    return str(outcome) if outcome else None
+    if outcome is None:
+        ctx.observer.retry("cancel")
+        return None
+    return str(outcome)

@@ -1,79 +1,95 @@
 """Check a batch of upstream jobs concurrently and record what upstream says.
 
-The dispatcher leased the rows to ``batch_token``. The batch swaps that token for its own in one
-compare-and-set, so a second delivery of the same message finds nothing to do. Every job is
-then checked upstream (status, and the result when it is done) on a pool of threads, and what
-each check decided is written in one transaction for the whole batch, every write guarded by
-the new token: if the lease ran out and another poller took a row, ours loses.
+The body of ``generation.poll_batch``, in five steps, read top to bottom:
 
-If that transaction fails because the database is gone, the task fails and the rows keep their
+1. **Claim.** The dispatcher leased the rows to ``batch_token``; the batch swaps that token for
+   its own in one compare-and-set, so a second delivery of the same message finds nothing to do.
+2. **Cancel.** Rows past their deadline, and rows whose cancel was asked for but not sent, are
+   cancelled upstream first, concurrently (``cancel.py``: each cancel is claimed once and its
+   answer recorded in transactions of its own).
+3. **Check.** Every other row is checked upstream (status, and the result the moment it is
+   done) on a pool of threads. Nothing is written yet: each check ends in a ``PollOutcome``,
+   a record of what its answer becomes (``poll_outcome.py``).
+4. **Write.** One transaction applies every outcome, each guarded by the new token: if the lease
+   ran out and another poller took a row, ours loses.
+5. **Report.** The observer hears of each outcome that was committed.
+
+If the write fails because the database is gone, the task fails and the rows keep their
 lease; when it expires the dispatcher claims them again and they are checked again (a result
 fetched meanwhile is still upstream). If it fails for one row's sake (a result the database
-refuses, say), each write is retried alone and the one that still fails is recorded as a poll
+refuses, say), each outcome is written alone and the one that still fails is recorded as a poll
 error instead, so one row never holds its batch back.
 """
 
 import logging
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models.state import record_event, transition, update_where
 from models.status import ACTIVE, GenerationStatus
-from models.tables import GENERATIONS, Generation
+from models.tables import Generation
 from models.vocabulary import ErrorType, EventKind
-from worker.backoff import RunTimeEstimate, next_poll_delay
+from worker.backoff import RunTimeEstimate
 from worker.context import WorkerContext
 from worker.lifecycle.cancel import send_cancel
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.lifecycle.estimates import estimates_for
-from worker.lifecycle.settle import settle_completed
-from worker.lifecycle.snapshot import Snapshot, Write, end_job, retry_later
+from worker.lifecycle.poll_outcome import (
+    LeasedRow,
+    PollOutcome,
+    apply_outcome,
+    end,
+    fail,
+    past_deadline,
+    progress,
+    retry_later,
+)
 from worker.lifecycle.writeback import write_together
-from worker.upstream import QueueState, StatusReport, UpstreamRejected, UpstreamTransient
+from worker.upstream import (
+    QueueState,
+    StatusReport,
+    UpstreamNotFound,
+    UpstreamRejected,
+    UpstreamTransient,
+)
 
 log = logging.getLogger(__name__)
+CANCELLED_TYPES = {"client_cancelled", "client_disconnected"}
+"""Upstream ``error_type`` values of a request that was cancelled."""
+
+CancelSent = str | None | Exception
+"""What a cancel sent in step 2 came to: upstream's answer, None when none was sent (another
+worker had sent it, or upstream could not be reached), or what it raised unexpectedly."""
 
 
 def poll_generations(
     ctx: WorkerContext, generation_ids: list[uuid.UUID], batch_token: str
 ) -> dict[str, int]:
-    snapshots = _claim(ctx, generation_ids, batch_token)
-    if not snapshots:
+    """The body of ``generation.poll_batch``: how many rows ended in each outcome."""
+    rows = _claim(ctx, generation_ids, batch_token)
+    if not rows:
         return {}
-    estimates = estimates_for(ctx, {s.model for s in snapshots})
-    workers = max(1, min(ctx.limits.poll_threads, len(snapshots)))
+    now = ctx.clock()
+    estimates = estimates_for(ctx, {row.model for row in rows})
+    workers = max(1, min(ctx.limits.poll_threads, len(rows)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-        writes = list(pool.map(lambda s: _poll_safely(ctx, s, estimates.get(s.model)), snapshots))
-    won = _write_back(ctx, snapshots, writes)
-    for write, ok in zip(writes, won, strict=True):
-        if ok:
-            write.report(ctx.observer)
-    return dict(Counter(w.outcome for w in writes))
+        cancels = _cancel_upstream(ctx, pool, [row for row in rows if _cancel_due(row, now)])
+        outcomes = list(
+            pool.map(lambda row: _check(ctx, row, now, cancels, estimates.get(row.model)), rows)
+        )
+    for committed in _write(ctx, outcomes):
+        if committed is not None:
+            committed.report(ctx.observer)
+    return dict(Counter(outcome.label for outcome in outcomes))
 
 
-def _write_back(ctx: WorkerContext, snapshots: list[Snapshot], writes: list[Write]) -> list[bool]:
-    def refused(pair: tuple[Snapshot, Write], exc: Exception) -> bool:
-        message = f"{type(exc).__name__}: {exc}"
-        fallback = retry_later(ctx, pair[0], kind=EventKind.POLL_ERROR, message=message)
-        with ctx.sessions.begin() as session:
-            return fallback.apply(session)
-
-    return write_together(
-        ctx.sessions,
-        list(zip(snapshots, writes, strict=True)),
-        lambda session, pair: pair[1].apply(session),
-        refused=refused,
-        what="poll",
-    )
-
-
-def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[Snapshot]:
+def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[LeasedRow]:
     now = ctx.clock()
     mine = str(uuid.uuid4())
     with ctx.sessions.begin() as session:
@@ -86,7 +102,7 @@ def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[S
         )
         rows = session.scalars(select(Generation).where(Generation.lease_token == mine)).all()
         return [
-            Snapshot(
+            LeasedRow(
                 id=g.id,
                 model=g.model,
                 status=GenerationStatus(g.status),
@@ -108,106 +124,139 @@ def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[S
         ]
 
 
-def _poll_safely(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> Write:
+def _cancel_due(row: LeasedRow, now: datetime) -> bool:
+    """A row past its deadline is cancelled upstream before it ends; a cancel asked for is sent
+    before the row is checked again."""
+    return now >= row.deadline_at or bool(row.cancel_requested_at and not row.cancel_sent_at)
+
+
+def _cancel_upstream(
+    ctx: WorkerContext, pool: Executor, rows: Sequence[LeasedRow]
+) -> dict[uuid.UUID, CancelSent]:
+    def cancel(row: LeasedRow) -> CancelSent:
+        try:
+            return send_cancel(ctx, row.id, row.cancel_url)
+        except Exception as exc:  # recorded as the row's poll error by _check
+            log.exception("cancel of %s failed unexpectedly", row.id)
+            return exc
+
+    return dict(zip([row.id for row in rows], pool.map(cancel, rows), strict=True))
+
+
+def _check(
+    ctx: WorkerContext,
+    row: LeasedRow,
+    now: datetime,
+    cancels: dict[uuid.UUID, CancelSent],
+    estimate: RunTimeEstimate | None,
+) -> PollOutcome:
+    sent = cancels.get(row.id)
     try:
-        return poll_one(ctx, snap, estimate)
+        if isinstance(sent, Exception):
+            return _poll_error(ctx, row, sent)
+        if now >= row.deadline_at:
+            return past_deadline(ctx, row, sent)
+        return _read_upstream(ctx, row, estimate)
     except Exception as exc:  # a bug must not strand the row: record it and retry later
-        log.exception("poll of %s failed unexpectedly", snap.id)
-        return retry_later(
-            ctx, snap, kind=EventKind.POLL_ERROR, message=f"{type(exc).__name__}: {exc}"
-        )
+        log.exception("poll of %s failed unexpectedly", row.id)
+        return _poll_error(ctx, row, exc)
 
 
-def poll_one(ctx: WorkerContext, snap: Snapshot, estimate: RunTimeEstimate | None) -> Write:
-    now = ctx.clock()
-    if now >= snap.deadline_at:
-        return _deadline(ctx, snap)
-    if snap.cancel_requested_at and not snap.cancel_sent_at:
-        send_cancel(ctx, snap.id, snap.cancel_url)
+def _poll_error(ctx: WorkerContext, row: LeasedRow, exc: Exception) -> PollOutcome:
+    return retry_later(ctx, row, EventKind.POLL_ERROR, message=f"{type(exc).__name__}: {exc}")
+
+
+def _read_upstream(
+    ctx: WorkerContext, row: LeasedRow, estimate: RunTimeEstimate | None
+) -> PollOutcome:
+    """Ask upstream how the job is doing, fetch its result the moment it is done (results
+    expire upstream), and say what the answer becomes."""
     try:
-        report = ctx.client.status(snap.status_url)
+        report = ctx.client.status(row.status_url)
     except UpstreamRejected as exc:
-        return end_job(
-            ctx,
-            snap,
-            GenerationStatus.FAILED,
-            from_upstream(ErrorType.UPSTREAM_REJECTED, exc),
-            EventKind.FAILED,
-        )
+        return fail(ctx, row, from_upstream(ErrorType.UPSTREAM_REJECTED, exc))
     except UpstreamTransient as exc:
-        return retry_later(ctx, snap, kind=EventKind.POLL_RETRY, exc=exc)
+        return retry_later(ctx, row, EventKind.POLL_RETRY, exc=exc)
     if report.state is QueueState.COMPLETED:
-        return settle_completed(ctx, snap, report)
-    return _progress(ctx, snap, report, estimate)
+        return _fetch_result(ctx, row, report)
+    return progress(ctx, row, report, estimate)
 
 
-def _progress(
-    ctx: WorkerContext, snap: Snapshot, report: StatusReport, estimate: RunTimeEstimate | None
-) -> Write:
+def _fetch_result(ctx: WorkerContext, row: LeasedRow, report: StatusReport) -> PollOutcome:
+    """Upstream says COMPLETED: fetch the result now and end the job as it says."""
     now = ctx.clock()
-    state = (
-        GenerationStatus.QUEUED if report.state is QueueState.IN_QUEUE else GenerationStatus.RUNNING
+    run_seconds = _run_seconds(row, now)
+    try:
+        answer = ctx.client.result(row.response_url)
+    except UpstreamNotFound as exc:
+        error = from_upstream(ErrorType.RESULT_UNAVAILABLE, exc)
+        error["message"] = "upstream completed the job but no longer has its result (expired?)"
+        return fail(ctx, row, error)
+    except UpstreamRejected as exc:
+        return fail(ctx, row, from_upstream(ErrorType.UPSTREAM_REJECTED, exc))
+    except UpstreamTransient as exc:
+        return retry_later(ctx, row, EventKind.RESULT_RETRY, exc=exc)
+    detail: dict[str, Any] = {"http_status": answer.http_status, "metrics": report.metrics}
+    if row.cancel_requested_at:
+        detail["cancel_requested"] = True
+    if answer.ok:
+        if row.cancel_requested_at:
+            detail["note"] = "cancel came too late: upstream finished the job"
+        return end(
+            ctx,
+            row,
+            GenerationStatus.COMPLETED,
+            EventKind.COMPLETED,
+            None,
+            result=answer.body,
+            detail=detail,
+            run_seconds=run_seconds,
+        )
+    cancelled = _is_cancel(answer.http_status, answer.error_type)
+    error = error_record(
+        ErrorType.CANCELLED if cancelled else ErrorType.UPSTREAM_ERROR,
+        report.error or _message(answer.body) or f"upstream answered HTTP {answer.http_status}",
+        http_status=answer.http_status,
+        body=answer.body,
+        error_type=answer.error_type or report.error_type,
     )
-    position = report.queue_position if state is GenerationStatus.QUEUED else None
-    age = (now - snap.submitted_at).total_seconds()
-    delay = next_poll_delay(
-        attempt=snap.poll_count + 1,
-        state=state,
-        queue_position=position,
-        age=age,
-        policy=ctx.policy,
-        rand=ctx.rand(),
-        estimate=estimate,
-    )
-    values: dict[str, Any] = {
-        "queue_position": position,
-        "poll_count": GENERATIONS.c.poll_count + 1,
-        "last_polled_at": now,
-        "error_count": 0,
-        "next_poll_at": now + timedelta(seconds=delay),
-        "lease_token": None,
-        "lease_until": None,
-    }
-    guard = [GENERATIONS.c.lease_token == snap.token]
-    if state is not snap.status and state is GenerationStatus.RUNNING:
-        values["started_at"] = now
-
-    def apply(session: Session) -> bool:
-        if state is not snap.status:
-            return transition(
-                session,
-                snap.id,
-                to=state,
-                now=now,
-                allowed_from={snap.status},
-                where=guard,
-                values=values,
-                queue_position=position,
-            )
-        kept = update_where(session, snap.id, now=now, statuses={state}, values=values, where=guard)
-        if not kept:
-            return False
-        if position is not None and position != snap.queue_position:
-            record_event(
-                session,
-                snap.id,
-                kind=EventKind.QUEUE_POSITION,
-                now=now,
-                status=state,
-                queue_position=position,
-            )
-        return True
-
-    return Write(state.value, apply)
+    detail["error_type"] = error["error_type"]
+    if cancelled:
+        return end(ctx, row, GenerationStatus.CANCELLED, EventKind.CANCELLED, error, detail=detail)
+    return fail(ctx, row, error, detail=detail, run_seconds=run_seconds)
 
 
-def _deadline(ctx: WorkerContext, snap: Snapshot) -> Write:
-    outcome = send_cancel(ctx, snap.id, snap.cancel_url)
-    message = "the job's deadline passed; upstream cancel: " + (outcome or "not sent")
-    return end_job(
-        ctx,
-        snap,
-        GenerationStatus.FAILED,
-        error_record(ErrorType.DEADLINE_EXCEEDED, message),
-        EventKind.DEADLINE_EXCEEDED,
-    )
+def _write(ctx: WorkerContext, outcomes: list[PollOutcome]) -> list[PollOutcome | None]:
+    """Apply every outcome in one transaction (one by one if that fails for a row's sake):
+    the outcome each row's write committed, None where it lost."""
+
+    def write(session: Session, outcome: PollOutcome) -> PollOutcome | None:
+        return outcome if apply_outcome(session, outcome) else None
+
+    def refused(outcome: PollOutcome, exc: Exception) -> PollOutcome | None:
+        with ctx.sessions.begin() as session:
+            return write(session, _poll_error(ctx, outcome.row, exc))
+
+    return write_together(ctx.sessions, outcomes, write, refused=refused, what="poll")
+
+
+def _is_cancel(http_status: int, error_type: str | None) -> bool:
+    return http_status == 499 or (error_type or "") in CANCELLED_TYPES
+
+
+def _message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            return "; ".join(str(d.get("msg", "")) for d in detail)
+    return None
+
+
+def _run_seconds(row: LeasedRow, now: datetime) -> float:
+    """Upstream's finish lies between our last poll that saw it unfinished and now: take the
+    middle, so the estimate neither lags behind nor drifts later with our own detection delay."""
+    last = row.last_polled_at or row.submitted_at
+    finished = last + (now - last) / 2
+    return max(0.0, float((finished - row.submitted_at).total_seconds()))

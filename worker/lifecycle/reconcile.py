@@ -8,7 +8,12 @@ from sqlalchemy import select, update
 from models.status import ACTIVE, GenerationStatus
 from models.tables import Generation
 from worker.context import WorkerContext
-from worker.lifecycle.submit import SubmitResult, fail_unsent_past_deadline, resolve_ambiguous
+from worker.lifecycle.submit_outcome import (
+    Recorded,
+    SubmitResult,
+    fail_unsent_past_deadline,
+    resolve_ambiguous,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -41,9 +46,10 @@ def _lost_submits(ctx: WorkerContext) -> int:
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
+        recorded = []
         for gen_id, token, attempts, created_at in rows:
             log.warning("generation %s: submit worker lost; outcome unknown", gen_id)
-            outcome = resolve_ambiguous(
+            result = resolve_ambiguous(
                 ctx,
                 session,
                 gen_id,
@@ -52,9 +58,10 @@ def _lost_submits(ctx: WorkerContext) -> int:
                 now=now,
                 reason="worker lost during submit (lease expired); upstream may have the job",
             )
-            if outcome is SubmitResult.FAILED:
-                ctx.observer.terminal(GenerationStatus.FAILED.value, created_at, now)
-            ctx.observer.submit_outcome(outcome.value)
+            ended = (created_at, now) if result is SubmitResult.FAILED else None
+            recorded.append(Recorded(result, ended=ended))
+    for outcome in recorded:  # committed: now the observer may hear of them
+        outcome.report(ctx.observer)
     return len(rows)
 
 
@@ -69,12 +76,10 @@ def _expired_pending(ctx: WorkerContext) -> int:
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
-        ended = 0
-        for gen in rows:
-            if fail_unsent_past_deadline(session, gen, now=now):
-                ctx.observer.terminal(GenerationStatus.FAILED.value, gen.created_at, now)
-                ended += 1
-        return ended
+        ended = [gen.created_at for gen in rows if fail_unsent_past_deadline(session, gen, now=now)]
+    for created_at in ended:
+        ctx.observer.terminal(GenerationStatus.FAILED.value, created_at, now)
+    return len(ended)
 
 
 def _wake_overdue(ctx: WorkerContext) -> int:

@@ -3,22 +3,28 @@
 The ids of a ``generation.submit_many`` message are worked through in waves of
 ``limits.submit_batch_size`` (the dispatcher publishes one wave per message):
 
-1. **Claim** (``claim.py``): one transaction moves the still-pending rows to ``submitting``
-   under one lease token and settles the rest (skipped, deferred by ``max_in_flight``, failed
-   past their deadline).
+1. **Claim**: one transaction moves the still-pending rows to ``submitting`` under one lease
+   token and settles the rest (skipped, deferred by ``max_in_flight``, failed past their
+   deadline). The rows are read with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: a row another
+   transaction holds (a duplicate delivery claiming it, the dispatcher re-publishing it, a
+   cancel) is skipped, not waited for; if it is still pending afterwards, the dispatcher
+   publishes it again once its ``next_poll_at`` is due. SQLite ignores the clause; its writers
+   are serialized by the ``BEGIN IMMEDIATE`` that models/db.py issues, so the claim reads and
+   writes under the lock too.
 2. **Submit**: every claimed row is POSTed at once, each on a thread of its own over the shared
    client, outside any transaction. A wave is no larger than its thread pool, so the lease
    covers one submit's timeouts, not a queue of them; the write-back waits for the slowest.
-3. **Write-back**: one transaction records every answer as ``submit.py`` says, each write
-   guarded by the lease token. After the commit, upstream requests accepted for rows whose
+3. **Write-back**: one transaction records every answer as ``submit_outcome.py`` says, each
+   write guarded by the lease token. After the commit, upstream requests accepted for rows whose
    lease was lost (``submit_orphaned``) are cancelled, and the observer hears every outcome.
 
 If a transaction fails, the exception is raised (the task fails and Celery logs it); nothing
 is swallowed. A failed claim changes nothing: the rows stay ``pending`` and the dispatcher
 publishes them again. A failed write-back (database gone) leaves the wave's rows in
 ``submitting`` with their lease, exactly like a worker killed mid-submit: once the lease expires
-the reconciler resolves each as an ambiguous submit (the policy in ``submit.py``). Accepted
-upstream jobs are not cancelled then: the commit may have landed without our hearing of it.
+the reconciler resolves each as an ambiguous submit (the policy in ``submit_outcome.py``).
+Accepted upstream jobs are not cancelled then: the commit may have landed without our hearing
+of it.
 A write-back that fails for one row's sake is retried answer by answer, so only the row the
 database refuses is left to the reconciler.
 """
@@ -28,14 +34,30 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from models.state import transition_many
+from models.status import LIVE, GenerationStatus
+from models.tables import GENERATIONS, Generation
 from worker.context import WorkerContext
-from worker.lifecycle.claim import claim_pending
-from worker.lifecycle.submit import Answer, Claim, Recorded, SubmitResult, record_answer
+from worker.lifecycle.submit_outcome import (
+    Answer,
+    Claim,
+    Recorded,
+    SubmitResult,
+    fail_unsent_past_deadline,
+    record_answer,
+)
 from worker.lifecycle.writeback import write_together
 from worker.upstream import SubmitHandle
 
 log = logging.getLogger(__name__)
+DEFER_SECONDS = 1.0
+"""How long a row waits when ``max_in_flight`` has no free slot for it."""
 
 
 def submit_generations(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> dict[str, int]:
@@ -49,7 +71,7 @@ def submit_generations(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) 
 
 
 def _submit_wave(ctx: WorkerContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, SubmitResult]:
-    wave = claim_pending(ctx, ids)
+    wave = _claim(ctx, ids)
     for settled in wave.settled.values():
         settled.report(ctx.observer)
     recorded: dict[uuid.UUID, Recorded] = dict(wave.settled)
@@ -63,6 +85,99 @@ def _submit_wave(ctx: WorkerContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, Su
             outcome.report(ctx.observer)
             recorded[answer.claim.id] = outcome
     return {i: recorded[i].result for i in ids}
+
+
+@dataclass(frozen=True)
+class Wave:
+    claims: list[Claim]
+    """Rows now ``submitting`` under one lease token, oldest first."""
+    settled: dict[uuid.UUID, Recorded]
+    """Rows that will not be sent: not pending (skipped), over the cap (deferred), or failed
+    because their deadline passed."""
+
+
+def _claim(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> Wave:
+    """Move the still-pending rows among ``generation_ids`` to ``submitting`` with a lease,
+    as far as ``max_in_flight`` leaves room, each with the ``status`` event ``transition``
+    writes; settle every other id. One transaction, whatever the count."""
+    now = ctx.clock()
+    with ctx.sessions.begin() as session:
+        rows = session.scalars(
+            select(Generation)
+            .where(
+                Generation.id.in_(generation_ids),
+                Generation.status == GenerationStatus.PENDING.value,
+            )
+            .order_by(Generation.created_at, Generation.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        settled = {i: Recorded(SubmitResult.SKIPPED) for i in generation_ids}
+        due: list[Generation] = []
+        for gen in rows:
+            if now >= gen.deadline_at:
+                won = fail_unsent_past_deadline(session, gen, now=now)
+                ended = (gen.created_at, now) if won else None
+                settled[gen.id] = Recorded(SubmitResult.FAILED, ended=ended)
+            else:
+                due.append(gen)
+        free = _free_slots(ctx, session, wanted=len(due))
+        for gen in due[free:]:
+            settled[gen.id] = Recorded(SubmitResult.DEFERRED)
+        _defer(session, [gen.id for gen in due[free:]], now=now)
+        claims = _to_submitting(ctx, session, due[:free], now=now)
+    for claim in claims:
+        del settled[claim.id]
+    return Wave(claims, settled)
+
+
+def _free_slots(ctx: WorkerContext, session: Session, *, wanted: int) -> int:
+    """How many rows may go upstream now: all of them without a cap, else what the cap
+    leaves after the rows already live (counted once for the wave)."""
+    if not ctx.limits.max_in_flight or not wanted:
+        return wanted
+    live = session.scalar(
+        select(func.count())
+        .select_from(Generation)
+        .where(Generation.status.in_([s.value for s in LIVE]))
+    )
+    return max(0, min(wanted, ctx.limits.max_in_flight - int(live or 0)))
+
+
+def _defer(session: Session, ids: list[uuid.UUID], *, now: datetime) -> None:
+    if ids:
+        session.execute(
+            update(Generation)
+            .where(Generation.id.in_(ids), Generation.status == GenerationStatus.PENDING.value)
+            .values(next_poll_at=now + timedelta(seconds=DEFER_SECONDS), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _to_submitting(
+    ctx: WorkerContext, session: Session, rows: list[Generation], *, now: datetime
+) -> list[Claim]:
+    token = str(uuid.uuid4())
+    won = set(
+        transition_many(
+            session,
+            [gen.id for gen in rows],
+            to=GenerationStatus.SUBMITTING,
+            now=now,
+            allowed_from={GenerationStatus.PENDING},
+            values={
+                "submit_attempts": GENERATIONS.c.submit_attempts + 1,
+                "lease_token": token,
+                "lease_until": now + timedelta(seconds=ctx.limits.lease_seconds),
+                "next_poll_at": None,
+            },
+            details={gen.id: {"attempt": gen.submit_attempts + 1} for gen in rows},
+        )
+    )
+    return [
+        Claim(gen.id, gen.model, dict(gen.input), token, gen.submit_attempts + 1, gen.created_at)
+        for gen in rows
+        if gen.id in won
+    ]
 
 
 def _call(ctx: WorkerContext, claim: Claim) -> Answer:
