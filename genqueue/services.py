@@ -56,8 +56,8 @@ def worker(ctx: typer.Context) -> None:
     """Run a Celery worker; other arguments go to `celery worker` (e.g. --concurrency 8)."""
     settings = load_settings()
     _prepare_metrics_dir(settings)
-    from worker import app as celery_app
     from worker import metrics
+    from worker.celery import app as celery_app
 
     metrics.install(celery_app, settings)
     code = celery_app.worker_main(["worker", *ctx.args])
@@ -81,7 +81,7 @@ def beat(ctx: typer.Context) -> None:
     """Run Celery beat (the ~1 s dispatch tick and the reconciler); other arguments go to it."""
     settings = load_settings()
     data = _data_dir(settings)
-    from worker import app as celery_app
+    from worker.celery import app as celery_app
 
     code = celery_app.start(["beat", "--schedule", str(data.beat_schedule), *ctx.args])
     if code:
@@ -105,7 +105,7 @@ def flower(ctx: typer.Context) -> None:
     data.flower_db.parent.mkdir(parents=True, exist_ok=True)
     # Through the environment, not argv: `ps` shows argv to every user of the machine.
     os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{password}"
-    from worker import app as celery_app
+    from worker.celery import app as celery_app
 
     argv = [
         "flower",

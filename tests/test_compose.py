@@ -48,7 +48,7 @@ def command_of(service: dict[str, Any]) -> list[str]:
 def celery_context() -> Any:
     from celery.bin.base import CLIContext
 
-    from worker import app as celery_app
+    from worker.celery import app as celery_app
 
     return CLIContext(app=celery_app, no_color=True, workdir=None, quiet=True)
 

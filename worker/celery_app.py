@@ -16,7 +16,9 @@ TIMER_TASKS = (tasknames.POLL_BATCH, tasknames.DISPATCH, tasknames.RECONCILE, ta
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("genqueue", broker=settings.broker_url, include=["worker.tasks"])
+    """The app and its configuration, without tasks (``worker.tasks.register_tasks`` adds
+    genqueue's; ``worker.celery`` builds the worker's app with both)."""
+    app = Celery("genqueue", broker=settings.broker_url)
     app.conf.update(
         task_default_queue=QUEUE,
         # A worker consumes both queues (kombu's Redis transport alternates between them).

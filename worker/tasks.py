@@ -6,8 +6,11 @@ Arguments are ids only (and a lease token); no secret ever travels through the b
 import uuid
 from typing import Any
 
+from celery import Celery
+
 from models import tasknames
-from worker import app, settings
+from models.settings import Settings
+from worker.context import WorkerContext
 from worker.lifecycle import webhooks
 from worker.lifecycle.cancel import cancel_generation
 from worker.lifecycle.dispatch import dispatch_due
@@ -17,34 +20,34 @@ from worker.lifecycle.submit_batch import submit_generations
 from worker.runtime import get_context
 
 
-@app.task(name=tasknames.SUBMIT_MANY)
-def submit_many(generation_ids: list[str]) -> dict[str, int]:
-    ids = [uuid.UUID(i) for i in generation_ids]
-    return submit_generations(get_context(settings, app), ids)
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Define genqueue's tasks on ``app``; each builds its process's context from ``settings``
+    on first use (after the fork)."""
 
+    def context() -> WorkerContext:
+        return get_context(settings, app)
 
-@app.task(name=tasknames.POLL_BATCH)
-def poll_batch(generation_ids: list[str], batch_token: str) -> dict[str, int]:
-    ids = [uuid.UUID(i) for i in generation_ids]
-    return poll_generations(get_context(settings, app), ids, batch_token)
+    @app.task(name=tasknames.SUBMIT_MANY)
+    def submit_many(generation_ids: list[str]) -> dict[str, int]:
+        return submit_generations(context(), [uuid.UUID(i) for i in generation_ids])
 
+    @app.task(name=tasknames.POLL_BATCH)
+    def poll_batch(generation_ids: list[str], batch_token: str) -> dict[str, int]:
+        return poll_generations(context(), [uuid.UUID(i) for i in generation_ids], batch_token)
 
-@app.task(name=tasknames.CANCEL)
-def cancel(generation_id: str) -> str:
-    return cancel_generation(get_context(settings, app), uuid.UUID(generation_id))
+    @app.task(name=tasknames.CANCEL)
+    def cancel(generation_id: str) -> str:
+        return cancel_generation(context(), uuid.UUID(generation_id))
 
+    @app.task(name=tasknames.DISPATCH, ignore_result=True)
+    def dispatch() -> dict[str, Any]:
+        return dispatch_due(context())
 
-@app.task(name=tasknames.DISPATCH, ignore_result=True)
-def dispatch() -> dict[str, Any]:
-    return dispatch_due(get_context(settings, app))
+    @app.task(name=tasknames.WEBHOOKS, ignore_result=True)
+    def deliver_webhooks() -> dict[str, Any]:
+        ctx = context()
+        return webhooks.deliver_webhooks(ctx, ctx.send_webhook) if ctx.send_webhook else {}
 
-
-@app.task(name=tasknames.WEBHOOKS, ignore_result=True)
-def deliver_webhooks() -> dict[str, Any]:
-    ctx = get_context(settings, app)
-    return webhooks.deliver_webhooks(ctx, ctx.send_webhook) if ctx.send_webhook else {}
-
-
-@app.task(name=tasknames.RECONCILE, ignore_result=True)
-def reconcile_rows() -> dict[str, Any]:
-    return reconcile(get_context(settings, app))
+    @app.task(name=tasknames.RECONCILE, ignore_result=True)
+    def reconcile_rows() -> dict[str, Any]:
+        return reconcile(context())
