@@ -1,6 +1,7 @@
 """One typed settings object shared by every process (environment prefix ``GENQUEUE_``)."""
 
 import os
+from dataclasses import field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,7 +109,21 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def default_of(name: str) -> Any:
-    """The default of setting ``name``, read from the class (not the environment): for the
-    value objects built from settings, so they repeat no default."""
-    return Settings.model_fields[name].get_default(call_default_factory=True)
+_SETTING = "genqueue_setting"
+
+
+def from_setting(name: str) -> Any:
+    """A dataclass field that mirrors setting ``name``: its default is the setting's (read from
+    the class, not the environment), and :func:`setting_values` reads its value. Value objects
+    built from settings (the worker's limits) declare each field once and repeat no default."""
+    default = Settings.model_fields[name].get_default(call_default_factory=True)
+    return field(default=default, metadata={_SETTING: name})
+
+
+def setting_values(cls: type[Any], settings: Settings) -> dict[str, Any]:
+    """The values of ``cls``'s :func:`from_setting` fields, read from ``settings``."""
+    return {
+        f.name: getattr(settings, f.metadata[_SETTING])
+        for f in fields(cls)
+        if _SETTING in f.metadata
+    }

@@ -8,7 +8,7 @@ likely window, and fall back to geometric growth past it, so the calls cluster w
 
 from dataclasses import dataclass
 
-from models.settings import Settings, default_of
+from models.settings import Settings, from_setting, setting_values
 from models.status import GenerationStatus
 
 
@@ -16,12 +16,12 @@ from models.status import GenerationStatus
 class BackoffPolicy:
     """``from_settings`` in a worker; tests build one directly (the defaults are the settings')."""
 
-    min_delay: float = default_of("poll_min_delay")
-    max_delay: float = default_of("poll_max_delay")
+    min_delay: float = from_setting("poll_min_delay")
+    max_delay: float = from_setting("poll_max_delay")
     growth: float = 1.6
-    jitter: float = default_of("poll_jitter")
-    error_min_delay: float = default_of("error_min_delay")
-    error_max_delay: float = default_of("error_max_delay")
+    jitter: float = from_setting("poll_jitter")
+    error_min_delay: float = from_setting("error_min_delay")
+    error_max_delay: float = from_setting("error_max_delay")
     per_queue_position: float = 0.25
     """Extra seconds of wait per job ahead in the upstream queue (capped by ``max_delay``)."""
     dense_max_delay: float = 1.0
@@ -31,13 +31,7 @@ class BackoffPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BackoffPolicy":
-        return cls(
-            min_delay=settings.poll_min_delay,
-            max_delay=settings.poll_max_delay,
-            jitter=settings.poll_jitter,
-            error_min_delay=settings.error_min_delay,
-            error_max_delay=settings.error_max_delay,
-        )
+        return cls(**setting_values(cls, settings))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.settings import Settings, default_of
+from models.settings import Settings, from_setting, setting_values
 from models.types import utcnow
 from worker.backoff import BackoffPolicy
 from worker.upstream import UpstreamClient
@@ -39,35 +39,24 @@ class Limits:
     """The worker's limits: ``from_settings`` in a worker; tests build them directly (each
     default is the setting's own)."""
 
-    max_submit_attempts: int = default_of("max_submit_attempts")
-    max_poll_errors: int = default_of("max_poll_errors")
-    max_in_flight: int = default_of("max_in_flight")
-    lease_seconds: float = default_of("lease_seconds")
-    submit_grace: float = default_of("submit_grace")
-    poll_batch_size: int = default_of("poll_batch_size")
-    submit_batch_size: int = default_of("submit_batch_size")
+    max_submit_attempts: int = from_setting("max_submit_attempts")
+    max_poll_errors: int = from_setting("max_poll_errors")
+    max_in_flight: int = from_setting("max_in_flight")
+    lease_seconds: float = from_setting("lease_seconds")
+    submit_grace: float = from_setting("submit_grace")
+    poll_batch_size: int = from_setting("poll_batch_size")
+    submit_batch_size: int = from_setting("submit_batch_size")
     """Rows per ``generation.submit_many`` message, and the most one claim takes: each claimed
     row gets its own thread, so the lease covers one submit, not a queue of them."""
-    dispatch_limit: int = default_of("dispatch_limit")
-    start_timeout: float | None = default_of("upstream_start_timeout")
-    ambiguous_submit: str = default_of("ambiguous_submit")
+    dispatch_limit: int = from_setting("dispatch_limit")
+    start_timeout: float | None = from_setting("upstream_start_timeout")
+    ambiguous_submit: str = from_setting("ambiguous_submit")
     poll_threads: int = 16
     """Upstream checks of a poll batch made at once (not a setting)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Limits":
-        return cls(
-            max_submit_attempts=settings.max_submit_attempts,
-            max_poll_errors=settings.max_poll_errors,
-            max_in_flight=settings.max_in_flight,
-            lease_seconds=settings.lease_seconds,
-            submit_grace=settings.submit_grace,
-            poll_batch_size=settings.poll_batch_size,
-            submit_batch_size=settings.submit_batch_size,
-            dispatch_limit=settings.dispatch_limit,
-            start_timeout=settings.upstream_start_timeout,
-            ambiguous_submit=settings.ambiguous_submit,
-        )
+        return cls(**setting_values(cls, settings))
 
 
 @dataclass
