@@ -21,8 +21,9 @@ class TaskSender(Protocol):
 
 
 class Observer:
-    """What the lifecycle reports as it goes (the worker wires this to Prometheus).
-    The base class ignores everything, which is what tests and scripts want."""
+    """What the lifecycle reports as it goes (the worker wires this to Prometheus), each call
+    made once what it reports is committed. The base class ignores everything, which is what
+    tests and scripts want."""
 
     def submit_outcome(self, outcome: str) -> None:
         """One submit attempt ended with a ``SubmitResult`` value."""
