@@ -20,11 +20,12 @@ from api.fal_status import current_status, status_events
 from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
-from api.registry import MODELS, ModelSpec, app_id, unknown_model_message, validate_input
+from api.registry import MODELS, ModelSpec, unknown_model_message, validate_input
 from api.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
 from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
 from api.urls import fal_urls, public_base
 from models import tasknames
+from models.endpoint_id import app_id
 from models.generations import CancelRequestOutcome, request_cancel
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation

@@ -1,4 +1,4 @@
-"""The models genqueue accepts: endpoint id → input schema, and how ids map to queue URLs."""
+"""The models genqueue accepts: endpoint id → input schema, summary and example."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,8 +14,6 @@ from api.inputs import (
     KontextTextToImageInput,
 )
 
-#: First path segments that are namespaces, not owners (fal-client's ``APP_NAMESPACES``).
-APP_NAMESPACES = frozenset({"workflows", "comfy"})
 EDIT_EXAMPLE: dict[str, Any] = {
     "prompt": "Put a donut next to the flour.",
     "image_url": "https://v3.fal.media/files/rabbit/rmgBxhwGYb2d3pl3x9sKf_output.png",
@@ -80,13 +78,6 @@ SUPPORTED = tuple(MODELS)
 
 def unknown_model_message(model_id: str) -> str:
     return f"Unknown model '{model_id}'. Supported models: {', '.join(SUPPORTED)}"
-
-
-def app_id(endpoint_id: str) -> str:
-    """``owner/app`` (with a leading namespace if any): the part queue URLs keep."""
-    parts = endpoint_id.strip("/").split("/")
-    keep = 3 if parts[0] in APP_NAMESPACES else 2
-    return "/".join(parts[:keep])
 
 
 def validate_input(spec: ModelSpec, payload: Any, *, loc: Sequence[str | int]) -> dict[str, Any]:

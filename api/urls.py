@@ -4,7 +4,7 @@ import re
 
 from fastapi import Request
 
-from api.registry import app_id
+from models.endpoint_id import app_id
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from models.endpoint_id import app_length
 from simulator.admin import admin_app
 from simulator.calls import Call
 from simulator.core import Simulator
@@ -16,9 +17,6 @@ from simulator.streaming import hold, read_body, send_reply, stream_status, wait
 from simulator.transport import abort_connection
 
 logger = logging.getLogger("simulator.http")
-
-#: Leading path segments that add one more segment to an app id (UPSTREAM.md §1).
-APP_NAMESPACES = frozenset({"workflows", "comfy"})
 
 
 def create_app(sim: Simulator) -> ASGIApp:
@@ -102,7 +100,7 @@ _REQUEST_ROUTES: dict[tuple[str, tuple[str, ...]], tuple[Op, bool]] = {
 def route(method: str, path: str) -> Route:
     """Resolve ``/{owner}/{app}[/...]``; empty segments (trailing slashes) are ignored."""
     segments = [segment for segment in path.split("/") if segment]
-    size = 3 if segments and segments[0] in APP_NAMESPACES else 2
+    size = app_length(segments)
     if len(segments) < size:
         return Route(None, error=404)
     app_id, rest = "/".join(segments[:size]), segments[size:]

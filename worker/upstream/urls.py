@@ -10,8 +10,7 @@ re-homed onto the configured base before use.
 import re
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-APP_NAMESPACES = frozenset({"workflows", "comfy"})
-"""Leading segments that are a namespace, not an owner: ``workflows/owner/app/...``."""
+from models.endpoint_id import app_length
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
 
@@ -32,7 +31,7 @@ def app_base(endpoint_id: str) -> str:
     'workflows/someone/my-flow'
     """
     parts = _segments(endpoint_id)
-    size = 3 if parts[0] in APP_NAMESPACES else 2
+    size = app_length(parts)
     if len(parts) < size:
         raise ValueError(
             f"invalid endpoint id {endpoint_id!r}: expected [namespace/]owner/app[/path]"
