@@ -1,6 +1,5 @@
 """Creating generations and asking for their cancellation (shared by the API and the worker)."""
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -8,13 +7,33 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Insert,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import ColumnDefault
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeEngine
 
 from models.state import log_events, record_event, record_events, transition, update_where
 from models.status import LIVE, TERMINAL, GenerationStatus
-from models.tables import GENERATIONS, Generation
+from models.tables import EVENTS, GENERATIONS, Generation
 from models.vocabulary import EventKind
 
 
@@ -88,35 +107,91 @@ def insert_generations(
     return out
 
 
-_PG_INSERT_WITH_EVENTS = text(
-    """
-WITH created AS (
-    INSERT INTO generations (
-        id, tenant_id, model, input, idempotency_key, request_hash, webhook_url, status,
-        created_at, updated_at, deadline_at, next_poll_at,
-        submit_attempts, poll_count, error_count, webhook_attempts
+def _scalar_defaults(table: Table) -> dict[str, Any]:
+    """The columns' fixed defaults (``status``, the counters), as the table declares them."""
+    return {
+        column.name: column.default.arg
+        for column in table.c
+        if isinstance(column.default, ColumnDefault) and column.default.is_scalar
+    }
+
+
+DEFAULTS = _scalar_defaults(GENERATIONS)
+PER_ROW = ("id", "tenant_id", "model", "input", "idempotency_key", "request_hash", "webhook_url")
+"""The columns whose values differ from row to row in a group; the others are the group's
+(``now``, the deadline, the first poll) or the table's defaults."""
+
+
+class _RowsFrom(FunctionElement[Any]):
+    """PostgreSQL's ``ROWS FROM (f1(...), f2(...), ...)``: set-returning functions side by
+    side, one output row per position."""
+
+    name = "rows_from"
+    inherit_cache = True
+
+
+@compiles(_RowsFrom)
+def _compile_rows_from(element: _RowsFrom, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"ROWS FROM ({compiler.process(element.clause_expr.element, **kw)})"
+
+
+def _elements(name: str) -> ColumnElement[Any]:
+    """One column's values for the whole group, as one parameter: an array (of the column's
+    type, any length, so a too-long value is refused by the insert rather than cut short by a
+    cast), or, for ``input``, one JSON array (escaping JSON as array elements costs more)."""
+    column_type = GENERATIONS.c[name].type
+    if name == "input":
+        return func.jsonb_array_elements(bindparam(name, type_=JSONB))
+    if isinstance(column_type, String):
+        column_type = Text()
+    return func.unnest(bindparam(name, type_=ARRAY(column_type)))
+
+
+def _inline(value: Any, type_: TypeEngine[Any]) -> ColumnElement[Any]:
+    """``value`` written into the SQL text as a literal of ``type_``: a value the same for every
+    group costs nothing to send (as a parameter, each would be adapted on every insert)."""
+    sql = literal(value, type_).compile(compile_kwargs={"literal_binds": True})
+    return literal_column(str(sql), type_)
+
+
+def _insert_with_events_statement() -> Insert:
+    new = _RowsFrom(*map(_elements, PER_ROW)).table_valued(*PER_ROW).render_derived(name="new")
+    column = GENERATIONS.c
+    now = bindparam("now", type_=column.created_at.type)
+    group = {
+        "created_at": now,
+        "updated_at": now,
+        "deadline_at": bindparam("deadline_at", type_=column.deadline_at.type),
+        "next_poll_at": bindparam("next_poll_at", type_=column.next_poll_at.type),
+        **{name: _inline(value, column[name].type) for name, value in DEFAULTS.items()},
+    }
+    created = (
+        pg_insert(GENERATIONS)
+        .from_select([*PER_ROW, *group], select(*new.c, *group.values()), include_defaults=False)
+        .on_conflict_do_nothing()
+        .returning(column.id, column.status)
+        .cte("created")
     )
-    SELECT id, tenant_id, model, input, idempotency_key, request_hash, webhook_url, :status,
-        :now, :now, :deadline_at, :next_poll_at, 0, 0, 0, 0
-    FROM ROWS FROM (
-        unnest(CAST(:ids AS uuid[])), unnest(CAST(:tenant_ids AS uuid[])),
-        unnest(CAST(:models AS text[])), jsonb_array_elements(CAST(:inputs AS jsonb)),
-        unnest(CAST(:keys AS text[])), unnest(CAST(:hashes AS text[])),
-        unnest(CAST(:webhooks AS text[]))
-    ) AS new (id, tenant_id, model, input, idempotency_key, request_hash, webhook_url)
-    ON CONFLICT DO NOTHING
-    RETURNING id
-)
-INSERT INTO generation_events (generation_id, at, kind, status)
-SELECT id, :now, 'created', :status FROM created
-RETURNING generation_id
-"""
-)
-"""One group's rows and their ``created`` events, each column one array (the inputs one JSON
-array: escaping JSON as array elements cost more than the rest of the statement): the same
-SQL text for any number of rows, so neither SQLAlchemy nor psycopg compiles it again, and
-PostgreSQL runs it as a prepared statement. For 12 rows: 0.6 ms of CPU, against 1.5 ms for
-``executemany`` of two inserts and 4.3 ms for one multi-row VALUES."""
+    return (
+        pg_insert(EVENTS)
+        .from_select(
+            ["generation_id", "at", "kind", "status"],
+            select(
+                created.c.id,
+                now,
+                _inline(EventKind.CREATED.value, EVENTS.c.kind.type),
+                created.c.status,
+            ),
+        )
+        .returning(EVENTS.c.generation_id)
+    )
+
+
+_INSERT_WITH_EVENTS = _insert_with_events_statement()
+"""One group's rows and their ``created`` events in one statement, each column's values one
+parameter: the same SQL text for any number of rows, so neither SQLAlchemy nor psycopg compiles
+it again, and PostgreSQL runs it as a prepared statement (benchmarks/HISTORY.md compares it with
+the alternatives)."""
 
 
 def _insert_with_events(
@@ -125,20 +200,9 @@ def _insert_with_events(
     """PostgreSQL: the rows (all sharing ``now``) and their ``created`` events in one
     statement, so one round trip writes a group, atomically even outside a transaction."""
     first = rows[0]
-    params = {
-        "status": GenerationStatus.PENDING.value,
-        "now": now,
-        "deadline_at": first["deadline_at"],
-        "next_poll_at": first["next_poll_at"],
-        "ids": [r["id"] for r in rows],
-        "tenant_ids": [r["tenant_id"] for r in rows],
-        "models": [r["model"] for r in rows],
-        "inputs": json.dumps([r["input"] for r in rows]),
-        "keys": [r["idempotency_key"] for r in rows],
-        "hashes": [r["request_hash"] for r in rows],
-        "webhooks": [r["webhook_url"] for r in rows],
-    }
-    inserted = set(session.scalars(_PG_INSERT_WITH_EVENTS, params).all())
+    params: dict[str, Any] = {name: [row[name] for row in rows] for name in PER_ROW}
+    params.update(now=now, deadline_at=first["deadline_at"], next_poll_at=first["next_poll_at"])
+    inserted = set(session.scalars(_INSERT_WITH_EVENTS, params).all())
     log_events(
         [row["id"] for row in rows if row["id"] in inserted],
         kind=EventKind.CREATED,
@@ -150,12 +214,13 @@ def _insert_with_events(
 def _row(
     item: NewGeneration, now: datetime, deadline_seconds: float, grace_seconds: float
 ) -> dict[str, Any]:
+    """Every value of the row to insert: what the answer to the request is built from."""
     return {
+        **DEFAULTS,
         "id": uuid.uuid4(),
         "tenant_id": item.tenant_id,
         "model": item.model,
         "input": item.input,
-        "status": GenerationStatus.PENDING.value,
         "created_at": now,
         "updated_at": now,
         "deadline_at": now + timedelta(seconds=deadline_seconds),
@@ -163,10 +228,6 @@ def _row(
         "idempotency_key": item.idempotency_key,
         "request_hash": item.request_hash,
         "webhook_url": item.webhook_url,
-        "submit_attempts": 0,
-        "poll_count": 0,
-        "error_count": 0,
-        "webhook_attempts": 0,
     }
 
 

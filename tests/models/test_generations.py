@@ -2,9 +2,11 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.generations import NewGeneration, create_generation, insert_generations
@@ -133,3 +135,40 @@ def test_create_generation_is_a_group_of_one(
             submit_grace_seconds=1,
             idempotency_key="solo",
         )
+
+
+def test_on_postgresql_a_group_is_one_statement_of_one_text_whatever_its_size(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    """One round trip per group, and the same SQL for 1 or 200 rows, so it stays a prepared
+    statement (benchmarks/RESULTS.md measures why)."""
+    with private_sessions.begin() as session:
+        tenant = create_key(session, name=f"one-{uuid.uuid4().hex[:8]}")[0].tenant_id
+    engine = private_sessions.kw["bind"]
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(args[2])  # (conn, cursor, statement, parameters, context, executemany)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        for size in (1, 12, 200):
+            out = _insert(
+                private_sessions,
+                [NewGeneration(tenant, MODEL, {"prompt": f"{size}/{i}"}) for i in range(size)],
+            )
+            assert all(o.created for o in out)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert len(seen) == 3 and len(set(seen)) == 1
+
+
+def test_on_postgresql_a_value_too_long_for_its_column_is_refused_not_cut(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    with private_sessions.begin() as session:
+        tenant = create_key(session, name=f"long-{uuid.uuid4().hex[:8]}")[0].tenant_id
+    with pytest.raises(DataError):
+        _insert(private_sessions, [NewGeneration(tenant, MODEL, {"prompt": "x"}, "k" * 256)])
+    with private_sessions() as session:
+        assert session.scalars(select(Generation).where(Generation.tenant_id == tenant)).all() == []
