@@ -8,15 +8,17 @@ only then answers each request. While one group is written the next gathers, so 
 statement serves many requests and under no load a request waits for nobody
 (group commit).
 
-Nothing is answered before its row is committed; a failed transaction fails every request of
-its group with the error (a database outage is each caller's 503) and creates nothing.
+Nothing is answered before its row is committed. A database outage fails every request of
+its group (each caller's 503) and creates nothing; any other failure of a group's transaction
+has its rows written one by one (:func:`models.batch.write_together`), so a row the database
+refuses fails only its own request.
 """
 
 import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.lookups import MAX_COUNTED, waiting
 from api.publisher import Publisher, publish_after_commit
 from models import tasknames
+from models.batch import write_together
 from models.db import UNREACHABLE
 from models.generations import Inserted, NewGeneration, insert_generations
 
@@ -135,44 +138,45 @@ class Intake:
 
     def _write(self, batch: list[_Item]) -> None:
         try:
-            accepted = self._commit(batch)
+            outcomes = write_together(
+                self._sessions(), batch, self._insert, refused=_refused, what="create"
+            )
         except UNREACHABLE as exc:
             for item in batch:
                 item.future.set_exception(exc)
             return
-        except Exception as exc:
-            if len(batch) == 1:
-                log.exception("inserting a generation failed")
-                batch[0].future.set_exception(exc)
-                return
-            # One bad row must not fail its neighbours: write each alone.
-            log.warning("a group insert failed (%s); writing its rows one by one", exc)
-            for item in batch:
-                self._write([item])
-            return
-        created = [str(a.inserted.id) for a in accepted if a.inserted.created]
+        created = [
+            str(o.inserted.id) for o in outcomes if isinstance(o, Accepted) and o.inserted.created
+        ]
         size = max(1, self._limits.publish_chunk)
         for start in range(0, len(created), size):
             chunk = created[start : start + size]
             publish_after_commit(self._publisher, tasknames.SUBMIT_MANY, [chunk])
-        for item, outcome in zip(batch, accepted, strict=True):
-            item.future.set_result(outcome)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Accepted):
+                item.future.set_result(outcome)
+            else:
+                item.future.set_exception(outcome)
 
-    def _commit(self, batch: list[_Item]) -> list[Accepted]:
+    def _insert(self, session: Session, batch: Sequence[_Item]) -> list[Accepted | Exception]:
         now = self._clock()
-        with self._sessions().begin() as session:
-            ahead = waiting(session) if any(item.position for item in batch) else None
-            inserted = insert_generations(
-                session,
-                [item.new for item in batch],
-                now=now,
-                deadline_seconds=self._limits.deadline_seconds,
-                submit_grace_seconds=self._limits.submit_grace_seconds,
-            )
-        out = []
+        ahead = waiting(session) if any(item.position for item in batch) else None
+        inserted = insert_generations(
+            session,
+            [item.new for item in batch],
+            now=now,
+            deadline_seconds=self._limits.deadline_seconds,
+            submit_grace_seconds=self._limits.submit_grace_seconds,
+        )
+        out: list[Accepted | Exception] = []
         for item, outcome in zip(batch, inserted, strict=True):
             position = min(ahead, MAX_COUNTED) if ahead is not None and item.position else None
             out.append(Accepted(outcome, now, position))
             if ahead is not None:
                 ahead += outcome.created
         return out
+
+
+def _refused(_: _Item, exc: Exception) -> Exception:
+    """A row the database refused even alone: its request is answered with the error."""
+    return exc

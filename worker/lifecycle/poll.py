@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from models.batch import each, write_together
 from models.status import ACTIVE, GenerationStatus
 from models.tables import Generation
 from models.vocabulary import ErrorType, EventKind
@@ -50,7 +51,6 @@ from worker.lifecycle.poll_outcome import (
     progress,
     retry_later,
 )
-from worker.lifecycle.writeback import write_together
 from worker.upstream import (
     QueueState,
     StatusReport,
@@ -237,7 +237,7 @@ def _write(ctx: WorkerContext, outcomes: list[PollOutcome]) -> list[PollOutcome 
         with ctx.sessions.begin() as session:
             return write(session, _poll_error(ctx, outcome.row, exc))
 
-    return write_together(ctx.sessions, outcomes, write, refused=refused, what="poll")
+    return write_together(ctx.sessions, outcomes, each(write), refused=refused, what="poll")
 
 
 def _is_cancel(http_status: int, error_type: str | None) -> bool:

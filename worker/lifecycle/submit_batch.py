@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from models.batch import each, write_together
 from models.state import transition_many
 from models.status import LIVE, GenerationStatus
 from models.tables import GENERATIONS, Generation
@@ -52,7 +53,6 @@ from worker.lifecycle.submit_outcome import (
     fail_unsent_past_deadline,
     record_answer,
 )
-from worker.lifecycle.writeback import write_together
 from worker.upstream import SubmitHandle
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def _write_back(ctx: WorkerContext, answers: list[Answer]) -> list[Recorded]:
     return write_together(
         ctx.sessions,
         answers,
-        lambda session, answer: record_answer(ctx, session, answer),
+        each(lambda session, answer: record_answer(ctx, session, answer)),
         refused=refused,
         what="submit",
     )
