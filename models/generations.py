@@ -245,35 +245,6 @@ def _key_holders(
     return {(t, k): (i, h) for t, k, i, h in found}
 
 
-def create_generation(
-    session: Session,
-    *,
-    tenant_id: uuid.UUID,
-    model: str,
-    input: dict[str, Any],
-    now: datetime,
-    deadline_seconds: float,
-    submit_grace_seconds: float,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
-    webhook_url: str | None = None,
-) -> Generation:
-    """One generation through :func:`insert_generations`, loaded as an ORM object. A taken
-    idempotency key raises ``ValueError`` (callers that replay use the batch function)."""
-    [outcome] = insert_generations(
-        session,
-        [NewGeneration(tenant_id, model, input, idempotency_key, request_hash, webhook_url)],
-        now=now,
-        deadline_seconds=deadline_seconds,
-        submit_grace_seconds=submit_grace_seconds,
-    )
-    if not outcome.created:
-        raise ValueError(f"idempotency key {idempotency_key!r} is held by {outcome.id}")
-    gen = session.get(Generation, outcome.id)
-    assert gen is not None
-    return gen
-
-
 class CancelRequestOutcome(StrEnum):
     """What recording a client's wish to cancel came to (:func:`request_cancel`)."""
 

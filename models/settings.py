@@ -105,10 +105,6 @@ class Settings(BaseSettings):
         return self.upstream_key.get_secret_value() if self.upstream_key else None
 
 
-def get_settings() -> Settings:
-    return Settings()
-
-
 _SETTING = "genqueue_setting"
 
 

@@ -46,7 +46,3 @@ ALLOWED_FROM: dict[GenerationStatus, frozenset[GenerationStatus]] = {
     GenerationStatus.FAILED: LIVE | {GenerationStatus.PENDING},
     GenerationStatus.CANCELLED: LIVE | {GenerationStatus.PENDING},
 }
-
-
-def can_transition(src: GenerationStatus, dst: GenerationStatus) -> bool:
-    return src in ALLOWED_FROM[dst]

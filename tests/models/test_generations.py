@@ -9,9 +9,10 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.generations import NewGeneration, create_generation, insert_generations
+from models.generations import NewGeneration, insert_generations
 from models.keys import create_key
 from models.tables import Generation, GenerationEvent
+from tests.support.generations import create_generation
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from models.generations import CancelRequestOutcome, create_generation, request_cancel
+from models.generations import CancelRequestOutcome, request_cancel
 from models.keys import create_key
 from models.state import transition
-from models.status import ALLOWED_FROM, TERMINAL, GenerationStatus, can_transition
+from models.status import ALLOWED_FROM, TERMINAL, GenerationStatus
 from models.tables import Generation, GenerationEvent
+from tests.support.generations import can_transition, create_generation
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.generations import create_generation
 from models.keys import create_key
 from models.state import transition_many
 from models.status import GenerationStatus
 from models.tables import Generation, GenerationEvent
+from tests.support.generations import create_generation
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import tasknames
-from models.generations import create_generation
 from models.keys import create_key
 from models.status import TERMINAL
 from models.tables import Generation
+from tests.support.generations import create_generation
 from tests.support.services import wait_until
 from tests.support.stack import UPSTREAM_KEY, Stack
 

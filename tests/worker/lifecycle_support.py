@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.generations import create_generation
 from models.keys import create_key
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 from simulator import SimulatorConfig, SimulatorServer
+from tests.support.generations import create_generation
 from worker.backoff import BackoffPolicy
 from worker.context import Limits, Observer, WorkerContext
 from worker.lifecycle.dispatch import dispatch_due

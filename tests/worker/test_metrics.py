@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory, session_scope
-from models.generations import create_generation
 from models.keys import create_key
 from models.tables import Generation
 from models.types import utcnow
+from tests.support.generations import create_generation
 from worker import metrics
 
 
