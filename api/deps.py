@@ -18,8 +18,8 @@ from models.settings import Settings
 from models.types import utcnow
 
 # Sync routes and dependencies run on anyio's thread pool (40 threads by default). A connection
-# pool smaller than that opens and closes "overflow" connections under load, and each new
-# PostgreSQL backend costs milliseconds of CPU (benchmarks/RESULTS.md, B1 and B3).
+# pool smaller than that opens and closes "overflow" connections under load, and starting a
+# PostgreSQL backend is expensive (benchmarks/HISTORY.md).
 POOL_SIZE = 40
 POOL_OVERFLOW = 10
 
@@ -112,7 +112,8 @@ class AppState:
 
 async def get_state(request: Request) -> AppState:
     """``async``: FastAPI runs a plain ``def`` dependency on its thread pool, and a hop to a
-    worker thread and back for an attribute lookup was 5 % of an API process under B3."""
+    worker thread and back for an attribute lookup costs more than the lookup
+    (benchmarks/HISTORY.md)."""
     state: AppState = request.app.state.genqueue
     return state
 

@@ -29,8 +29,8 @@ class _Config(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
         """uvicorn's listener, marked as TCP. uvicorn 0.54 binds it with ``proto`` 0; accepted
         sockets inherit that, asyncio then skips TCP_NODELAY, and with several processes every
-        keep-alive response waited ~40 ms for the client's delayed ACK (uvicorn issue #3149;
-        measured here: 1,100 instead of 4,000 bare requests/s at 50 clients)."""
+        keep-alive response waited for the client's delayed ACK (uvicorn issue #3149; the
+        figures are in benchmarks/HISTORY.md)."""
         sock = super().bind_socket()
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
             sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, sock.detach())
@@ -42,8 +42,8 @@ def served_app() -> FastAPI:
 
     Everything built so far (the app, its routes and schemas, the ORM's mappings) lives as long
     as the process: ``gc.freeze()`` takes it out of the cyclic collector's sight. Each full
-    collection had to walk it all: under B3 they paused a process for up to 137 ms, eight times
-    in twenty seconds, and set the POST p99 (144 ms; 74 ms frozen, pauses at most 38 ms)."""
+    collection had to walk it all, and under load those pauses set the POST latency's tail
+    (benchmarks/HISTORY.md)."""
     settings = Settings()
     configure_logging(settings)
     app = create_app(settings)

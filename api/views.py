@@ -59,7 +59,7 @@ def to_detail(gen: Generation, events: Sequence[GenerationEvent]) -> GenerationD
 def new_detail(row: Mapping[str, Any], at: datetime) -> GenerationDetail:
     """A generation just inserted (``row``: the values it was inserted with; every column not
     in it is NULL) and its one ``created`` event: built without loading or constructing ORM
-    objects, which cost a create a tenth of its CPU."""
+    objects, a noticeable part of a create's CPU (benchmarks/HISTORY.md)."""
     return GenerationDetail(
         **_fields(row.get),
         events=[

@@ -5,8 +5,7 @@ check, so a duplicate or late task delivery loses harmlessly: it simply does not
 
 The UPDATEs are Core statements over ``GENERATIONS``; give ``where`` and ``values`` its columns
 (``GENERATIONS.c.lease_token``). An ORM attribute works too, but sends the statement through
-the ORM's bulk-update path: 17 % more CPU per transition, and transitions are a third of a
-worker's CPU under B1.
+the ORM's bulk-update path, which costs a worker noticeably more CPU (benchmarks/HISTORY.md).
 """
 
 import logging
