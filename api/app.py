@@ -10,12 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import fal_routes, health_routes, v1_routes
-from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.openapi import install_openapi
 from api.publisher import CeleryPublisher, Publisher
+from api.routes import fal, health, v1
+from api.state import AppState
 from models.settings import Settings
 from models.types import utcnow
 
@@ -56,10 +56,10 @@ def create_app(
     )
     app.state.genqueue = state
     install_error_handlers(app)
-    app.include_router(health_routes.router)
-    app.include_router(v1_routes.router)
+    app.include_router(health.router)
+    app.include_router(v1.router)
     install_metrics(app, state)
-    app.include_router(fal_routes.router)  # last: it ends with the POST /{model_id} catch-all
+    app.include_router(fal.router)  # last: it ends with the POST /{model_id} catch-all
     install_openapi(app)
     return app
 

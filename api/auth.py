@@ -5,9 +5,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppState, StateDep
+from api.deps import StateDep
 from api.errors import ApiError
 from api.keycache import Caller
+from api.state import AppState
 from models.keys import find_key
 
 __all__ = ["Caller", "CallerDep", "authenticate", "presented_key"]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from api.deps import StateDep
-from api.errors import ApiError, ValidationFailed
+from api.errors import ApiError, ValidationFailed, invalid
 
 MAX_DEPTH = 32
 """Deeper JSON is refused: no input of any model nests more than a few levels."""
@@ -26,35 +26,16 @@ def _refuse_constant(name: str) -> Any:
 
 def parse_json(raw: bytes) -> Any:
     if not raw.strip():
-        raise ValidationFailed(
-            [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
-        )
+        raise invalid(["body"], "Field required", type="missing")
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except RecursionError:
-        raise ValidationFailed(
-            [
-                {
-                    "type": "too_deep",
-                    "loc": ["body"],
-                    "msg": f"JSON is nested deeper than {MAX_DEPTH} levels",
-                    "input": None,
-                }
-            ]
-        ) from None
+        raise too_deep(["body"]) from None
     except (ValueError, UnicodeDecodeError) as exc:
         pos = getattr(exc, "pos", 0)
         reason = getattr(exc, "msg", None) or str(exc)
-        raise ValidationFailed(
-            [
-                {
-                    "type": "json_invalid",
-                    "loc": ["body", pos],
-                    "msg": "JSON decode error",
-                    "input": {},
-                    "ctx": {"error": reason},
-                }
-            ]
+        raise invalid(
+            ["body", pos], "JSON decode error", type="json_invalid", input={}, ctx={"error": reason}
         ) from None
 
 
@@ -91,16 +72,15 @@ def _first_problem(value: Any) -> tuple[str, list[str | int]] | None:
 
 
 def unstorable_text(loc: list[str | int]) -> ValidationFailed:
-    return ValidationFailed(
-        [
-            {
-                "type": "string_unstorable",
-                "loc": loc,
-                "msg": "Text must not contain NUL characters or unpaired surrogates",
-                "input": None,
-            }
-        ]
+    return invalid(
+        loc,
+        "Text must not contain NUL characters or unpaired surrogates",
+        type="string_unstorable",
     )
+
+
+def too_deep(loc: list[str | int]) -> ValidationFailed:
+    return invalid(loc, f"JSON is nested deeper than {MAX_DEPTH} levels", type="too_deep")
 
 
 def refuse_unstorable(value: Any) -> Any:
@@ -110,16 +90,7 @@ def refuse_unstorable(value: Any) -> Any:
     kind, loc = problem
     if kind == "text":
         raise unstorable_text(loc)
-    raise ValidationFailed(
-        [
-            {
-                "type": "too_deep",
-                "loc": loc,
-                "msg": f"JSON is nested deeper than {MAX_DEPTH} levels",
-                "input": None,
-            }
-        ]
-    )
+    raise too_deep(loc)
 
 
 def too_large(limit: int) -> ApiError:

@@ -1,113 +1,12 @@
-"""Per-app state (settings, a lazily built engine, the publisher) and per-request dependencies."""
+"""Per-request dependencies: the app's state and a database session."""
 
-import threading
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from api.intake import Intake, IntakeLimits
-from api.keycache import KeyCache
-from api.publisher import Publisher
-from models.db import make_engine, make_session_factory, normalize_url
-from models.settings import Settings
-from models.types import utcnow
-
-# Sync routes and dependencies run on anyio's thread pool (40 threads by default). A connection
-# pool smaller than that opens and closes "overflow" connections under load, and starting a
-# PostgreSQL backend is expensive (benchmarks/HISTORY.md).
-POOL_SIZE = 40
-POOL_OVERFLOW = 10
-
-
-def writer_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for the intake. On PostgreSQL a group is one statement, atomic by itself
-    (:func:`models.generations.insert_generations`), so it runs in autocommit: no BEGIN and
-    COMMIT round trips, each of which waited for the GIL behind the event loop under load."""
-    if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return make_session_factory(engine)
-
-
-class AppState:
-    """What one app instance owns. Nothing connects until the first request needs it."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        publisher: Publisher,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.settings = settings
-        self.publisher = publisher
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._engine: Engine | None = None
-        self._sessions: sessionmaker[Session] | None = None
-        self._writer_sessions: sessionmaker[Session] | None = None
-        self.intake = Intake(
-            sessions=lambda: self.writer_sessions,
-            publisher=publisher,
-            limits=IntakeLimits(
-                deadline_seconds=settings.job_deadline,
-                submit_grace_seconds=settings.submit_grace,
-                publish_chunk=settings.submit_batch_size,
-            ),
-            clock=clock,
-        )
-        self.keys = KeyCache(ttl=settings.api_key_cache_seconds)
-
-    @property
-    def engine(self) -> Engine:
-        with self._lock:
-            if self._engine is None:
-                self._engine = self._make_engine()
-            return self._engine
-
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        engine = self.engine
-        with self._lock:
-            if self._sessions is None:
-                self._sessions = make_session_factory(engine)
-            return self._sessions
-
-    @property
-    def writer_sessions(self) -> sessionmaker[Session]:
-        """The intake's sessions (:func:`writer_session_factory`)."""
-        engine = self.engine
-        with self._lock:
-            if self._writer_sessions is None:
-                self._writer_sessions = writer_session_factory(engine)
-            return self._writer_sessions
-
-    def _make_engine(self) -> Engine:
-        url = normalize_url(self.settings.database_url)
-        if make_url(url).get_backend_name() == "postgresql":
-            timeout = max(1, round(self.settings.db_connect_timeout))
-            return make_engine(
-                url,
-                connect_args={"connect_timeout": timeout},
-                pool_timeout=10,
-                pool_size=POOL_SIZE,
-                max_overflow=POOL_OVERFLOW,
-            )
-        return make_engine(url)
-
-    def close(self) -> None:
-        self.intake.close()
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-                self._sessions = None
-                self._writer_sessions = None
-        self.publisher.close()
+from api.state import AppState
 
 
 async def get_state(request: Request) -> AppState:

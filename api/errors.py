@@ -49,6 +49,21 @@ class ValidationFailed(ApiError):
         super().__init__(422, items)
 
 
+def invalid(
+    loc: Sequence[str | int],
+    msg: str,
+    *,
+    type: str,
+    input: Any = None,
+    ctx: dict[str, Any] | None = None,
+) -> ValidationFailed:
+    """A 422 naming one bad field, in the shape of FastAPI's own items."""
+    item: dict[str, Any] = {"type": type, "loc": list(loc), "msg": msg, "input": input}
+    if ctx is not None:
+        item["ctx"] = ctx
+    return ValidationFailed([item])
+
+
 def not_found(what: str = "Generation") -> ApiError:
     return ApiError(404, f"{what} not found")
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from api.errors import ValidationFailed
+from api.errors import invalid
 from models.status import GenerationStatus
 from models.tables import Generation
 
@@ -38,15 +38,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         at, gid = json.loads(raw)
         return as_utc(datetime.fromisoformat(at)), uuid.UUID(gid)
     except (ValueError, TypeError) as exc:
-        raise ValidationFailed(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ["query", "cursor"],
-                    "msg": "Invalid cursor: pass the next_cursor of a previous page",
-                    "input": cursor,
-                }
-            ]
+        raise invalid(
+            ["query", "cursor"],
+            "Invalid cursor: pass the next_cursor of a previous page",
+            type="value_error",
+            input=cursor,
         ) from exc
 
 

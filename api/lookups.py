@@ -1,13 +1,14 @@
 """Finding a caller's own generations; another tenant's rows do not exist for them."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.status import WAITING
-from models.tables import Generation
+from models.tables import Generation, GenerationEvent
 
 MAX_COUNTED = 10_000
 """Positions are counted up to here: clients poll often, and beyond it the number means little."""
@@ -29,6 +30,15 @@ def owned_generation(
     return session.scalar(
         select(Generation).where(Generation.id == gid, Generation.tenant_id == tenant_id)
     )
+
+
+def events_of(session: Session, generation_id: uuid.UUID) -> Sequence[GenerationEvent]:
+    """A generation's history, oldest first."""
+    return session.scalars(
+        select(GenerationEvent)
+        .where(GenerationEvent.generation_id == generation_id)
+        .order_by(GenerationEvent.id)
+    ).all()
 
 
 def queue_position(session: Session, gen: Generation) -> int:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import AppState
+from api.state import AppState
 from models.status import GenerationStatus
 from models.tables import Generation
 

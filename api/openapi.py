@@ -12,22 +12,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.errors import DB_UNAVAILABLE
-from api.inputs import KontextEditInput, KontextMultiInput, KontextTextToImageInput
-from api.registry import MODELS
-from api.schemas import (
-    SEED_SUBMIT_ANSWER,
-    ErrorMessage,
-    GenerationCreate,
-    ValidationErrorResponse,
-)
+from api.fal.registry import MODELS, input_models
+from api.fal.schemas import SEED_SUBMIT_ANSWER
+from api.schemas import ErrorMessage, GenerationCreate, ValidationErrorResponse
 
 REF = "#/components/schemas/{model}"
-BODY_MODELS: tuple[type[BaseModel], ...] = (
-    KontextTextToImageInput,
-    KontextEditInput,
-    KontextMultiInput,
-    GenerationCreate,
-)
+BODY_MODELS: tuple[type[BaseModel], ...] = (*input_models(), GenerationCreate)
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "a genqueue API key"},
     "falKey": {

@@ -1,12 +1,13 @@
-"""Request and response schemas of both surfaces (the model inputs live in ``api.inputs``)."""
+"""Request and response schemas of the native surface, errors and health (the fal surface's are in
+``api.fal.schemas``, the model inputs in ``api.fal.inputs``)."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from api.inputs import SEED_EXAMPLE
-from api.registry import SUPPORTED
+from api.fal.inputs import SEED_EXAMPLE
+from api.fal.registry import SUPPORTED
 from models.status import GenerationStatus
 
 
@@ -20,21 +21,6 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 """A time in UTC, written ISO 8601 with an explicit ``+00:00`` offset."""
-
-_SEED_ID = "acf05732-7cb3-445b-9f39-fdaeccb1d730"
-_SEED_URL = f"https://queue.fal.run/fal-ai/flux-pro/requests/{_SEED_ID}"
-SEED_SUBMIT_ANSWER: dict[str, Any] = {
-    "status": "IN_QUEUE",
-    "request_id": _SEED_ID,
-    "response_url": _SEED_URL,
-    "status_url": f"{_SEED_URL}/status",
-    "cancel_url": f"{_SEED_URL}/cancel",
-    "logs": None,
-    "metrics": {},
-    "queue_position": 0,
-}
-"""The response example of the seed document, verbatim (genqueue answers with its own host)."""
-
 
 CREATE_EXAMPLE: dict[str, Any] = {
     "model": "fal-ai/flux-pro/kontext/text-to-image",
@@ -64,57 +50,6 @@ class ValidationErrorResponse(BaseModel):
     """422: one item per invalid field; ``loc`` names it (e.g. ``["body", "num_images"]``)."""
 
     detail: list[ValidationErrorItem]
-
-
-# ---- fal-compatible surface ---------------------------------------------------------------
-
-
-class FalLog(BaseModel):
-    message: str
-    level: str
-    source: str
-    timestamp: str
-
-
-class FalSubmitResponse(BaseModel):
-    """The queue handle, exactly as fal (and the seed's relay) answers a submit."""
-
-    status: Literal["IN_QUEUE"]
-    request_id: str
-    response_url: str
-    status_url: str
-    cancel_url: str
-    logs: None
-    metrics: dict[str, Any]
-    queue_position: int
-    gateway_request_id: str | None = None
-
-
-class FalStatusResponse(BaseModel):
-    """202 while IN_QUEUE or IN_PROGRESS, 200 once COMPLETED (a failure is COMPLETED too, with
-    ``error`` and ``error_type``). ``queue_position`` only while IN_QUEUE."""
-
-    status: Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
-    request_id: str
-    response_url: str
-    status_url: str
-    cancel_url: str
-    logs: list[FalLog] | None
-    metrics: dict[str, Any]
-    queue_position: int | None = None
-    error: str | None = None
-    error_type: str | None = None
-
-
-class FalCancelResponse(BaseModel):
-    status: Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"]
-    detail: str | None = None
-
-
-class FalOutput(BaseModel):
-    """The model's output, verbatim from upstream (``images``, ``seed``, ``timings`` …)."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 # ---- native surface -----------------------------------------------------------------------

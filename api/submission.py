@@ -6,18 +6,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
 from api.body import storable_text, unstorable_text
-from api.deps import AppState
-from api.errors import ApiError, ValidationFailed
-from api.lookups import queue_position
+from api.errors import ApiError, invalid
+from api.lookups import events_of, queue_position
 from api.schemas import GenerationDetail
+from api.state import AppState
 from api.views import new_detail, to_detail
 from models.generations import NewGeneration
-from models.tables import Generation, GenerationEvent
+from models.tables import Generation
 
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -39,16 +38,11 @@ def check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY or not value.isprintable():
-        raise ValidationFailed(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ["header", IDEMPOTENCY_HEADER],
-                    "msg": f"{IDEMPOTENCY_HEADER} must be 1-{MAX_IDEMPOTENCY_KEY} printable "
-                    "characters",
-                    "input": value,
-                }
-            ]
+        raise invalid(
+            ["header", IDEMPOTENCY_HEADER],
+            f"{IDEMPOTENCY_HEADER} must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+            type="value_error",
+            input=value,
         )
     return value
 
@@ -60,16 +54,7 @@ def check_webhook_url(url: str | None, loc: list[str | int]) -> str | None:
     if not storable_text(url):
         raise unstorable_text(loc)
     if not url.startswith(("http://", "https://")):
-        raise ValidationFailed(
-            [
-                {
-                    "type": "url_scheme",
-                    "loc": loc,
-                    "msg": "URL scheme should be 'http' or 'https'",
-                    "input": url,
-                }
-            ]
-        )
+        raise invalid(loc, "URL scheme should be 'http' or 'https'", type="url_scheme", input=url)
     return url
 
 
@@ -120,10 +105,5 @@ def _replay(state: AppState, generation_id: uuid.UUID, position: bool) -> Submit
         gen = session.get(Generation, generation_id)
         if gen is None:  # generations are never deleted
             raise RuntimeError(f"generation {generation_id} holds a key but does not exist")
-        events = session.scalars(
-            select(GenerationEvent)
-            .where(GenerationEvent.generation_id == gen.id)
-            .order_by(GenerationEvent.id)
-        ).all()
         ahead = queue_position(session, gen) if position else None
-        return Submitted(to_detail(gen, events), ahead, created=False)
+        return Submitted(to_detail(gen, events_of(session, gen.id)), ahead, created=False)

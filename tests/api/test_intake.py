@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import writer_session_factory
 from api.intake import Accepted, Intake, IntakeLimits
+from api.state import writer_session_factory
 from models import tasknames
 from models.db import make_engine, make_session_factory
 from models.generations import NewGeneration

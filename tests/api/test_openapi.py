@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from api.inputs import SEED_EXAMPLE
-from api.schemas import SEED_SUBMIT_ANSWER
+from api.fal.inputs import SEED_EXAMPLE
+from api.fal.schemas import SEED_SUBMIT_ANSWER
 from models.settings import Settings
 from tests.api.seed import load_seed
 from tests.api.support import RecordingPublisher, auth

@@ -1,4 +1,10 @@
-"""The models genqueue accepts: endpoint id → input schema, summary and example."""
+"""The models genqueue accepts: endpoint id → input schema, summary and example, and how an input
+is checked against its schema.
+
+The schemas and examples themselves are in ``api.fal.inputs``; nothing outside this module
+looks into a :class:`ModelSpec`'s schema but through :attr:`ModelSpec.schema_name`,
+:func:`input_models` and :func:`validate_input`.
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -7,24 +13,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ValidationFailed, error_items
-from api.inputs import (
+from api.fal.inputs import (
+    EDIT_EXAMPLE,
+    MULTI_EXAMPLE,
     SEED_EXAMPLE,
     KontextEditInput,
     KontextMultiInput,
     KontextTextToImageInput,
 )
-
-EDIT_EXAMPLE: dict[str, Any] = {
-    "prompt": "Put a donut next to the flour.",
-    "image_url": "https://v3.fal.media/files/rabbit/rmgBxhwGYb2d3pl3x9sKf_output.png",
-}
-MULTI_EXAMPLE: dict[str, Any] = {
-    "prompt": "Put the little duckling on top of the woman's t-shirt.",
-    "image_urls": [
-        "https://v3.fal.media/files/penguin/XoW0qavfF-ahg-jX4BMyL_image.webp",
-        "https://v3.fal.media/files/tiger/bml6YA7DWJXOigadvxk75_image.webp",
-    ],
-}
 
 
 @dataclass(frozen=True)
@@ -33,6 +29,11 @@ class ModelSpec:
     input_model: type[BaseModel]
     summary: str
     example: dict[str, Any]
+
+    @property
+    def schema_name(self) -> str:
+        """Its input schema's name among the OpenAPI document's components."""
+        return self.input_model.__name__
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -74,6 +75,11 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 SUPPORTED = tuple(MODELS)
+
+
+def input_models() -> list[type[BaseModel]]:
+    """Every input schema once, in the order of :data:`MODELS`."""
+    return list(dict.fromkeys(spec.input_model for spec in MODELS.values()))
 
 
 def unknown_model_message(model_id: str) -> str:

@@ -13,11 +13,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppState
-from api.fal_answers import COMPLETED, log_entries, status_body
-from api.lookups import queue_position
-from api.urls import fal_urls
-from models.tables import Generation, GenerationEvent
+from api.fal.answers import COMPLETED, log_entries, status_body
+from api.fal.urls import fal_urls
+from api.lookups import events_of, queue_position
+from api.state import AppState
+from models.tables import Generation
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,7 @@ def current_status(
 ) -> dict[str, Any]:
     logs = None
     if with_logs:
-        events = session.scalars(
-            select(GenerationEvent)
-            .where(GenerationEvent.generation_id == gen.id)
-            .order_by(GenerationEvent.id)
-        ).all()
-        logs = log_entries(events)
+        logs = log_entries(events_of(session, gen.id))
     return status_body(
         gen,
         fal_urls(base, gen.model, str(gen.id)),

@@ -5,18 +5,17 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import CallerDep
 from api.body import JsonBody, storable_text, unstorable_text
 from api.deps import SessionDep, StateDep
-from api.errors import ApiError, ValidationFailed, error_items, not_found
+from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
+from api.fal.registry import MODELS, SUPPORTED, validate_input
 from api.listing import Filters, as_utc, list_page
-from api.lookups import owned_generation
+from api.lookups import events_of, owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
-from api.registry import MODELS, SUPPORTED, validate_input
 from api.schemas import (
     CREATE_EXAMPLE,
     CancelAnswer,
@@ -30,7 +29,7 @@ from api.views import to_detail, to_public
 from models import tasknames
 from models.generations import CancelRequestOutcome, request_cancel
 from models.status import GenerationStatus
-from models.tables import Generation, GenerationEvent
+from models.tables import Generation
 
 router = APIRouter(prefix="/v1", tags=["generations"])
 AUTH = {"security": SECURITY}
@@ -38,12 +37,7 @@ REPLAYED = "Idempotent-Replayed"
 
 
 def _detail(session: Session, gen: Generation) -> GenerationDetail:
-    events = session.scalars(
-        select(GenerationEvent)
-        .where(GenerationEvent.generation_id == gen.id)
-        .order_by(GenerationEvent.id)
-    ).all()
-    return to_detail(gen, events)
+    return to_detail(gen, events_of(session, gen.id))
 
 
 def _parse_create(body: Any) -> tuple[GenerationCreate, dict[str, Any]]:
@@ -53,16 +47,12 @@ def _parse_create(body: Any) -> tuple[GenerationCreate, dict[str, Any]]:
         raise ValidationFailed(error_items(exc, loc=["body"])) from None
     spec = MODELS.get(create.model)
     if spec is None:
-        raise ValidationFailed(
-            [
-                {
-                    "type": "enum",
-                    "loc": ["body", "model"],
-                    "msg": f"Unknown model; supported models: {', '.join(SUPPORTED)}",
-                    "input": create.model,
-                    "ctx": {"expected": list(SUPPORTED)},
-                }
-            ]
+        raise invalid(
+            ["body", "model"],
+            f"Unknown model; supported models: {', '.join(SUPPORTED)}",
+            type="enum",
+            input=create.model,
+            ctx={"expected": list(SUPPORTED)},
         )
     check_webhook_url(create.webhook_url, ["body", "webhook_url"])
     return create, validate_input(spec, create.input, loc=["body", "input"])
@@ -121,15 +111,11 @@ def _bounded(value: datetime | None, name: str) -> datetime | None:
     try:
         return as_utc(value)
     except OverflowError:
-        raise ValidationFailed(
-            [
-                {
-                    "type": "datetime_range",
-                    "loc": ["query", name],
-                    "msg": "Datetime is out of range",
-                    "input": value.isoformat(),
-                }
-            ]
+        raise invalid(
+            ["query", name],
+            "Datetime is out of range",
+            type="datetime_range",
+            input=value.isoformat(),
         ) from None
 
 

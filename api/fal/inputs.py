@@ -1,4 +1,5 @@
-"""The Kontext family's input schemas (UPSTREAM.md §13), validated strictly.
+"""The Kontext family's input schemas (UPSTREAM.md §13), validated strictly, and an example input
+of each.
 
 Strict types (no ``"2"`` for an integer, no ``"true"`` for a boolean), unknown fields rejected,
 and one deliberate leniency: ``safety_tolerance`` is a string enum upstream, but relays send it as
@@ -98,3 +99,14 @@ SEED_EXAMPLE: dict[str, Any] = {
     "aspect_ratio": "1:1",
 }
 """The request example of the product owner's seed document, verbatim."""
+EDIT_EXAMPLE: dict[str, Any] = {
+    "prompt": "Put a donut next to the flour.",
+    "image_url": "https://v3.fal.media/files/rabbit/rmgBxhwGYb2d3pl3x9sKf_output.png",
+}
+MULTI_EXAMPLE: dict[str, Any] = {
+    "prompt": "Put the little duckling on top of the woman's t-shirt.",
+    "image_urls": [
+        "https://v3.fal.media/files/penguin/XoW0qavfF-ahg-jX4BMyL_image.webp",
+        "https://v3.fal.media/files/tiger/bml6YA7DWJXOigadvxk75_image.webp",
+    ],
+}

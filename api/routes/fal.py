@@ -15,15 +15,15 @@ from api.auth import Caller, CallerDep, authenticate
 from api.body import JsonBody
 from api.deps import SessionDep, StateDep
 from api.errors import ApiError
-from api.fal_answers import result_answer
-from api.fal_status import current_status, status_events
+from api.fal.answers import result_answer
+from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
+from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
+from api.fal.status import current_status, status_events
+from api.fal.urls import fal_urls, public_base
 from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
-from api.registry import MODELS, ModelSpec, unknown_model_message, validate_input
-from api.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
 from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
-from api.urls import fal_urls, public_base
 from models import tasknames
 from models.endpoint_id import app_id
 from models.generations import CancelRequestOutcome, request_cancel
@@ -88,7 +88,7 @@ for _spec in MODELS.values():
         response_model=FalSubmitResponse,
         responses=errors(401, 409, 413, 422, 503),
         openapi_extra={
-            **json_request_body(_spec.input_model.__name__, _spec.example),
+            **json_request_body(_spec.schema_name, _spec.example),
             "security": SECURITY,
         },
     )

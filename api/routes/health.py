@@ -5,8 +5,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import AppState, StateDep
+from api.deps import StateDep
 from api.schemas import Health
+from api.state import AppState
 
 router = APIRouter(tags=["health"])
 
