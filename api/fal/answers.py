@@ -1,4 +1,4 @@
-"""What the fal surface says about a generation: status bodies, logs and result answers.
+"""What the fal surface says about a generation: submit, status, result and cancel answers.
 
 Native statuses map onto fal's three: pending/submitting/queued are IN_QUEUE, running is
 IN_PROGRESS, and every terminal state is COMPLETED (a failure carries ``error``/``error_type``,
@@ -28,6 +28,23 @@ OWN_ERROR_CODES: dict[str, int] = {
 UPSTREAM_ANSWERS = frozenset(
     {ErrorType.UPSTREAM_ERROR, ErrorType.UPSTREAM_REJECTED, ErrorType.CANCELLED}
 )
+
+
+def submit_body(
+    request_id: str, urls: dict[str, str], *, queue_position: int, webhook: bool
+) -> dict[str, Any]:
+    """The queue handle a submit answers with, as fal (and the seed's relay) gives it."""
+    body: dict[str, Any] = {
+        "status": IN_QUEUE,
+        "request_id": request_id,
+        **urls,
+        "logs": None,
+        "metrics": {},
+        "queue_position": queue_position,
+    }
+    if webhook:
+        body["gateway_request_id"] = request_id
+    return body
 
 
 def fal_status(status: str) -> str:
@@ -92,18 +109,32 @@ def status_body(
 
 
 @dataclass(frozen=True)
-class ResultAnswer:
+class FalAnswer:
+    """A whole answer: status code, JSON body and headers."""
+
     status_code: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def result_answer(gen: Generation) -> ResultAnswer:
+def cancel_not_found() -> FalAnswer:
+    return FalAnswer(404, {"status": "NOT_FOUND", "detail": "Request not found"})
+
+
+def cancel_already_completed() -> FalAnswer:
+    return FalAnswer(400, {"status": "ALREADY_COMPLETED", "detail": "Request is already completed"})
+
+
+def cancel_requested() -> FalAnswer:
+    return FalAnswer(202, {"status": "CANCELLATION_REQUESTED"})
+
+
+def result_answer(gen: Generation) -> FalAnswer:
     """The result route's answer: the output, 400 while unfinished, or the failure as it was."""
     if gen.status == GenerationStatus.COMPLETED.value:
-        return ResultAnswer(200, gen.result if gen.result is not None else {})
+        return FalAnswer(200, gen.result if gen.result is not None else {})
     if GenerationStatus(gen.status) not in TERMINAL:
-        return ResultAnswer(400, {"detail": NOT_COMPLETED, "error_type": "not_completed"})
+        return FalAnswer(400, {"detail": NOT_COMPLETED, "error_type": "not_completed"})
     err = gen.error or {}
     kind = err.get("type")
     upstream_code = err.get("http_status")
@@ -119,12 +150,12 @@ def result_answer(gen: Generation) -> ResultAnswer:
         if not isinstance(body, dict):
             body = {"detail": str(body), "error_type": error_type or kind}
         headers = {"X-Fal-Error-Type": str(error_type)} if error_type else {}
-        return ResultAnswer(upstream_code, body, headers)
+        return FalAnswer(upstream_code, body, headers)
     message, own_type = _error_summary(gen) or ("Request failed", "failed")
     own_type = str(kind or own_type)
     code = OWN_ERROR_CODES.get(own_type, 502)
     if own_type not in OWN_ERROR_CODES and isinstance(upstream_code, int):
         code = upstream_code if 400 <= upstream_code <= 599 else 502
-    return ResultAnswer(
+    return FalAnswer(
         code, {"detail": message, "error_type": own_type}, {"X-Fal-Error-Type": own_type}
     )

@@ -5,7 +5,7 @@
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
@@ -15,7 +15,15 @@ from api.auth import Caller, CallerDep, authenticate
 from api.body import JsonBody
 from api.deps import SessionDep, StateDep
 from api.errors import ApiError
-from api.fal.answers import result_answer
+from api.fal.answers import (
+    COMPLETED,
+    FalAnswer,
+    cancel_already_completed,
+    cancel_not_found,
+    cancel_requested,
+    result_answer,
+    submit_body,
+)
 from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
 from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
 from api.fal.status import current_status, status_events
@@ -63,17 +71,9 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
         )
         base = public_base(request, state.settings.public_url)
         rid = done.detail.id
-        answer: dict[str, Any] = {
-            "status": "IN_QUEUE",
-            "request_id": rid,
-            **fal_urls(base, done.detail.model, rid),
-            "logs": None,
-            "metrics": {},
-            "queue_position": done.queue_position or 0,
-        }
-        if webhook:
-            answer["gateway_request_id"] = rid
-        return JSONResponse(answer)
+        urls = fal_urls(base, done.detail.model, rid)
+        position = done.queue_position or 0
+        return JSONResponse(submit_body(rid, urls, queue_position=position, webhook=bool(webhook)))
 
     submit_request.__name__ = "submit_" + spec.endpoint_id.replace("/", "_").replace("-", "_")
     return submit_request
@@ -130,7 +130,7 @@ def request_status(
         raise ApiError(404, "Request not found")
     base = public_base(request, state.settings.public_url)
     body = current_status(session, gen, base, with_logs=logs in ("1", "true"))
-    return JSONResponse(body, status_code=200 if body["status"] == "COMPLETED" else 202)
+    return JSONResponse(body, status_code=200 if body["status"] == COMPLETED else 202)
 
 
 @router.get(
@@ -190,8 +190,7 @@ def request_result(
     gen = _owned(session, caller, owner, app, request_id)
     if gen is None:
         raise ApiError(404, "Request not found")
-    answer = result_answer(gen)
-    return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
+    return _respond(result_answer(gen))
 
 
 @router.put(
@@ -217,19 +216,20 @@ def request_cancel_route(
 ) -> JSONResponse:
     gen = _owned(session, caller, owner, app, request_id)
     if gen is None:
-        return JSONResponse({"status": "NOT_FOUND", "detail": "Request not found"}, 404)
-    already = JSONResponse(
-        {"status": "ALREADY_COMPLETED", "detail": "Request is already completed"}, 400
-    )
+        return _respond(cancel_not_found())
     if GenerationStatus(gen.status) in TERMINAL:
-        return already
+        return _respond(cancel_already_completed())
     answer = request_cancel(session, gen.id, now=state.clock())
     session.commit()
     if answer.outcome is CancelRequestOutcome.ALREADY_TERMINAL:
-        return already
+        return _respond(cancel_already_completed())
     if answer.outcome is CancelRequestOutcome.REQUESTED:
         publish_after_commit(state.publisher, tasknames.CANCEL, [str(gen.id)])
-    return JSONResponse({"status": "CANCELLATION_REQUESTED"}, 202)
+    return _respond(cancel_requested())
+
+
+def _respond(answer: FalAnswer) -> JSONResponse:
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
 
 
 @router.api_route(
