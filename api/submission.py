@@ -3,18 +3,18 @@
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
 from api.body import storable_text, unstorable_text
 from api.errors import ApiError, invalid
-from api.lookups import events_of, queue_position
-from api.schemas import GenerationDetail
+from api.intake import Accepted
+from api.lookups import queue_position
 from api.state import AppState
-from api.views import new_detail, to_detail
 from models.generations import NewGeneration
 from models.tables import Generation
 
@@ -58,18 +58,6 @@ def check_webhook_url(url: str | None, loc: list[str | int]) -> str | None:
     return url
 
 
-@dataclass(frozen=True)
-class Submitted:
-    """A new generation (or, for a replayed idempotency key, the one that holds the key) as
-    the answer shows it: the record with its events so far, and its place in the waiting
-    line."""
-
-    detail: GenerationDetail
-    queue_position: int | None
-    """Only when asked for (``position=True``)."""
-    created: bool
-
-
 async def submit(
     state: AppState,
     caller: Caller,
@@ -79,31 +67,37 @@ async def submit(
     webhook_url: str | None,
     idempotency_key: str | None,
     position: bool = False,
-) -> Submitted:
+) -> Accepted:
     """Commit a new generation through the intake (which publishes it), or find the one that
-    holds ``idempotency_key``: the same body replays it, another body is a 409."""
+    holds ``idempotency_key``: the same body replays it (``inserted.row`` is None), another
+    body is a 409. ``position``: say how many generations wait ahead of it."""
     key = check_idempotency_key(idempotency_key)
     digest = request_hash(model=model, input=input, webhook_url=webhook_url)
     new = NewGeneration(caller.tenant_id, model, input, key, digest, webhook_url)
     accepted = await state.intake.accept(new, position=position)
     inserted = accepted.inserted
-    if inserted.row is not None:
-        return Submitted(
-            new_detail(inserted.row, accepted.now), accepted.queue_position, created=True
-        )
+    if inserted.created:
+        return accepted
     if inserted.existing_hash != digest:
         raise ApiError(
             409,
             f"{IDEMPOTENCY_HEADER} '{key}' was already used with a different request body "
             f"(generation {inserted.id})",
         )
-    return await run_in_threadpool(_replay, state, inserted.id, position)
+    if not position:
+        return accepted
+    ahead = await run_in_threadpool(_position, state, inserted.id)
+    return replace(accepted, queue_position=ahead)
 
 
-def _replay(state: AppState, generation_id: uuid.UUID, position: bool) -> Submitted:
+def key_holder(session: Session, generation_id: uuid.UUID) -> Generation:
+    """The generation holding a replayed idempotency key."""
+    gen = session.get(Generation, generation_id)
+    if gen is None:  # generations are never deleted
+        raise RuntimeError(f"generation {generation_id} holds a key but does not exist")
+    return gen
+
+
+def _position(state: AppState, generation_id: uuid.UUID) -> int:
     with state.sessions() as session:
-        gen = session.get(Generation, generation_id)
-        if gen is None:  # generations are never deleted
-            raise RuntimeError(f"generation {generation_id} holds a key but does not exist")
-        ahead = queue_position(session, gen) if position else None
-        return Submitted(to_detail(gen, events_of(session, gen.id)), ahead, created=False)
+        return queue_position(session, key_holder(session, generation_id))

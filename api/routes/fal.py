@@ -69,9 +69,8 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             idempotency_key=idempotency_key,
             position=True,
         )
-        base = public_base(request, state.settings.public_url)
-        rid = done.detail.id
-        urls = fal_urls(base, done.detail.model, rid)
+        rid = str(done.inserted.id)
+        urls = fal_urls(public_base(request, state.settings.public_url), spec.endpoint_id, rid)
         position = done.queue_position or 0
         return JSONResponse(submit_body(rid, urls, queue_position=position, webhook=bool(webhook)))
 

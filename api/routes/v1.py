@@ -1,11 +1,13 @@
 """The native surface: ``/v1/generations`` — create, get (with events), list, cancel."""
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import CallerDep
 from api.body import JsonBody, storable_text, unstorable_text
@@ -24,8 +26,9 @@ from api.schemas import (
     GenerationDetail,
     GenerationPage,
 )
-from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
-from api.views import to_detail, to_public
+from api.state import AppState
+from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, key_holder, submit
+from api.views import new_detail, to_detail, to_public
 from models import tasknames
 from models.generations import CancelRequestOutcome, request_cancel
 from models.status import GenerationStatus
@@ -84,9 +87,15 @@ async def create_generation_route(
         webhook_url=create.webhook_url,
         idempotency_key=idempotency_key,
     )
-    if not done.created:
-        response.headers[REPLAYED] = "true"
-    return done.detail
+    if done.inserted.row is not None:
+        return new_detail(done.inserted.row, done.now)
+    response.headers[REPLAYED] = "true"
+    return await run_in_threadpool(_replayed, state, done.inserted.id)
+
+
+def _replayed(state: AppState, generation_id: uuid.UUID) -> GenerationDetail:
+    with state.sessions() as session:
+        return _detail(session, key_holder(session, generation_id))
 
 
 @router.get(
