@@ -12,6 +12,9 @@ Nothing is answered before its row is committed. A database outage fails every r
 its group (each caller's 503) and creates nothing; any other failure of a group's transaction
 has its rows written one by one (:func:`models.batch.write_together`), so a row the database
 refuses fails only its own request.
+
+A fal submit answers with a ``queue_position``: the writer counts the generations waiting to be
+sent upstream once per group (:func:`waiting`), and only for groups with a request that asks.
 """
 
 import asyncio
@@ -23,16 +26,20 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.lookups import MAX_COUNTED, waiting
 from api.publisher import Publisher, publish_after_commit
 from models import tasknames
 from models.batch import write_together
 from models.db import UNREACHABLE
 from models.generations import Inserted, NewGeneration, insert_generations
+from models.status import WAITING
+from models.tables import Generation
 
 log = logging.getLogger(__name__)
+MAX_COUNTED = 10_000
+"""Positions are counted up to here: clients poll often, and beyond it the number means little."""
 
 
 @dataclass(frozen=True)
@@ -109,20 +116,9 @@ class Intake:
             thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stop = [first], False
-            while len(batch) < self._limits.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+        stop = False
+        while not stop:
+            batch, stop = self._next_group()
             live = [item for item in batch if item.future.set_running_or_notify_cancel()]
             try:
                 if live:
@@ -133,8 +129,23 @@ class Intake:
                 for item in live:
                     if not item.future.done():
                         item.future.set_exception(exc)
-            if stop:
-                return
+
+    def _next_group(self) -> tuple[list[_Item], bool]:
+        """Everything waiting (at least one item, waited for; at most ``max_batch``), and
+        whether :meth:`close` asked the writer to stop after it."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < self._limits.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def _write(self, batch: list[_Item]) -> None:
         try:
@@ -180,3 +191,13 @@ class Intake:
 def _refused(_: _Item, exc: Exception) -> Exception:
     """A row the database refused even alone: its request is answered with the error."""
     return exc
+
+
+def waiting(session: Session, *, created_before: datetime | None = None) -> int:
+    """Generations not yet accepted upstream (created before ``created_before``, if given),
+    counted up to ``MAX_COUNTED``."""
+    query = select(Generation.id).where(Generation.status.in_([s.value for s in WAITING]))
+    if created_before is not None:
+        query = query.where(Generation.created_at < created_before)
+    ahead = query.limit(MAX_COUNTED).subquery()
+    return int(session.scalar(select(func.count()).select_from(ahead)) or 0)

@@ -2,16 +2,13 @@
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.intake import waiting
 from models.status import WAITING
 from models.tables import Generation, GenerationEvent
-
-MAX_COUNTED = 10_000
-"""Positions are counted up to here: clients poll often, and beyond it the number means little."""
 
 
 def parse_id(value: str) -> uuid.UUID | None:
@@ -43,17 +40,7 @@ def events_of(session: Session, generation_id: uuid.UUID) -> Sequence[Generation
 
 def queue_position(session: Session, gen: Generation) -> int:
     """Requests in front of this one: upstream's count once it is there, before that the
-    number of older generations still waiting to be sent upstream (at most ``MAX_COUNTED``)."""
+    number of older generations still waiting to be sent upstream (:func:`api.intake.waiting`)."""
     if gen.status not in WAITING:
         return gen.queue_position or 0
     return waiting(session, created_before=gen.created_at)
-
-
-def waiting(session: Session, *, created_before: datetime | None = None) -> int:
-    """Generations not yet accepted upstream (created before ``created_before``, if given),
-    counted up to ``MAX_COUNTED``."""
-    query = select(Generation.id).where(Generation.status.in_([s.value for s in WAITING]))
-    if created_before is not None:
-        query = query.where(Generation.created_at < created_before)
-    ahead = query.limit(MAX_COUNTED).subquery()
-    return int(session.scalar(select(func.count()).select_from(ahead)) or 0)
