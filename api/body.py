@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from api.deps import StateDep
 from api.errors import ApiError, ValidationFailed, invalid
+from api.state import StateDep
 
 MAX_DEPTH = 32
 """Deeper JSON is refused: no input of any model nests more than a few levels."""

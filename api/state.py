@@ -1,16 +1,19 @@
-"""What one app instance owns: settings, a lazily built engine and its session factories, the
-publisher, the intake and the key cache."""
+"""What one app instance owns (settings, a lazily built engine and its session factories, the
+publisher, the intake and the key lookups), and the per-request dependencies that hand it to a
+route: ``StateDep``, ``SessionDep`` and ``CallerDep``."""
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auth import Authenticator, Caller
 from api.intake import Intake, IntakeLimits
-from api.keycache import KeyCache
 from api.publisher import Publisher
 from models.db import make_engine, make_session_factory, normalize_url
 from models.settings import Settings
@@ -59,7 +62,9 @@ class AppState:
             ),
             clock=clock,
         )
-        self.keys = KeyCache(ttl=settings.api_key_cache_seconds)
+        self.auth = Authenticator(
+            sessions=lambda: self.sessions, ttl=settings.api_key_cache_seconds
+        )
 
     @property
     def engine(self) -> Engine:
@@ -107,3 +112,34 @@ class AppState:
                 self._sessions = None
                 self._writer_sessions = None
         self.publisher.close()
+
+
+async def get_state(request: Request) -> AppState:
+    """``async``: FastAPI runs a plain ``def`` dependency on its thread pool, and a hop to a
+    worker thread and back for an attribute lookup costs more than the lookup
+    (benchmarks/HISTORY.md)."""
+    state: AppState = request.app.state.genqueue
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    """One session per request. Routes commit what they change; anything left is rolled back."""
+    session = state.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def authenticate(request: Request, state: StateDep) -> Caller:
+    """The caller of a request (:class:`api.auth.Authenticator`); 401 without a live key."""
+    return await state.auth.caller(request.headers.get("authorization"))
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]

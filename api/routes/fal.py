@@ -11,9 +11,8 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.auth import Caller, CallerDep, authenticate
+from api.auth import Caller
 from api.body import JsonBody
-from api.deps import SessionDep, StateDep
 from api.errors import ApiError
 from api.fal.answers import (
     COMPLETED,
@@ -31,6 +30,7 @@ from api.fal.urls import fal_urls, public_base
 from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
+from api.state import CallerDep, SessionDep, StateDep, authenticate
 from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
 from models import tasknames
 from models.endpoint_id import app_id

@@ -5,9 +5,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import StateDep
 from api.schemas import Health
-from api.state import AppState
+from api.state import AppState, StateDep
 
 router = APIRouter(tags=["health"])
 

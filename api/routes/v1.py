@@ -9,9 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CallerDep
 from api.body import JsonBody, storable_text, unstorable_text
-from api.deps import SessionDep, StateDep
 from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
 from api.fal.registry import MODELS, SUPPORTED, validate_input
 from api.listing import Filters, as_utc, list_page
@@ -26,7 +24,7 @@ from api.schemas import (
     GenerationDetail,
     GenerationPage,
 )
-from api.state import AppState
+from api.state import AppState, CallerDep, SessionDep, StateDep
 from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, key_holder, submit
 from api.views import new_detail, to_detail, to_public
 from models import tasknames

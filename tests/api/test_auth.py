@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.keycache import KeyCache
+from api.auth import KeyCache
 from models.keys import find_key, revoke_key
 from tests.api.support import MODEL, auth
 
@@ -66,7 +66,7 @@ def test_a_revoked_key_is_401_once_the_key_cache_lets_it_go(
 ) -> None:
     now = [1000.0]
     cache = KeyCache(ttl=5.0, clock=lambda: now[0])
-    monkeypatch.setattr(api_app.state.genqueue, "keys", cache)
+    monkeypatch.setattr(api_app.state.genqueue.auth, "cache", cache)
     assert client.get("/v1/generations", headers=auth(key)).status_code == 200
     with pg_sessions.begin() as session:
         row = find_key(session, key)

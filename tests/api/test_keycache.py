@@ -2,8 +2,10 @@
 
 import uuid
 
-from api import keycache
-from api.keycache import Caller, KeyCache
+import pytest
+
+from api import auth
+from api.auth import Caller, KeyCache
 
 WHO = Caller(tenant_id=uuid.uuid4(), key_id=uuid.uuid4())
 
@@ -33,8 +35,8 @@ def test_a_zero_ttl_turns_the_cache_off() -> None:
     assert cache.get("gq_k") is None
 
 
-def test_the_cache_never_grows_past_its_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(keycache, "MAX_ENTRIES", 10)
+def test_the_cache_never_grows_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "MAX_CACHED", 10)
     now = [0.0]
     cache = KeyCache(ttl=5.0, clock=lambda: now[0])
     for i in range(25):
