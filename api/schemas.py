@@ -1,13 +1,12 @@
 """Request and response schemas of the native surface, errors and health (the fal surface's are in
-``api.fal.schemas``, the model inputs in ``api.fal.inputs``)."""
+``api.fal.schemas``, the model inputs in ``api.fal.registry``)."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from api.fal.inputs import SEED_EXAMPLE
-from api.fal.registry import SUPPORTED
+from api.fal.registry import SEED_EXAMPLE, SUPPORTED
 from models.status import GenerationStatus
 
 

@@ -1,26 +1,129 @@
 """The models genqueue accepts: endpoint id → input schema, summary and example, and how an input
 is checked against its schema.
 
-The schemas and examples themselves are in ``api.fal.inputs``; nothing outside this module
-looks into a :class:`ModelSpec`'s schema but through :attr:`ModelSpec.schema_name`,
-:func:`input_models` and :func:`validate_input`.
+The Kontext family's input schemas (UPSTREAM.md §13) are validated strictly: no ``"2"`` for an
+integer, no ``"true"`` for a boolean, unknown fields rejected, and one deliberate leniency:
+``safety_tolerance`` is a string enum upstream, but relays send it as an integer, so ``2`` is
+accepted and stored as ``"2"``. Nothing outside this module looks into a :class:`ModelSpec`'s
+schema but through :attr:`ModelSpec.schema_name`, :func:`input_models` and
+:func:`validate_input`.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from api.errors import ValidationFailed, error_items
-from api.fal.inputs import (
-    EDIT_EXAMPLE,
-    MULTI_EXAMPLE,
-    SEED_EXAMPLE,
-    KontextEditInput,
-    KontextMultiInput,
-    KontextTextToImageInput,
-)
+
+AspectRatio = Literal["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
+OutputFormat = Literal["jpeg", "png"]
+TOLERANCES = ("1", "2", "3", "4", "5", "6")
+MAX_SEED = 2**63 - 1
+URL_PATTERN = r"^(https?://\S+|data:\S+)$"
+
+
+def _tolerance_as_string(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+SafetyTolerance = Annotated[
+    Literal["1", "2", "3", "4", "5", "6"],
+    BeforeValidator(_tolerance_as_string),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(TOLERANCES)},
+                {"type": "integer", "minimum": 1, "maximum": 6},
+            ]
+        }
+    ),
+]
+ImageUrl = Annotated[str, Field(pattern=URL_PATTERN, description="an http(s) URL or a data URI")]
+
+
+class KontextBase(BaseModel):
+    """Fields shared by every Kontext endpoint."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    prompt: str = Field(min_length=1, description="The prompt to generate an image from.")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="Same seed and prompt give the same image."
+    )
+    guidance_scale: float = Field(
+        3.5, ge=1, le=20, description="CFG scale: how closely the model follows the prompt."
+    )
+    sync_mode: bool = Field(
+        False, description="Return the image as a data URI instead of a URL (not kept upstream)."
+    )
+    num_images: int = Field(1, ge=1, le=4, description="Number of images to generate.")
+    output_format: OutputFormat = Field("jpeg", description="Format of the generated images.")
+    safety_tolerance: SafetyTolerance = Field(
+        "2", description='Safety tolerance, "1" (strictest) to "6"; an integer is accepted too.'
+    )
+    enhance_prompt: bool = Field(False, description="Let upstream enhance the prompt.")
+
+
+class KontextTextToImageInput(KontextBase):
+    """Input of ``fal-ai/flux-pro/kontext/text-to-image`` and ``…/kontext/max/text-to-image``."""
+
+    aspect_ratio: AspectRatio = Field("1:1", description="Aspect ratio of the generated image.")
+
+
+class KontextEditInput(KontextBase):
+    """Input of ``fal-ai/flux-pro/kontext`` and ``…/kontext/max``: edit one image."""
+
+    image_url: ImageUrl = Field(description="The image to edit (URL or data URI).")
+    aspect_ratio: AspectRatio | None = Field(
+        None, description="Aspect ratio; by default the input image's."
+    )
+
+
+class KontextMultiInput(KontextBase):
+    """Input of ``fal-ai/flux-pro/kontext/multi`` and ``…/kontext/max/multi``: several images."""
+
+    image_urls: list[ImageUrl] = Field(min_length=1, description="The images to combine.")
+    aspect_ratio: AspectRatio | None = Field(
+        None, description="Aspect ratio; by default the input images'."
+    )
+
+
+SEED_EXAMPLE: dict[str, Any] = {
+    "prompt": (
+        "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. "
+        "Sharp focus on eye texture and color. Natural lighting to capture authentic eye shine "
+        'and depth. The word "FLUX" is painted over it in big, white brush strokes with visible '
+        "texture."
+    ),
+    "guidance_scale": 3.5,
+    "num_images": 1,
+    "output_format": "jpeg",
+    "safety_tolerance": "2",
+    "aspect_ratio": "1:1",
+}
+"""The request example of the product owner's seed document, verbatim."""
+EDIT_EXAMPLE: dict[str, Any] = {
+    "prompt": "Put a donut next to the flour.",
+    "image_url": "https://v3.fal.media/files/rabbit/rmgBxhwGYb2d3pl3x9sKf_output.png",
+}
+MULTI_EXAMPLE: dict[str, Any] = {
+    "prompt": "Put the little duckling on top of the woman's t-shirt.",
+    "image_urls": [
+        "https://v3.fal.media/files/penguin/XoW0qavfF-ahg-jX4BMyL_image.webp",
+        "https://v3.fal.media/files/tiger/bml6YA7DWJXOigadvxk75_image.webp",
+    ],
+}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from api.fal.inputs import SEED_EXAMPLE
+from api.fal.registry import SEED_EXAMPLE
 from api.fal.schemas import SEED_SUBMIT_ANSWER
 from models.settings import Settings
 from tests.api.seed import load_seed

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.fal.inputs import SEED_EXAMPLE
+from api.fal.registry import SEED_EXAMPLE
 from models import tasknames
 from tests.api.seed import SEED_BASE, SEED_HOST, SEED_KEY, load_seed
 from tests.api.support import RecordingPublisher, auth, live_server
