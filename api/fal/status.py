@@ -13,8 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.fal.answers import COMPLETED, log_entries, status_body
-from api.fal.urls import fal_urls
+from api.fal.answers import COMPLETED, fal_urls, log_entries, status_body
 from api.lookups import events_of, queue_position
 from api.state import AppState
 from models.tables import Generation

@@ -20,13 +20,14 @@ from api.fal.answers import (
     cancel_already_completed,
     cancel_not_found,
     cancel_requested,
+    fal_urls,
+    public_base,
     result_answer,
     submit_body,
 )
 from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
 from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
 from api.fal.status import current_status, status_events
-from api.fal.urls import fal_urls, public_base
 from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
