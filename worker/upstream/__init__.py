@@ -12,6 +12,7 @@ from worker.upstream.errors import (
     UpstreamRejected,
     UpstreamTransient,
 )
+from worker.upstream.protocol import app_base, rewrite_url
 from worker.upstream.types import (
     QueueState,
     StatusReport,
@@ -19,7 +20,6 @@ from worker.upstream.types import (
     UpstreamCancelOutcome,
     UpstreamResult,
 )
-from worker.upstream.urls import app_base, rewrite_url
 
 __all__ = [
     "QueueState",

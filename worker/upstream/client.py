@@ -11,7 +11,7 @@ from typing import Any, Self
 import httpx
 from pydantic import SecretStr
 
-from worker.upstream import answers
+from worker.upstream import protocol
 from worker.upstream.classify import is_final_result, response_error, transport_error
 from worker.upstream.errors import UpstreamError, UpstreamRejected
 from worker.upstream.responses import REQUEST_TIMEOUT_HEADER, redact
@@ -22,7 +22,6 @@ from worker.upstream.types import (
     UpstreamCancelOutcome,
     UpstreamResult,
 )
-from worker.upstream.urls import normalize_base_url, rewrite_url, submit_url
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class UpstreamClient:
             raise ValueError(f"auth_scheme must be 'Key' or 'Bearer', got {auth_scheme!r}")
         if not (connect_timeout > 0 and read_timeout > 0 and max_connections >= 1):
             raise ValueError("timeouts must be positive and max_connections at least 1")
-        self.base_url = normalize_base_url(base_url)
+        self.base_url = protocol.normalize_base_url(base_url)
         self.auth_scheme = scheme
         secret = key.get_secret_value() if isinstance(key, SecretStr) else key
         self._secrets = _secrets_of(secret)
@@ -123,14 +122,14 @@ class UpstreamClient:
                 )
             headers[REQUEST_TIMEOUT_HEADER] = str(float(start_timeout))
         try:
-            url = submit_url(self.base_url, endpoint_id, webhook_url=webhook_url)
+            url = protocol.submit_url(self.base_url, endpoint_id, webhook_url=webhook_url)
         except ValueError as exc:
             raise self._scrub(UpstreamRejected(f"submit: {exc}", op="submit")) from None
         response = self._send("submit", "POST", url, json=payload, headers=headers)
         if not response.is_success:
             raise self._scrub(response_error("submit", response))
         try:
-            handle = answers.submit_handle(
+            handle = protocol.submit_handle(
                 response, base_url=self.base_url, endpoint_id=endpoint_id
             )
         except UpstreamError as exc:
@@ -145,7 +144,7 @@ class UpstreamClient:
         if not response.is_success:
             raise self._scrub(response_error("status", response))
         try:
-            report = answers.status_report(response)
+            report = protocol.status_report(response)
         except UpstreamError as exc:
             raise self._scrub(exc) from None
         return replace(
@@ -161,13 +160,13 @@ class UpstreamClient:
         response = self._send("result", "GET", self._rehome(response_url))
         if not (response.is_success or is_final_result(response)):
             raise self._scrub(response_error("result", response))
-        answer = answers.upstream_result(response)
+        answer = protocol.upstream_result(response)
         return replace(answer, body=redact(answer.body, self._secrets))
 
     def cancel(self, cancel_url: str) -> UpstreamCancelOutcome:
         """PUT the cancel. CANCELLATION_REQUESTED does not mean it stopped: keep polling."""
         response = self._send("cancel", "PUT", self._rehome(cancel_url))
-        outcome = answers.cancel_outcome(response)
+        outcome = protocol.cancel_outcome(response)
         if outcome is None:
             raise self._scrub(response_error("cancel", response))
         return outcome
@@ -194,7 +193,7 @@ class UpstreamClient:
         )
 
     def _rehome(self, url: str) -> str:
-        return rewrite_url(url, self.base_url)
+        return protocol.rewrite_url(url, self.base_url)
 
     def _scrub(self, error: UpstreamError) -> UpstreamError:
         return error.redact(self._secrets)

@@ -1,7 +1,7 @@
 import pytest
 
 from worker.upstream import app_base, rewrite_url
-from worker.upstream.urls import normalize_base_url, submit_url
+from worker.upstream.protocol import normalize_base_url, submit_url
 
 FAL_STATUS = "https://queue.fal.run/fal-ai/flux-pro/requests/r1/status"
 
