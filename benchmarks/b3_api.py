@@ -16,9 +16,9 @@ from benchmarks.loadgen import KEY_ENV
 from benchmarks.processes import Proc
 from benchmarks.results import BenchResult
 from benchmarks.scale import Scale
-from benchmarks.services import free_port, wait_until
 from benchmarks.stack import Stack
 from benchmarks.stats import ratio
+from genqueue.net import free_port, wait_until
 
 TARGET_P99_RATIO = 3.0
 TARGET_RPS = 400.0

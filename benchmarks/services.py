@@ -6,12 +6,9 @@ test suite uses, so a benchmark and a test run never share (or flush) one databa
 """
 
 import os
-import socket
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 import psycopg
 import redis
@@ -26,31 +23,6 @@ REDIS_URL = os.environ.get(
     "GENQUEUE_BENCH_REDIS", os.environ.get("GENQUEUE_TEST_REDIS", "redis://127.0.0.1:6379")
 )
 CLAIM_KEY = "genqueue-test:claim"  # shared with tests/support/services.py on purpose
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(
-    predicate: Callable[[], T | None], timeout: float, *, interval: float = 0.1, what: str
-) -> T:
-    """Call ``predicate`` until it returns something truthy; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # what we wait for may not answer yet
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what} (last error: {last})")
 
 
 @contextmanager

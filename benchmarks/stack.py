@@ -15,7 +15,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.processes import Proc, stop_all
-from benchmarks.services import flush_broker, free_port, wait_until
+from benchmarks.services import flush_broker
+from genqueue.net import free_port, wait_until
 from models.db import make_engine, make_session_factory
 from models.keys import create_key
 from models.tables import Generation

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from genqueue import embedded_redis
 from genqueue.database import display_url, migrate, open_database
 from genqueue.datadir import DataDir
 from genqueue.errors import CliError
+from genqueue.net import free_port, port_free
 from genqueue.services import load_settings
 from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
 from models.settings import Settings
@@ -169,9 +169,9 @@ def _plan(settings: Settings, host: str | None, port: int | None) -> Plan:
         ("the API", api_port, "--port"),
         ("Flower", settings.flower_port, "GENQUEUE_FLOWER_PORT"),
     ):
-        if not _port_free(host if name == "the API" else settings.flower_host, value):
+        if not port_free(host if name == "the API" else settings.flower_host, value):
             raise CliError(f"port {value} for {name} is in use; choose another with {env}")
-    metrics_port = settings.worker_metrics_port or _free_port()
+    metrics_port = settings.worker_metrics_port or free_port()
     external_broker = bool(os.environ.get("GENQUEUE_BROKER_URL"))
     use_simulator = not (settings.upstream_key_value() or os.environ.get("GENQUEUE_UPSTREAM_URL"))
     return Plan(
@@ -179,8 +179,8 @@ def _plan(settings: Settings, host: str | None, port: int | None) -> Plan:
         api_port=api_port,
         flower_port=settings.flower_port,
         metrics_port=metrics_port,
-        redis_port=None if external_broker else (settings.redis_port or _free_port()),
-        simulator_port=_free_port() if use_simulator else None,
+        redis_port=None if external_broker else (settings.redis_port or free_port()),
+        simulator_port=free_port() if use_simulator else None,
     )
 
 
@@ -309,19 +309,3 @@ def _http_answers(url: str) -> Callable[[], bool]:
             return False
 
     return check
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -13,12 +13,12 @@ from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from genqueue.net import free_port, wait_until
 from models.keys import create_key
 from models.state import record_event
 from models.status import GenerationStatus
 from models.tables import Generation
 from models.vocabulary import EventKind
-from tests.support.services import free_port, wait_until
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 EDIT_MODEL = "fal-ai/flux-pro/kontext"

@@ -17,9 +17,10 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import _Config
+from genqueue.net import free_port, wait_until
 from models import tasknames
 from tests.api.support import MODEL, auth, new_key
-from tests.support.services import free_port, redis_database, wait_until
+from tests.support.services import redis_database
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def _serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> subpro
             20,
             what="the API to answer",
         )
-    except AssertionError:
+    except TimeoutError:
         proc.kill()
         raise AssertionError(log.read_text()) from None
     return proc

@@ -10,9 +10,9 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from genqueue.net import wait_until
 from tests.chaos.conftest import ApiJobs, ChaosStack
 from tests.support.jobs import assert_invariants
-from tests.support.services import wait_until
 from tests.support.stack import FLOWER_AUTH, UPSTREAM_KEY, Process
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]

@@ -3,8 +3,8 @@
 import pytest
 
 from genqueue.errors import EXIT_AUTH, EXIT_ERROR, EXIT_INVALID, EXIT_UNREACHABLE
+from genqueue.net import free_port
 from tests.cli.stub_api import StubApi
-from tests.support.services import free_port
 
 ID = "0b6a8f5e-2f6c-4a4b-9f5e-6d1f0c8a1e11"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import psutil
 
+from genqueue.net import wait_until
 from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
-from tests.support.services import wait_until
 
 PY = sys.executable
 GRANDPARENT = """

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from tests.support.services import free_port, wait_until
+from genqueue.net import free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 

@@ -9,12 +9,12 @@ import httpx
 import pytest
 from PIL import Image
 
+from genqueue.net import wait_until
 from models import tasknames
 from models.generations import request_cancel
 from models.status import GenerationStatus
 from tests.support.jobs import Jobs, assert_exactly_once
 from tests.support.receiver import webhook_receiver
-from tests.support.services import wait_until
 from tests.support.stack import UPSTREAM_KEY
 
 pytestmark = pytest.mark.integration

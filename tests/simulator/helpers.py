@@ -1,7 +1,5 @@
 """Helpers shared by the simulator tests."""
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,18 +23,6 @@ SEED_BODY: dict[str, Any] = {
     "aspect_ratio": "1:1",
 }
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 5.0, what: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy (bounded; never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """``python -m simulator`` as a real subprocess."""
 
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,19 +8,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.simulator.helpers import MODEL, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from genqueue.net import free_port, wait_until
+from tests.simulator.helpers import MODEL
 
 
 @pytest.fixture
 def cli_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--run-time", "0.2", "--capacity", "1", "--auth", "Key cli-secret-123"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -35,7 +28,7 @@ def cli_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
             return False
 
     try:
-        wait_for(up, timeout=15.0, what="the simulator subprocess")
+        wait_until(up, 15.0, interval=0.01, what="the simulator subprocess")
         yield url, proc
     finally:
         if proc.poll() is None:
@@ -55,7 +48,12 @@ def test_cli_serves_the_queue_and_stops_on_sigint(
         )
         handle = http.post(f"/{MODEL}", json={"prompt": "from the cli"}).json()
         assert handle["status_url"].startswith(f"{url}/fal-ai/flux-pro/requests/")
-        wait_for(lambda: http.get(handle["status_url"]).status_code == 200, what="completion")
+        wait_until(
+            lambda: http.get(handle["status_url"]).status_code == 200,
+            5.0,
+            interval=0.01,
+            what="completion",
+        )
         result = http.get(handle["response_url"]).json()
         assert result["prompt"] == "from the cli"
         assert http.get(result["images"][0]["url"]).status_code == 200

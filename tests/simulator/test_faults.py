@@ -8,8 +8,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from genqueue.net import wait_until
 from simulator import FaultRule
-from tests.simulator.helpers import MODEL, SimClient, wait_for
+from tests.simulator.helpers import MODEL, SimClient
 
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
 
@@ -80,7 +81,12 @@ def test_hang_then_answers_normally_with_the_state_of_then(api: SimClient) -> No
     with httpx.Client(timeout=5.0) as other, ThreadPoolExecutor(1) as pool:
         started = time.monotonic()
         pending = pool.submit(other.get, handle["status_url"])
-        wait_for(lambda: api.sim.stats()["responses"].get("status:hang"), what="the hang")
+        wait_until(
+            lambda: api.sim.stats()["responses"].get("status:hang"),
+            5.0,
+            interval=0.01,
+            what="the hang",
+        )
         api.advance(10.0)  # the job finishes while the call is held
         response = pending.result(timeout=5.0)
     assert time.monotonic() - started >= 0.3
@@ -275,4 +281,9 @@ def test_faults_do_not_break_the_server(api: SimClient) -> None:
     for _ in range(5):
         with pytest.raises(DROPPED):
             api.status(handle)
-    wait_for(lambda: api.status(handle).status_code == 202, what="normal answers again")
+    wait_until(
+        lambda: api.status(handle).status_code == 202,
+        5.0,
+        interval=0.01,
+        what="normal answers again",
+    )

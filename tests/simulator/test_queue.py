@@ -6,9 +6,10 @@ import json
 import httpx
 import pytest
 
+from genqueue.net import wait_until
 from simulator import ManualClock
 from tests.simulator.conftest import StartServer
-from tests.simulator.helpers import MODEL, SimClient, wait_for
+from tests.simulator.helpers import MODEL, SimClient
 
 QUEUED, RUNNING, DONE = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 
@@ -185,4 +186,9 @@ def test_stream_stops_quietly_when_the_client_leaves(start_server: StartServer) 
         with http.stream("GET", handle["status_url"] + "/stream") as response:
             first = next(line for line in response.iter_lines() if line.startswith("data:"))
         assert "IN_PROGRESS" in first
-        wait_for(lambda: http.get("/_sim/stats").status_code == 200, what="server alive")
+        wait_until(
+            lambda: http.get("/_sim/stats").status_code == 200,
+            5.0,
+            interval=0.01,
+            what="server alive",
+        )

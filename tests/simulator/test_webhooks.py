@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from genqueue.net import wait_until
 from simulator import FaultRule
-from tests.simulator.helpers import MODEL, SimClient, wait_for
+from tests.simulator.helpers import MODEL, SimClient
 
 
 class _Receiver(ThreadingHTTPServer):
@@ -58,7 +59,9 @@ def _submit(api: SimClient, receiver: _Receiver, prompt: str) -> dict[str, Any]:
 def test_webhook_is_posted_when_the_job_completes(api: SimClient, receiver: _Receiver) -> None:
     handle = _submit(api, receiver, "hooked")
     api.advance(10.0)
-    [(headers, payload)] = wait_for(lambda: receiver.received, what="the webhook")
+    [(headers, payload)] = wait_until(
+        lambda: receiver.received, 5.0, interval=0.01, what="the webhook"
+    )
     assert payload["request_id"] == payload["gateway_request_id"] == handle["request_id"]
     assert payload["status"] == "OK"
     assert payload["payload"]["seed"] == 7 and payload["payload"]["prompt"] == "hooked"
@@ -70,7 +73,7 @@ def test_failed_job_webhook_says_error(api: SimClient, receiver: _Receiver) -> N
     api.sim.add_fault(FaultRule(kind="model_error", status_code=503))
     handle = _submit(api, receiver, "doomed")
     api.advance(10.0)
-    [(_, payload)] = wait_for(lambda: receiver.received, what="the webhook")
+    [(_, payload)] = wait_until(lambda: receiver.received, 5.0, interval=0.01, what="the webhook")
     assert (payload["request_id"], payload["status"]) == (handle["request_id"], "ERROR")
     assert payload["error"] == "Invalid status code: 503"
     assert payload["payload"] == {
@@ -83,5 +86,5 @@ def test_duplicate_webhook_fault_delivers_twice(api: SimClient, receiver: _Recei
     api.sim.add_fault(FaultRule(op="submit", kind="duplicate_webhook", times=1))
     handle = _submit(api, receiver, "twice")
     api.advance(10.0)
-    wait_for(lambda: len(receiver.received) == 2, what="two deliveries")
+    wait_until(lambda: len(receiver.received) == 2, 5.0, interval=0.01, what="two deliveries")
     assert {body["request_id"] for _, body in receiver.received} == {handle["request_id"]}

@@ -9,12 +9,12 @@ import httpx
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from genqueue.net import wait_until
 from models import tasknames
 from models.keys import create_key
 from models.status import TERMINAL
 from models.tables import Generation
 from tests.support.generations import create_generation
-from tests.support.services import wait_until
 from tests.support.stack import UPSTREAM_KEY, Stack
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
@@ -79,7 +79,7 @@ class Jobs:
             result: list[Generation] = wait_until(
                 done, timeout, interval=0.1, what=f"{len(gen_ids)} jobs to reach {statuses}"
             )
-        except AssertionError:
+        except TimeoutError:
             print(self.stack.logs())
             raise
         return result

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.services import free_port, wait_until
+from genqueue.net import free_port, wait_until
 
 FLOWER_AUTH = ("operator", "flower-test-pw")
 UPSTREAM_KEY = "sim-key-7f3a9c"  # recognisable, so secret-leak checks can grep for it

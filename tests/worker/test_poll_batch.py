@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from genqueue.net import wait_until
 from models.status import GenerationStatus
 from models.tables import Generation
 from simulator import FaultRule
-from tests.support.services import wait_until
 from tests.worker.lifecycle_support import (
     RecordingObserver,
     drive,

@@ -13,13 +13,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from genqueue.net import wait_until
 from migrations.runner import upgrade
 from models import tasknames
 from models.db import make_engine, make_session_factory
 from models.status import GenerationStatus
 from models.tables import Generation
 from simulator import FaultRule, SimulatorServer
-from tests.support.services import PostgresServer, wait_until
+from tests.support.services import PostgresServer
 from tests.worker.lifecycle_support import (
     KEY,
     RecordingObserver,

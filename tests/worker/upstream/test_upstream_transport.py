@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from genqueue.net import free_port
 from tests.worker.upstream.fakes import FakeUpstream
 from worker.upstream import (
     SubmitAmbiguous,
@@ -187,10 +188,7 @@ def test_real_close_after_request_is_ambiguous() -> None:
 
 
 def test_real_connection_refused_is_transient_not_ambiguous() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # nothing listens on ``port`` any more
+    port = free_port()  # nothing listens on it
     with (
         real_client(f"http://127.0.0.1:{port}") as client,
         pytest.raises(UpstreamTransient) as caught,
