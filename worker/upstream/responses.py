@@ -139,19 +139,7 @@ def summarize(body: Any) -> str:
     """A short human line for an error body: ``prompt: Field required``, ``Request timed out``."""
     text: str
     if isinstance(body, dict):
-        detail = body.get("detail")
-        if isinstance(detail, list) and detail:
-            text = _detail_items(detail)
-        elif isinstance(detail, str) and detail:
-            text = detail
-        elif isinstance(body.get("error"), str) and body["error"]:
-            text = body["error"]
-        elif isinstance(body.get("message"), str) and body["message"]:
-            text = body["message"]
-        elif isinstance(body.get("status"), str) and body["status"]:
-            text = body["status"]
-        else:
-            text = json.dumps(body)[:_MAX_MESSAGE_CHARS]
+        text = _summarize_object(body)
     elif isinstance(body, str):
         stripped = " ".join(body.split())
         if "<html" in stripped.lower():
@@ -165,6 +153,19 @@ def summarize(body: Any) -> str:
     if len(text) > _MAX_MESSAGE_CHARS:
         text = text[: _MAX_MESSAGE_CHARS - 3] + "..."
     return text
+
+
+def _summarize_object(body: dict[str, Any]) -> str:
+    """The first of ``detail`` (a list of items, or a sentence), ``error``, ``message`` or
+    ``status`` that says something; else the JSON itself."""
+    detail = body.get("detail")
+    if isinstance(detail, list) and detail:
+        return _detail_items(detail)
+    for key in ("detail", "error", "message", "status"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return json.dumps(body)[:_MAX_MESSAGE_CHARS]
 
 
 def redact(value: Any, secrets: tuple[str, ...]) -> Any:
