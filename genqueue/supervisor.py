@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -46,7 +46,6 @@ class Child:
     restarts: int = 0
     started_at: float = 0.0
     restart_at: float | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -57,19 +56,21 @@ class Child:
         return self.proc.pid if self.proc else None
 
     def start(self, env: dict[str, str]) -> None:
-        output: IO[bytes] | None = None
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = output = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.spec.argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        with contextlib.ExitStack() as files:
+            output: IO[bytes] | None = None
+            if self.log_path is not None:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                # the child writes to its own copy of the descriptor; ours closes at once
+                output = files.enter_context(self.log_path.open("ab"))
+            self.proc = subprocess.Popen(
+                self.spec.argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -89,9 +90,6 @@ class Child:
                 _signal_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.reap_group()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def reap_group(self) -> None:
         """Kill what is left of the group after its leader ended (e.g. pool processes)."""
