@@ -42,7 +42,8 @@ class Connection:
     async def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
         await self.connect()
         reader, writer = self._reader, self._writer
-        assert reader is not None and writer is not None
+        assert reader is not None
+        assert writer is not None
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._fixed}"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"

@@ -60,7 +60,8 @@ def check_celery_args(program: str, args: list[str]) -> None:
 
         for arg in args:
             name = arg.lstrip("-").split("=", 1)[0]
-            assert arg.startswith("--") and name in options, f"flower has no option {arg!r}"
+            assert arg.startswith("--"), f"flower has no option {arg!r}"
+            assert name in options, f"flower has no option {arg!r}"
         return
     from celery.bin.beat import beat
     from celery.bin.worker import worker
@@ -134,7 +135,8 @@ def test_redis_keeps_what_it_is_given() -> None:
 @pytest.mark.parametrize("name", [n for n in SERVICES if n != "migrate"])
 def test_long_running_services_have_a_healthcheck(name: str) -> None:
     check = SERVICES[name].get("healthcheck")
-    assert check and check.get("test"), f"{name} has no healthcheck"
+    assert check, f"{name} has no healthcheck"
+    assert check.get("test"), f"{name} has no healthcheck"
 
 
 def test_start_order_waits_for_health_and_migrations() -> None:

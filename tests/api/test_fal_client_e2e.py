@@ -7,7 +7,7 @@ fal-client hard-codes ``https://``; UPSTREAM.md §14: point ``QUEUE_URL_FORMAT``
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from models.db import make_engine, make_session_factory
 from models.settings import Settings
 from tests.api.support import MODEL, live_server, new_key
 from tests.support.services import postgres_database, redis_database
-from tests.support.stack import UPSTREAM_KEY, Stack, running_stack
+from tests.support.stack import UPSTREAM_KEY, SimAdmin, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 APP = "fal-ai/flux-pro/kontext/text-to-image"
@@ -33,9 +33,19 @@ class E2E:
     base_url: str
     key: str
     stack: Stack
+    clients: list[fal_client.SyncClient] = field(default_factory=list)
 
-    def client(self) -> fal_client.SyncClient:
-        return fal_client.SyncClient(key=self.key, default_timeout=30)
+    def client(self, key: str | None = None, timeout: float = 30) -> fal_client.SyncClient:
+        client = fal_client.SyncClient(key=key or self.key, default_timeout=timeout)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        """fal-client caches an httpx.Client on each SyncClient and never closes it."""
+        for client in self.clients:
+            if "_client" in client.__dict__:
+                client.__dict__["_client"].close()
+        self.clients.clear()
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +68,17 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         ):
             previous = fal_module.QUEUE_URL_FORMAT
             fal_module.QUEUE_URL_FORMAT = base_url + "/"
+            e2e = E2E(base_url=base_url, key=key, stack=stack)
             try:
-                yield E2E(base_url=base_url, key=key, stack=stack)
+                yield e2e
             finally:
+                e2e.close_clients()
                 fal_module.QUEUE_URL_FORMAT = previous
                 app.state.genqueue.close()
 
 
 @pytest.fixture
-def sim(e2e: E2E) -> Iterator[Any]:
+def sim(e2e: E2E) -> Iterator[SimAdmin]:
     e2e.stack.sim.clear_faults()
     e2e.stack.sim.configure(run_time=1.0, capacity=4, honor_cancel=True)
     yield e2e.stack.sim
@@ -125,7 +137,8 @@ def test_subscribe(e2e: E2E, sim: Any) -> None:
     )
     assert output["images"], _explain(e2e)
     assert len(enqueued) == 1
-    assert updates and isinstance(updates[-1], fal_client.Completed)
+    assert updates
+    assert isinstance(updates[-1], fal_client.Completed)
 
 
 def test_cancel(e2e: E2E, sim: Any) -> None:
@@ -188,7 +201,7 @@ def test_upstream_failure_reaches_the_client_as_upstream_said(e2e: E2E, sim: Any
 
 
 def test_fal_client_against_a_wrong_key_gets_401(e2e: E2E) -> None:
-    client = fal_client.SyncClient(key="gq_wrong", default_timeout=10)
+    client = e2e.client(key="gq_wrong", timeout=10)
     with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
         client.submit(MODEL, arguments={"prompt": "x"})
     assert raised.value.status_code == 401

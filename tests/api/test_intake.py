@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,7 +96,8 @@ def test_requests_that_arrive_during_a_write_are_committed_and_published_togethe
     positions = [a.queue_position for a in accepted[1:]]
     assert positions[1::2] == [None] * 15
     start = positions[0]
-    assert start is not None and positions[0::2] == list(range(start, start + 30, 2))
+    assert start is not None
+    assert positions[0::2] == list(range(start, start + 30, 2))
     assert accepted[0].queue_position is None
     with pg_sessions() as session:
         stored = session.scalars(
@@ -106,7 +108,8 @@ def test_requests_that_arrive_during_a_write_are_committed_and_published_togethe
                 GenerationEvent.generation_id.in_(stored), GenerationEvent.kind == "created"
             )
         ).all()
-    assert len(stored) == 31 and sorted(created) == sorted(stored)
+    assert len(stored) == 31
+    assert sorted(created) == sorted(stored)
 
 
 def test_a_database_outage_fails_every_request_of_the_group_and_publishes_nothing(
@@ -186,15 +189,22 @@ def test_a_group_that_blows_up_the_writer_is_answered_and_the_writer_goes_on(
         intake.close()
 
 
+def _dbapi(session: Session) -> Any:
+    """The driver's own connection under the session's."""
+    connection = session.connection().connection.dbapi_connection
+    assert connection is not None
+    return connection
+
+
 def test_the_writer_runs_in_autocommit_on_postgresql_only(
-    pg_sessions: sessionmaker[Session], tmp_path: Any
+    pg_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     """A group is one statement on PostgreSQL, so no BEGIN/COMMIT round trips; SQLite's two
     statements keep their transaction."""
     with writer_session_factory(pg_sessions.kw["bind"])() as session:
-        assert session.connection().connection.dbapi_connection.autocommit is True  # type: ignore[union-attr]
+        assert _dbapi(session).autocommit is True
     with pg_sessions() as session:
-        assert session.connection().connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+        assert _dbapi(session).autocommit is False
     engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
     try:
         with writer_session_factory(engine)() as session:

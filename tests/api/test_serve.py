@@ -154,7 +154,8 @@ def test_the_listener_gives_accepted_connections_tcp_nodelay() -> None:
             writer.close()
 
     asyncio.run(accept_one())
-    assert seen and seen[0] != 0
+    assert seen
+    assert seen[0] != 0
 
 
 def test_a_serving_process_freezes_what_it_built_before_serving(tmp_path: Path) -> None:

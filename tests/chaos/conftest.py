@@ -61,13 +61,18 @@ class ApiJobs(Jobs):
 
     def __init__(self, chaos: ChaosStack, celery: Celery) -> None:
         stack = chaos.stack
-        sessions = make_session_factory(make_engine(stack.database_url))
+        self.engine = make_engine(stack.database_url)
+        sessions = make_session_factory(self.engine)
         super().__init__(sessions, celery, stack)
         with sessions.begin() as session:
             _, self.api_key = create_key(session, name=f"chaos-{self.marker}")
         self.api = httpx.Client(
             base_url=stack.api_url, timeout=10, headers={"Authorization": f"Bearer {self.api_key}"}
         )
+
+    def close(self) -> None:
+        self.api.close()
+        self.engine.dispose()
 
     def post(self, prompt: str, **input: Any) -> httpx.Response:
         return self.api.post(
@@ -90,7 +95,11 @@ def jobs(chaos: ChaosStack) -> Iterator[ApiJobs]:
     sim.clear_faults()
     sim.configure(**SIM_DEFAULTS)
     celery = Celery("genqueue-chaos", broker=chaos.redis.url)
-    yield ApiJobs(chaos, celery)
-    sim.clear_faults()
-    sim.configure(**SIM_DEFAULTS)
-    celery.close()
+    jobs = ApiJobs(chaos, celery)
+    try:
+        yield jobs
+    finally:
+        jobs.close()
+        sim.clear_faults()
+        sim.configure(**SIM_DEFAULTS)
+        celery.close()

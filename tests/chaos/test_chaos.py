@@ -3,6 +3,8 @@ none stuck, each submitted upstream exactly once unless an ambiguous submit was 
 the recorded result equal to what the upstream produced."""
 
 import json
+import uuid
+from functools import partial
 
 import httpx
 import psycopg
@@ -18,7 +20,7 @@ from tests.support.stack import FLOWER_AUTH, UPSTREAM_KEY, Process
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 
-def _progress(jobs: ApiJobs, ids, at_least: int) -> bool:  # type: ignore[no-untyped-def]
+def _progress(jobs: ApiJobs, ids: list[uuid.UUID], at_least: int) -> bool:
     return sum(jobs.get(i).status != "pending" for i in ids) >= at_least
 
 
@@ -26,7 +28,7 @@ def test_worker_killed_three_times(jobs: ApiJobs, chaos: ChaosStack) -> None:
     jobs.stack.sim.configure(run_time=1.5)
     ids = [jobs.submit(f"kill {i}") for i in range(24)]
     for round_ in range(3):
-        wait_until(lambda r=round_: _progress(jobs, ids, 4 * (r + 1)), 60, what="progress")
+        wait_until(partial(_progress, jobs, ids, 4 * (round_ + 1)), 60, what="progress")
         chaos.stack.worker.kill()  # SIGKILL to the worker and its pool processes
         chaos.stack.worker.start()
     gens = assert_invariants(jobs, ids, timeout=120)
@@ -132,13 +134,16 @@ def test_beat_stopped_then_two_beats(jobs: ApiJobs, chaos: ChaosStack) -> None:
         second.kill()
     assert [g.status for g in gens] == ["completed"] * len(ids)
     for gen in gens:  # one status call per recorded poll: no row was polled twice at once
-        calls = stack.sim.request(gen.upstream_request_id)["calls"]
+        calls = stack.sim.calls(gen.upstream_request_id)
         assert calls["status"] == gen.poll_count, (gen.id, calls, gen.poll_count)
 
 
-def test_the_upstream_key_appears_nowhere(jobs: ApiJobs, chaos: ChaosStack) -> None:
+def test_the_upstream_key_appears_nowhere(
+    jobs: ApiJobs, chaos: ChaosStack, request: pytest.FixtureRequest
+) -> None:
     stack = chaos.stack
     flower = httpx.Client(base_url=stack.flower_url, auth=FLOWER_AUTH, timeout=10)
+    request.addfinalizer(flower.close)
     # Flower lists tasks from the events it captured; beat's ticks show it is capturing.
     wait_until(lambda: flower.get("/api/tasks").json(), 60, what="flower to capture events")
     ids = [jobs.submit(f"secret {i}") for i in range(3)]

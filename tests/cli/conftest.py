@@ -1,8 +1,9 @@
 """Run the CLI in-process the way the console script does, capturing its two streams."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -19,10 +20,14 @@ class Run:
     err: str
 
 
+class Cli(Protocol):
+    """``genqueue`` with these arguments, run in-process."""
+
+    def __call__(self, *args: str) -> Run: ...
+
+
 @pytest.fixture
-def cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> Callable[..., Run]:
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
     monkeypatch.setenv("GENQUEUE_DATA_DIR", str(tmp_path / "data"))
     for name in CLIENT_ENV:
         monkeypatch.delenv(name, raising=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from PIL import Image
 
 from genqueue.client import decode_data_url, extension_for
+from tests.cli.conftest import Cli
 from tests.cli.stub_api import StubApi, png_bytes
 
 ID = "5d7e0c1a-9a3e-4b8e-a6f1-1c2d3e4f5a6b"
@@ -22,7 +23,7 @@ def record(status: str, **extra: object) -> dict[str, object]:
     }
 
 
-def test_submit_without_wait_prints_only_the_id(cli, api: StubApi) -> None:
+def test_submit_without_wait_prints_only_the_id(cli: Cli, api: StubApi) -> None:
     api.on("POST", "/v1/generations", (201, record("pending")))
     run = cli(
         "submit", "a tiger eye", "--aspect-ratio", "16:9", "--seed", "7", "--idempotency-key", "k-1"
@@ -34,7 +35,7 @@ def test_submit_without_wait_prints_only_the_id(cli, api: StubApi) -> None:
     assert sent["headers"]["Idempotency-Key"] == "k-1"
 
 
-def test_submit_wait_follows_and_saves_images(cli, api: StubApi, tmp_path: Path) -> None:
+def test_submit_wait_follows_and_saves_images(cli: Cli, api: StubApi, tmp_path: Path) -> None:
     api.files["/files/a.png"] = png_bytes(64, 48)
     data_url = "data:image/png;base64," + base64.b64encode(png_bytes(8, 8)).decode()
     images = [
@@ -75,23 +76,27 @@ def test_submit_wait_follows_and_saves_images(cli, api: StubApi, tmp_path: Path)
         assert img.size == (64, 48)
     with Image.open(paths[1]) as img:
         assert img.size == (8, 8)
-    assert "position 2" in run.err and "running" in run.err and "completed" in run.err
+    assert "position 2" in run.err
+    assert "running" in run.err
+    assert "completed" in run.err
     image_request = next(r for r in api.requests if r["path"] == "/files/a.png")
     assert "Authorization" not in image_request["headers"], "the API key must not leave genqueue"
 
 
-def test_submit_wait_failed_job_exits_non_zero(cli, api: StubApi) -> None:
+def test_submit_wait_failed_job_exits_non_zero(cli: Cli, api: StubApi) -> None:
     api.on("POST", "/v1/generations", (201, record("pending")))
     error = {"type": "upstream_error", "message": "model crashed", "http_status": 500}
     api.on("GET", f"/v1/generations/{ID}", (200, record("failed", error=error)))
     run = cli("submit", "a tiger eye", "--wait")
     assert run.code == 1
     last = run.err.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "failed" in last and "model crashed" in last
+    assert last.startswith("error: ")
+    assert "failed" in last
+    assert "model crashed" in last
     assert run.out == ""
 
 
-def test_status_shows_record_and_events(cli, api: StubApi) -> None:
+def test_status_shows_record_and_events(cli: Cli, api: StubApi) -> None:
     events = [
         {"at": "2026-11-24T10:00:00Z", "kind": "created", "status": "pending"},
         {
@@ -113,15 +118,16 @@ def test_status_shows_record_and_events(cli, api: StubApi) -> None:
         assert text in run.out
 
 
-def test_ls_filters_by_status(cli, api: StubApi) -> None:
+def test_ls_filters_by_status(cli: Cli, api: StubApi) -> None:
     api.on("GET", "/v1/generations", (200, {"items": [record("running")], "next_cursor": None}))
     run = cli("ls", "--status", "running")
     assert run.code == 0, run.err
-    assert ID in run.out and "running" in run.out
+    assert ID in run.out
+    assert "running" in run.out
     assert "status=running" in api.requests[0]["path"]
 
 
-def test_cancel_prints_the_outcome(cli, api: StubApi) -> None:
+def test_cancel_prints_the_outcome(cli: Cli, api: StubApi) -> None:
     api.on(
         "POST",
         f"/v1/generations/{ID}/cancel",

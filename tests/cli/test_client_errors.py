@@ -4,6 +4,7 @@ import pytest
 
 from genqueue.errors import EXIT_AUTH, EXIT_ERROR, EXIT_INVALID, EXIT_UNREACHABLE
 from genqueue.net import free_port
+from tests.cli.conftest import Cli
 from tests.cli.stub_api import StubApi
 
 ID = "0b6a8f5e-2f6c-4a4b-9f5e-6d1f0c8a1e11"
@@ -16,36 +17,41 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
-def test_connection_refused_names_the_url(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_refused_names_the_url(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("GENQUEUE_API_URL", url)
     run = cli("ls")
     assert run.code == EXIT_UNREACHABLE
     line = one_line(run.err)
-    assert url in line and "connection refused" in line
+    assert url in line
+    assert "connection refused" in line
     assert run.out == ""
 
 
-def test_refused_key_says_so(cli, api: StubApi) -> None:
+def test_refused_key_says_so(cli: Cli, api: StubApi) -> None:
     api.on("GET", f"/v1/generations/{ID}", (401, {"detail": "invalid API key"}))
     run = cli("status", ID)
     assert run.code == EXIT_AUTH
     line = one_line(run.err)
-    assert "refused the key" in line and "GENQUEUE_API_KEY" in line
+    assert "refused the key" in line
+    assert "GENQUEUE_API_KEY" in line
     assert api.requests[0]["headers"]["Authorization"] == "Bearer gq_test_key"
 
 
-def test_missing_key_says_how_to_get_one(cli, api: StubApi, monkeypatch) -> None:
+def test_missing_key_says_how_to_get_one(
+    cli: Cli, api: StubApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GENQUEUE_API_KEY")
     api.on("GET", "/v1/generations", (401, {"detail": "missing API key"}))
     run = cli("ls")
     assert run.code == EXIT_AUTH
     line = one_line(run.err)
-    assert "no API key" in line and "genqueue keys create" in line
+    assert "no API key" in line
+    assert "genqueue keys create" in line
     assert "Authorization" not in api.requests[0]["headers"]
 
 
-def test_invalid_input_lists_the_fields(cli, api: StubApi) -> None:
+def test_invalid_input_lists_the_fields(cli: Cli, api: StubApi) -> None:
     detail = [
         {
             "loc": ["body", "input", "prompt"],
@@ -70,28 +76,28 @@ def test_invalid_input_lists_the_fields(cli, api: StubApi) -> None:
     }
 
 
-def test_unknown_generation(cli, api: StubApi) -> None:
+def test_unknown_generation(cli: Cli, api: StubApi) -> None:
     api.on("GET", f"/v1/generations/{ID}", (404, {"detail": "generation not found"}))
     run = cli("status", ID)
     assert run.code == EXIT_ERROR
     assert "generation not found" in one_line(run.err)
 
 
-def test_server_error_is_one_line(cli, api: StubApi) -> None:
+def test_server_error_is_one_line(cli: Cli, api: StubApi) -> None:
     api.on("POST", f"/v1/generations/{ID}/cancel", (503, {"detail": "database unavailable"}))
     run = cli("cancel", ID)
     assert run.code == EXIT_ERROR
     assert "HTTP 503: database unavailable" in one_line(run.err)
 
 
-def test_not_an_api(cli, monkeypatch: pytest.MonkeyPatch, api: StubApi) -> None:
+def test_not_an_api(cli: Cli, monkeypatch: pytest.MonkeyPatch, api: StubApi) -> None:
     monkeypatch.setenv("GENQUEUE_API_URL", "ftp://example.invalid")
     run = cli("ls")
     assert run.code == EXIT_UNREACHABLE
     assert "ftp://example.invalid" in one_line(run.err)
 
 
-def test_invalid_settings_are_one_line(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_settings_are_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENQUEUE_API_PORT", "not-a-port")
     run = cli("migrate")
     assert run.code == EXIT_INVALID

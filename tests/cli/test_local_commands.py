@@ -63,7 +63,8 @@ def test_migrate_then_keys_from_any_directory(elsewhere: Path, tmp_path: Path) -
 
     listed = genqueue("keys", "list", cwd=elsewhere, data_dir=data)
     assert listed.returncode == 0, listed.stderr
-    assert key[:10] in listed.stdout and "alice" in listed.stdout
+    assert key[:10] in listed.stdout
+    assert "alice" in listed.stdout
     assert key not in listed.stdout, "keys are shown once, at creation"
 
     revoked = genqueue("keys", "revoke", key[:10], cwd=elsewhere, data_dir=data)

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from genqueue.net import wait_until
 from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
@@ -93,10 +94,7 @@ def test_ready_check_fails_when_the_child_exits(tmp_path: Path) -> None:
     sup = supervisor([spec], tmp_path, said)
     sup.start(sup.children[0])
     try:
-        sup.wait_ready(sup.children[0], 10, stop=lambda: False)
-    except ChildFailed as exc:
-        assert "exited with code 2" in exc.message
-    else:
-        raise AssertionError("wait_ready should fail")
+        with pytest.raises(ChildFailed, match="exited with code 2"):
+            sup.wait_ready(sup.children[0], 10, stop=lambda: False)
     finally:
         sup.stop_all()

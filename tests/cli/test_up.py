@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,14 +99,16 @@ def start_up(tmp_path: Path, data: Path, run: str) -> Up:
     env["GENQUEUE_WORKER_METRICS_PORT"] = str(free_port())
     api_port = free_port()
     output = tmp_path / f"up-{run}.out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "genqueue", "up", "--data-dir", str(data), "--port", str(api_port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=output.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    argv = [sys.executable, "-m", "genqueue", "up", "--data-dir", str(data), "--port"]
+    with output.open("wb") as out:  # the child keeps its own copy open
+        proc = subprocess.Popen(
+            [*argv, str(api_port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     up = Up(
         proc,
         output,
@@ -158,8 +159,8 @@ def all_gone(procs: list[psutil.Process]) -> bool:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "data"
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
 
 
 def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> None:
@@ -178,23 +179,24 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         assert image_path.parent == out_dir.resolve()
         with Image.open(image_path) as img:
             img.load()
-            assert img.format == "JPEG" and img.width > 0
+            assert img.format == "JPEG"
+            assert img.width > 0
         generation_id = image_path.name.rsplit("-", 1)[0]
         assert "completed" in run.stderr
 
         # Flower: refuses without auth, lists the task with the generation id as its argument.
-        flower = httpx.Client(base_url=up.flower_url, timeout=10)
-        assert flower.get("/api/tasks").status_code == 401
         password = (data_dir / "flower-password").read_text().strip()
+        with httpx.Client(base_url=up.flower_url, timeout=10) as flower:
+            assert flower.get("/api/tasks").status_code == 401
 
-        def submit_task_listed() -> bool:
-            tasks = flower.get("/api/tasks", auth=("admin", password)).json()
-            return any(
-                t["name"] == "generation.submit_many" and generation_id in str(t["args"])
-                for t in tasks.values()
-            )
+            def submit_task_listed() -> bool:
+                tasks = flower.get("/api/tasks", auth=("admin", password)).json()
+                return any(
+                    t["name"] == "generation.submit_many" and generation_id in str(t["args"])
+                    for t in tasks.values()
+                )
 
-        wait_until(submit_task_listed, 30, interval=0.5, what="the submit task in Flower")
+            wait_until(submit_task_listed, 30, interval=0.5, what="the submit task in Flower")
 
         # /metrics on the API and on the worker.
         api_metrics = httpx.get(f"{up.api_url}/metrics", timeout=10).text
@@ -205,7 +207,9 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         assert not missing, f"worker /metrics lacks {missing}"
 
         # A child that dies is reported and restarted.
-        worker_pid = int(up.state()["children"]["worker"])  # type: ignore[index]
+        children = up.state()["children"]
+        assert isinstance(children, dict)
+        worker_pid = int(children["worker"])
         os.kill(worker_pid, signal.SIGKILL)
         wait_until(
             lambda: f"worker (pid {worker_pid}) exited" in up.text(),
@@ -226,7 +230,8 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         assert again.banner_value("Dev key") == dev_key
         status = again.cli("status", generation_id)
         assert status.returncode == 0, status.stderr
-        assert "completed" in status.stdout and "submitted" in status.stdout
+        assert "completed" in status.stdout
+        assert "submitted" in status.stdout
         listed = again.cli("ls", "--status", "completed")
         assert generation_id in listed.stdout
     finally:

@@ -9,7 +9,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.jobs import Jobs
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import SimAdmin, Stack, running_stack
 
 SIM_DEFAULTS: dict[str, Any] = {
     "run_time": 1.0,
@@ -27,7 +27,7 @@ def stack(pg_url: str, redis_url: str) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def sim(stack: Stack) -> Iterator[Any]:
+def sim(stack: Stack) -> Iterator[SimAdmin]:
     stack.sim.clear_faults()
     stack.sim.configure(**SIM_DEFAULTS)
     yield stack.sim

@@ -4,12 +4,12 @@ import pytest
 import redis
 
 from tests.support.jobs import Jobs, assert_exactly_once
-from tests.support.stack import Stack
+from tests.support.stack import SimAdmin, Stack
 
 pytestmark = pytest.mark.integration
 
 
-def test_worker_killed_mid_flight(jobs: Jobs, stack: Stack, sim) -> None:  # type: ignore[no-untyped-def]
+def test_worker_killed_mid_flight(jobs: Jobs, stack: Stack, sim: SimAdmin) -> None:
     sim.configure(run_time=2.0, capacity=None)
     ids = [jobs.create(f"kill {i}") for i in range(10)]
     jobs.wait(ids[:3], statuses={"queued", "running", "completed"}, timeout=30)
@@ -21,7 +21,7 @@ def test_worker_killed_mid_flight(jobs: Jobs, stack: Stack, sim) -> None:  # typ
         assert_exactly_once(jobs, gen)
 
 
-def test_broker_flushed_mid_flight(jobs: Jobs, stack: Stack, sim) -> None:  # type: ignore[no-untyped-def]
+def test_broker_flushed_mid_flight(jobs: Jobs, stack: Stack, sim: SimAdmin) -> None:
     sim.configure(run_time=2.0, capacity=None)
     stack.worker.kill()  # messages pile up unconsumed in the broker…
     ids = [jobs.create(f"flush {i}") for i in range(8)]

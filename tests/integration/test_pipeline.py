@@ -4,6 +4,7 @@ import hashlib
 import io
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from models.generations import request_cancel
 from models.status import GenerationStatus
 from tests.support.jobs import Jobs, assert_exactly_once
 from tests.support.receiver import webhook_receiver
-from tests.support.stack import UPSTREAM_KEY
+from tests.support.stack import UPSTREAM_KEY, SimAdmin
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ SEED_PROMPT = (
     "Sharp focus on eye texture and color. Natural lighting to capture authentic eye shine and "
     'depth. The word "FLUX" is painted over it in big, white brush strokes with visible texture.'
 )
-SEED_INPUT = {
+SEED_INPUT: dict[str, Any] = {
     "prompt": SEED_PROMPT,
     "guidance_scale": 3.5,
     "num_images": 1,
@@ -34,7 +35,7 @@ SEED_INPUT = {
 }
 
 
-def test_seed_example_walks_every_state(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+def test_seed_example_walks_every_state(jobs: Jobs, sim: SimAdmin) -> None:
     # Running must outlast the stack's longest poll interval (1 s, plus a 0.25 s tick), or a
     # poll may never catch the job IN_PROGRESS (it failed so once with 0.8 s).
     sim.configure(capacity=1, run_time=2.0)
@@ -53,22 +54,27 @@ def test_seed_example_walks_every_state(jobs: Jobs, sim) -> None:  # type: ignor
     statuses = [e.status for e in gen.events if e.kind != "queue_position"]
     assert statuses == ["pending", "submitting", "queued", "running", "completed"]
     positions = [e.queue_position for e in gen.events if e.queue_position is not None]
-    assert len(set(positions)) >= 2 and positions == sorted(positions, reverse=True), positions
+    assert len(set(positions)) >= 2, positions
+    assert positions == sorted(positions, reverse=True), positions
     assert positions[-1] == 0
 
-    assert gen.result is not None and gen.upstream_request_id
+    assert gen.result is not None
+    assert gen.upstream_request_id
     [image] = gen.result["images"]
     assert (image["width"], image["height"], image["content_type"]) == (1024, 1024, "image/jpeg")
     picture = Image.open(io.BytesIO(httpx.get(image["url"]).content))
     assert (picture.format, picture.size) == ("JPEG", (1024, 1024))
-    assert isinstance(gen.result["seed"], int) and gen.result["has_nsfw_concepts"] == [False]
+    assert isinstance(gen.result["seed"], int)
+    assert gen.result["has_nsfw_concepts"] == [False]
 
     [submit] = jobs.submits(gen)
-    assert submit["body"] == gen.input and gen.input["prompt"].startswith(SEED_PROMPT)
+    assert submit["body"] == gen.input
+    assert gen.input["prompt"].startswith(SEED_PROMPT)
     assert submit["auth_sha256"] == hashlib.sha256(f"Key {UPSTREAM_KEY}".encode()).hexdigest()
     assert submit["request_id"] == gen.upstream_request_id
     info = sim.request(gen.upstream_request_id)
-    assert info["calls"]["submit"] == 1 and info["calls"]["result"] == 1
+    assert info["calls"]["submit"] == 1
+    assert info["calls"]["result"] == 1
     assert info["calls"]["status"] == gen.poll_count
 
 
@@ -89,7 +95,7 @@ def test_a_lost_publish_is_found_by_the_dispatcher(jobs: Jobs) -> None:
     assert_exactly_once(jobs, gen)
 
 
-def test_cancel_in_each_state(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_in_each_state(jobs: Jobs, sim: SimAdmin) -> None:
     sim.configure(capacity=1, run_time=3.0)
     pending = jobs.create("pending", publish=False)
     jobs.publish(tasknames.CANCEL, str(pending))
@@ -108,20 +114,23 @@ def test_cancel_in_each_state(jobs: Jobs, sim) -> None:  # type: ignore[no-untyp
         jobs.publish(tasknames.CANCEL, str(gen_id))
     gens = jobs.wait([pending, queued, running], timeout=30)
     assert [g.status for g in gens] == ["cancelled"] * 3
-    assert gens[0].upstream_request_id is None and jobs.submits(gens[0]) == []
+    assert gens[0].upstream_request_id is None
+    assert jobs.submits(gens[0]) == []
     for gen in gens[1:]:
-        assert gen.error is not None and gen.error["http_status"] == 499
-        assert sim.request(gen.upstream_request_id)["calls"]["cancel"] == 1
+        assert gen.error is not None
+        assert gen.error["http_status"] == 499
+        assert sim.calls(gen.upstream_request_id)["cancel"] == 1
         assert_exactly_once(jobs, gen)
 
 
-def test_cancel_too_late_and_cancel_after_completion(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_too_late_and_cancel_after_completion(jobs: Jobs, sim: SimAdmin) -> None:
     sim.configure(honor_cancel=False, run_time=2.0)
     gen_id = jobs.create("late cancel")
     jobs.wait([gen_id], statuses={"running"}, timeout=20)
     jobs.publish(tasknames.CANCEL, str(gen_id))
     [gen] = jobs.wait([gen_id])
-    assert gen.status == GenerationStatus.COMPLETED and gen.cancel_requested_at is not None
+    assert gen.status == GenerationStatus.COMPLETED
+    assert gen.cancel_requested_at is not None
     assert any(
         e.kind == "completed" and "too late" in (e.detail or {}).get("note", "") for e in gen.events
     )
@@ -130,7 +139,7 @@ def test_cancel_too_late_and_cancel_after_completion(jobs: Jobs, sim) -> None:  
     assert (answer.outcome, answer.status) == ("already_terminal", GenerationStatus.COMPLETED)
 
 
-def test_storms_of_5xx_and_429(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+def test_storms_of_5xx_and_429(jobs: Jobs, sim: SimAdmin) -> None:
     sim.configure(run_time=0.5)
     sim.add_fault(op="submit", kind="retry_after", retry_after=1, probability=0.4)
     sim.add_fault(op="submit", kind="http", status_code=503, probability=0.3)
@@ -146,32 +155,34 @@ def test_storms_of_5xx_and_429(jobs: Jobs, sim) -> None:  # type: ignore[no-unty
     assert any(e.kind in ("poll_retry", "result_retry") for g in gens for e in g.events)
 
 
-def test_422_at_submit_and_deferred(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+def test_422_at_submit_and_deferred(jobs: Jobs, sim: SimAdmin) -> None:
     at_submit = jobs.create("bad now", guidance_scale=99)
     [gen] = jobs.wait([at_submit])
-    assert (gen.status, gen.error["http_status"]) == ("failed", 422)  # type: ignore[index]
+    assert gen.error is not None
+    assert (gen.status, gen.error["http_status"]) == ("failed", 422)
     assert len(sim.submits(gen.input["prompt"])) == 1  # rejected once, never retried
     sim.configure(validate="result")
     deferred = jobs.create("bad later", num_images=7)
     [gen] = jobs.wait([deferred])
-    assert gen.status == GenerationStatus.FAILED and gen.error is not None
-    assert (
-        gen.error["http_status"] == 422
-        and gen.error["body"]["detail"][0]["loc"][-1] == "num_images"
-    )
+    assert gen.status == GenerationStatus.FAILED
+    assert gen.error is not None
+    assert gen.error["http_status"] == 422
+    assert gen.error["body"]["detail"][0]["loc"][-1] == "num_images"
     assert_exactly_once(jobs, gen)
 
 
-def test_result_expiry_and_deadline(jobs: Jobs, sim) -> None:  # type: ignore[no-untyped-def]
+def test_result_expiry_and_deadline(jobs: Jobs, sim: SimAdmin) -> None:
     sim.add_fault(op="result", kind="expire_result", match_prompt="expiring")
     expiring = jobs.create("expiring")
     sim.configure(run_time=30.0)
     slow = jobs.create("too slow", deadline=3.0)
     expired_gen, slow_gen = jobs.wait([expiring, slow], timeout=40)
-    assert expired_gen.error is not None and expired_gen.error["type"] == "result_unavailable"
-    assert slow_gen.status == GenerationStatus.FAILED and slow_gen.error is not None
+    assert expired_gen.error is not None
+    assert expired_gen.error["type"] == "result_unavailable"
+    assert slow_gen.status == GenerationStatus.FAILED
+    assert slow_gen.error is not None
     assert slow_gen.error["type"] == "deadline_exceeded"
-    assert sim.request(slow_gen.upstream_request_id)["calls"]["cancel"] == 1
+    assert sim.calls(slow_gen.upstream_request_id)["cancel"] == 1
 
 
 def test_client_webhook_is_delivered_by_the_worker(jobs: Jobs) -> None:
@@ -180,7 +191,8 @@ def test_client_webhook_is_delivered_by_the_worker(jobs: Jobs) -> None:
         [gen] = jobs.wait([gen_id])
         wait_until(lambda: hook.received, 20, what="the webhook")
         [call] = hook.received
-        assert call["body"]["request_id"] == str(gen_id) and call["body"]["status"] == "OK"
+        assert call["body"]["request_id"] == str(gen_id)
+        assert call["body"]["status"] == "OK"
         assert call["body"]["payload"] == gen.result
         assert UPSTREAM_KEY not in str(call)
         wait_until(lambda: jobs.get(gen_id).webhook_delivered_at, 10, what="delivery recorded")

@@ -9,7 +9,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.generations import NewGeneration, insert_generations
+from models.generations import Inserted, NewGeneration, insert_generations
 from models.keys import create_key
 from models.tables import Generation, GenerationEvent
 from tests.support.generations import create_generation
@@ -25,7 +25,7 @@ def tenant(sessions: sessionmaker[Session]) -> uuid.UUID:
         return key.tenant_id
 
 
-def _insert(sessions: sessionmaker[Session], new: list[NewGeneration]) -> list:  # type: ignore[type-arg]
+def _insert(sessions: sessionmaker[Session], new: list[NewGeneration]) -> list[Inserted]:
     with sessions.begin() as session:
         return insert_generations(
             session, new, now=NOW, deadline_seconds=600, submit_grace_seconds=10
@@ -67,7 +67,8 @@ def test_a_group_is_inserted_with_one_created_event_each(
             assert gen.created_at == gen.updated_at == NOW
             assert gen.deadline_at == NOW + timedelta(seconds=600)
             assert gen.next_poll_at == NOW + timedelta(seconds=10)
-            assert gen.submit_attempts == 0 and gen.webhook_attempts == 0
+            assert gen.submit_attempts == 0
+            assert gen.webhook_attempts == 0
         events = session.scalars(
             select(GenerationEvent).where(GenerationEvent.generation_id.in_(list(rows)))
         ).all()
@@ -107,7 +108,8 @@ def test_keys_belong_to_their_tenant(sessions: sessionmaker[Session], tenant: uu
             NewGeneration(other, MODEL, {"prompt": "x"}, "shared", "h"),
         ],
     )
-    assert all(o.created for o in out) and out[0].id != out[1].id
+    assert all(o.created for o in out)
+    assert out[0].id != out[1].id
 
 
 def test_create_generation_is_a_group_of_one(
@@ -124,7 +126,8 @@ def test_create_generation_is_a_group_of_one(
             submit_grace_seconds=1,
             idempotency_key="solo",
         )
-        assert gen.status == "pending" and gen.idempotency_key == "solo"
+        assert gen.status == "pending"
+        assert gen.idempotency_key == "solo"
     with sessions.begin() as session, pytest.raises(ValueError, match="is held by"):
         create_generation(
             session,
@@ -161,7 +164,8 @@ def test_on_postgresql_a_group_is_one_statement_of_one_text_whatever_its_size(
             assert all(o.created for o in out)
     finally:
         event.remove(engine, "before_cursor_execute", note)
-    assert len(seen) == 3 and len(set(seen)) == 1
+    assert len(seen) == 3
+    assert len(set(seen)) == 1
 
 
 def test_on_postgresql_a_value_too_long_for_its_column_is_refused_not_cut(

@@ -1,16 +1,18 @@
 """The transition table, and the compare-and-set that enforces it on a real database."""
 
 import itertools
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.generations import CancelRequestOutcome, request_cancel
 from models.keys import create_key
 from models.state import transition
 from models.status import ALLOWED_FROM, TERMINAL, GenerationStatus
-from models.tables import Generation, GenerationEvent
+from models.tables import GENERATIONS, Generation, GenerationEvent
 from tests.support.generations import can_transition, create_generation
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -51,7 +53,7 @@ def test_terminal_states_have_no_way_out() -> None:
         assert not (sources & TERMINAL), dst
 
 
-def _new(session, name: str = "status-tests") -> Generation:  # type: ignore[no-untyped-def]
+def _new(session: Session, name: str = "status-tests") -> Generation:
     key, _ = create_key(session, name=f"{name}-{NOW.timestamp()}-{id(session)}")
     return create_generation(
         session,
@@ -64,18 +66,16 @@ def _new(session, name: str = "status-tests") -> Generation:  # type: ignore[no-
     )
 
 
-def _set_status(session, gen_id, status: GenerationStatus) -> None:  # type: ignore[no-untyped-def]
-    session.execute(
-        Generation.__table__.update().where(Generation.id == gen_id).values(status=status.value)
-    )
+def _set_status(session: Session, gen_id: uuid.UUID, status: GenerationStatus) -> None:
+    session.execute(GENERATIONS.update().where(Generation.id == gen_id).values(status=status.value))
 
 
 @pytest.mark.parametrize(
     ("src", "dst"), list(itertools.product(GenerationStatus, GenerationStatus))
 )
 def test_compare_and_set_on_postgres(
-    private_sessions, src: GenerationStatus, dst: GenerationStatus
-) -> None:  # type: ignore[no-untyped-def]
+    private_sessions: sessionmaker[Session], src: GenerationStatus, dst: GenerationStatus
+) -> None:
     with private_sessions.begin() as session:
         gen = _new(session)
         _set_status(session, gen.id, src)
@@ -89,7 +89,7 @@ def test_compare_and_set_on_postgres(
         assert kinds == (["created", "status"] if won else ["created"])
 
 
-def test_second_writer_loses(private_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_second_writer_loses(private_sessions: sessionmaker[Session]) -> None:
     with private_sessions.begin() as session:
         gen = _new(session)
         assert transition(
@@ -108,7 +108,7 @@ def test_second_writer_loses(private_sessions) -> None:  # type: ignore[no-untyp
         )
 
 
-def test_allowed_from_cannot_widen_the_table(private_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_allowed_from_cannot_widen_the_table(private_sessions: sessionmaker[Session]) -> None:
     with (
         private_sessions.begin() as session,
         pytest.raises(ValueError, match="no legal transition"),
@@ -122,7 +122,7 @@ def test_allowed_from_cannot_widen_the_table(private_sessions) -> None:  # type:
         )
 
 
-def test_request_cancel_in_each_state(private_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_request_cancel_in_each_state(private_sessions: sessionmaker[Session]) -> None:
     expected = {
         GenerationStatus.PENDING: (CancelRequestOutcome.CANCELLED, GenerationStatus.CANCELLED),
         GenerationStatus.SUBMITTING: (CancelRequestOutcome.REQUESTED, GenerationStatus.SUBMITTING),
@@ -145,7 +145,8 @@ def test_request_cancel_in_each_state(private_sessions) -> None:  # type: ignore
             answer = request_cancel(session, gen.id, now=NOW)
             assert (answer.outcome, answer.status) == (outcome, after), src
             row = session.get(Generation, gen.id, populate_existing=True)
-            assert row is not None and row.status == after.value
+            assert row is not None
+            assert row.status == after.value
             if outcome is CancelRequestOutcome.REQUESTED:
                 assert row.cancel_requested_at == NOW
                 again = request_cancel(session, gen.id, now=NOW)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.keys import create_key
 from models.state import transition_many
 from models.status import GenerationStatus
-from models.tables import Generation, GenerationEvent
+from models.tables import GENERATIONS, Generation, GenerationEvent
 from tests.support.generations import create_generation
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -35,12 +35,12 @@ def test_only_rows_in_an_allowed_state_and_matching_the_guard_win(
         ]
         pending, guarded_out, running, pending_too = ids
         session.execute(
-            Generation.__table__.update()
+            GENERATIONS.update()
             .where(Generation.id == running)
             .values(status=GenerationStatus.RUNNING.value)
         )
         session.execute(
-            Generation.__table__.update()
+            GENERATIONS.update()
             .where(Generation.id == guarded_out)
             .values(lease_token="someone else")
         )

@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from simulator import ManualClock, SimulatorServer
+from simulator import ManualClock, Simulator, SimulatorServer
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 SEED_PROMPT = (
@@ -34,8 +34,14 @@ class SimClient:
     clock: ManualClock
 
     @property
-    def sim(self) -> Any:
+    def sim(self) -> Simulator:
         return self.server.sim
+
+    def info(self, request_id: str) -> dict[str, Any]:
+        """The simulator's record of a request it knows (asserts it does)."""
+        info = self.sim.request_info(request_id)
+        assert info is not None, f"unknown request {request_id}"
+        return info
 
     def submit(
         self, prompt: str = "a lighthouse", *, endpoint: str = MODEL, **fields: Any

@@ -30,7 +30,8 @@ def test_config_rejects_unknown_fields_and_bad_values(api: SimClient) -> None:
 def test_faults_post_list_and_delete(api: SimClient) -> None:
     rule = {"op": "submit", "kind": "retry_after", "retry_after": 3, "times": 2}
     created = api.http.post("/_sim/faults", json=rule)
-    assert created.status_code == 201 and created.json()["kind"] == "retry_after"
+    assert created.status_code == 201
+    assert created.json()["kind"] == "retry_after"
     [listed] = api.http.get("/_sim/faults").json()
     assert (listed["op"], listed["remaining"]) == ("submit", 2)
     assert api.http.post(f"/{MODEL}", json={"prompt": "x"}).headers["retry-after"] == "3"
@@ -38,7 +39,8 @@ def test_faults_post_list_and_delete(api: SimClient) -> None:
     assert api.http.delete("/_sim/faults").status_code == 200
     assert api.http.get("/_sim/faults").json() == []
     bad = api.http.post("/_sim/faults", json={"kind": "explode"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["kind"]
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["kind"]
 
 
 def test_requests_submits_and_stats(api: SimClient) -> None:
@@ -46,12 +48,15 @@ def test_requests_submits_and_stats(api: SimClient) -> None:
     api.status(handle)
     api.status(handle)
     info = api.http.get(f"/_sim/requests/{handle['request_id']}").json()
-    assert info["request_id"] == handle["request_id"] and info["endpoint"] == MODEL
+    assert info["request_id"] == handle["request_id"]
+    assert info["endpoint"] == MODEL
     assert (info["state"], info["outcome"]) == ("IN_PROGRESS", None)
     assert info["calls"] == {"submit": 1, "status": 2, "result": 0, "cancel": 0}
-    assert info["submitted_at"] == info["started_at"] and info["completed_at"] is None
+    assert info["submitted_at"] == info["started_at"]
+    assert info["completed_at"] is None
     assert info["cancel_requested"] is False
-    assert isinstance(info["submitted_at"], float) and info["submitted_at"] > 1.6e9
+    assert isinstance(info["submitted_at"], float)
+    assert info["submitted_at"] > 1.6e9
     api.advance(10.0)
     info = api.http.get(f"/_sim/requests/{handle['request_id']}").json()
     assert (info["state"], info["outcome"]) == ("COMPLETED", "ok")
@@ -82,7 +87,8 @@ def test_reset_forgets_jobs_counters_and_faults_but_keeps_config(api: SimClient)
     api.http.post("/_sim/faults", json={"kind": "http", "op": "status"})
     assert api.http.post("/_sim/reset").status_code == 200
     assert api.status(handle).status_code == 404
-    assert api.sim.submits() == [] and api.sim.faults() == []
+    assert api.sim.submits() == []
+    assert api.sim.faults() == []
     assert api.sim.stats()["calls"]["submit"] == 0
     assert api.sim.config.run_time == 3.0
 

@@ -51,7 +51,8 @@ def test_positions_match_a_brute_force_model_under_random_operations() -> None:
     assert queue.completed == len(ended) == sum(j.state is JobState.COMPLETED for j in jobs)
     for job in ended:
         if job.started is not None and job.error is None:
-            assert job.ended is not None and 0.5 <= job.ended - job.started <= 3.0
+            assert job.ended is not None
+            assert 0.5 <= job.ended - job.started <= 3.0
 
 
 def test_deadline_exactly_at_a_free_slot_still_starts() -> None:
@@ -61,7 +62,8 @@ def test_deadline_exactly_at_a_free_slot_still_starts() -> None:
     queue.submit(first, 0.0, 1)
     queue.submit(second, 0.0, 1)
     queue.advance(5.0, 1)
-    assert second.started == 1.0 and second.error is None
+    assert second.started == 1.0
+    assert second.error is None
 
 
 def _call(op: Op, **fields: Any) -> Call:

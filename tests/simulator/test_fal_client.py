@@ -25,12 +25,14 @@ def fal(api: SimClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_submit_poll_and_get(fal: Any, api: SimClient) -> None:
     handle = fal.submit(MODEL, arguments={"prompt": "official client", "num_images": 2})
     queued = fal.status(MODEL, handle.request_id, with_logs=True)
-    assert type(queued).__name__ == "InProgress" and queued.logs
+    assert type(queued).__name__ == "InProgress"
+    assert queued.logs
     api.advance(0.2)
     events = list(handle.iter_events(with_logs=True, interval=0.01))
     assert type(events[-1]).__name__ == "Completed"
     output = handle.get()
-    assert output["prompt"] == "official client" and len(output["images"]) == 2
+    assert output["prompt"] == "official client"
+    assert len(output["images"]) == 2
     assert api.sim.submits()[0]["auth_scheme"] == "Key"
 
 

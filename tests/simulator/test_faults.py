@@ -20,7 +20,8 @@ def test_http_fault_answers_without_request_id(api: SimClient) -> None:
     response = api.http.post(f"/{MODEL}", json={"prompt": "x"})
     assert (response.status_code, response.json()) == (503, {"detail": "Service Unavailable"})
     assert "x-fal-request-id" not in response.headers
-    assert api.sim.stats()["jobs"]["in_progress"] == 0 and api.sim.submits() == []
+    assert api.sim.stats()["jobs"]["in_progress"] == 0
+    assert api.sim.submits() == []
     assert api.http.post(f"/{MODEL}", json={"prompt": "x"}).status_code == 200
     stats = api.sim.stats()
     assert stats["calls"]["submit"] == 2
@@ -44,7 +45,7 @@ def test_http_fault_with_custom_body_headers_and_delay(api: SimClient) -> None:
     assert time.monotonic() - started >= 0.2
     assert response.json() == {"detail": "boom", "error_type": "internal_error"}
     assert response.headers["x-fal-retryable"] == "true"
-    assert api.sim.request_info(handle["request_id"])["calls"]["status"] == 1
+    assert api.info(handle["request_id"])["calls"]["status"] == 1
 
 
 def test_retry_after_is_a_429_with_the_header(api: SimClient) -> None:
@@ -63,7 +64,8 @@ def test_ingress_502_looks_like_nginx(api: SimClient) -> None:
     response = api.result(handle)
     assert response.status_code == 502
     assert response.headers["content-type"].startswith("text/html")
-    assert "nginx" in response.text and "x-fal-request-id" not in response.headers
+    assert "nginx" in response.text
+    assert "x-fal-request-id" not in response.headers
 
 
 def test_hang_holds_past_the_client_read_timeout(api: SimClient) -> None:
@@ -116,7 +118,8 @@ def test_reset_of_a_fresh_connection_sends_nothing(api: SimClient) -> None:
     for _ in range(3):
         with httpx.Client(timeout=5.0) as fresh, pytest.raises(DROPPED):
             fresh.post(f"{api.server.url}/{MODEL}", json={"prompt": "x"})
-    assert api.sim.stats()["calls"]["submit"] == 3 and api.sim.submits() == []
+    assert api.sim.stats()["calls"]["submit"] == 3
+    assert api.sim.submits() == []
 
 
 def test_malformed_body_is_not_json(api: SimClient) -> None:
@@ -174,9 +177,11 @@ def test_accept_then_reset_creates_the_job_and_drops_the_answer(api: SimClient) 
     with pytest.raises(DROPPED):
         api.http.post(f"/{MODEL}", json={"prompt": "ambiguous"})
     [record] = api.sim.submits()
-    assert record["request_id"] is not None and record["status_code"] == 200
-    info = api.sim.request_info(record["request_id"])
-    assert info["state"] == "IN_PROGRESS" and info["calls"]["submit"] == 1
+    assert record["request_id"] is not None
+    assert record["status_code"] == 200
+    info = api.info(record["request_id"])
+    assert info["state"] == "IN_PROGRESS"
+    assert info["calls"]["submit"] == 1
     stats = api.sim.stats()
     assert stats["jobs"]["in_progress"] == 1
     assert stats["responses"] == {"submit:accept_then_reset": 1}
@@ -187,7 +192,7 @@ def test_accept_then_hang_creates_the_job_and_holds_the_answer(api: SimClient) -
     with pytest.raises(httpx.ReadTimeout):
         api.http.post(f"/{MODEL}", json={"prompt": "x"}, timeout=httpx.Timeout(5.0, read=0.2))
     [record] = api.sim.submits()
-    assert api.sim.request_info(record["request_id"])["state"] == "IN_PROGRESS"
+    assert api.info(record["request_id"])["state"] == "IN_PROGRESS"
 
 
 def test_accept_then_hang_answers_late_when_the_client_waits(api: SimClient) -> None:
@@ -242,7 +247,8 @@ def test_probability_is_seeded(api: SimClient) -> None:
     handle = api.submit()
     api.sim.add_fault(FaultRule(op="status", kind="http", status_code=500, probability=0.5))
     codes = [api.status(handle).status_code for _ in range(40)]
-    assert 5 < codes.count(500) < 35 and codes.count(202) == 40 - codes.count(500)
+    assert 5 < codes.count(500) < 35
+    assert codes.count(202) == 40 - codes.count(500)
     api.sim.reset()
     handle = api.submit()
     api.sim.add_fault(FaultRule(op="status", kind="http", status_code=500, probability=0.5))

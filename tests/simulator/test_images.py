@@ -13,7 +13,8 @@ from tests.simulator.helpers import SimClient
 def _extrema(image: Image.Image) -> tuple[float, float]:
     """(min, max) of a one-band image."""
     low, high = image.getextrema()
-    assert isinstance(low, int | float) and isinstance(high, int | float)
+    assert isinstance(low, int | float)
+    assert isinstance(high, int | float)
     return low, high
 
 
@@ -63,7 +64,8 @@ def test_images_are_pictures_not_blank(api: SimClient) -> None:
     data = api.http.get(body["images"][0]["url"]).content
     image = Image.open(io.BytesIO(data)).convert("L")
     low, high = _extrema(image)
-    assert high - low > 100 and len(image.getcolors(maxcolors=1 << 20) or []) > 50
+    assert high - low > 100
+    assert len(image.getcolors(maxcolors=1 << 20) or []) > 50
 
 
 def test_nsfw_prompt_gives_a_black_image_and_the_flag(api: SimClient) -> None:
@@ -82,7 +84,8 @@ def test_unknown_or_wrong_files_are_404(api: SimClient) -> None:
     assert api.http.get("/files/nope/0.jpeg").status_code == 404
     assert api.http.post(url).status_code == 405
     head = api.http.head(url)
-    assert head.status_code == 200 and int(head.headers["content-length"]) > 1000
+    assert head.status_code == 200
+    assert int(head.headers["content-length"]) > 1000
 
 
 def test_files_of_unfinished_or_failed_jobs_are_404(api: SimClient) -> None:

@@ -43,8 +43,10 @@ def test_seed_request_is_accepted_with_the_seed_response_shape(api: SimClient) -
     assert _normalise(handle, handle["request_id"], api.server.url) == SEED_RESPONSE
     assert response.headers["x-fal-request-id"] == handle["request_id"]
     [record] = api.sim.submits()
-    assert record["body"] == SEED_BODY and record["status_code"] == 200
-    assert record["auth_scheme"] == "Bearer" and record["endpoint"] == MODEL
+    assert record["body"] == SEED_BODY
+    assert record["status_code"] == 200
+    assert record["auth_scheme"] == "Bearer"
+    assert record["endpoint"] == MODEL
     assert "YOUR_API_KEY" not in str(record)
 
 
@@ -83,18 +85,23 @@ def test_status_codes_follow_the_state(api: SimClient) -> None:
     queued = api.submit()
     running = api.status(handle)
     assert running.status_code == 202
-    assert running.json()["status"] == "IN_PROGRESS" and "queue_position" not in running.json()
-    assert running.json()["logs"] is None and running.json()["metrics"] == {}
+    assert running.json()["status"] == "IN_PROGRESS"
+    assert "queue_position" not in running.json()
+    assert running.json()["logs"] is None
+    assert running.json()["metrics"] == {}
     waiting = api.status(queued)
     assert waiting.status_code == 202
-    assert waiting.json()["status"] == "IN_QUEUE" and waiting.json()["queue_position"] == 0
+    assert waiting.json()["status"] == "IN_QUEUE"
+    assert waiting.json()["queue_position"] == 0
     assert waiting.headers["x-fal-request-id"] == queued["request_id"]
     api.advance(10.0)
     done = api.status(handle)
     assert done.status_code == 200
     body = done.json()
-    assert body["status"] == "COMPLETED" and body["metrics"] == {"inference_time": 10.0}
-    assert "error" not in body and body["logs"] is None
+    assert body["status"] == "COMPLETED"
+    assert body["metrics"] == {"inference_time": 10.0}
+    assert "error" not in body
+    assert body["logs"] is None
     assert api.status(queued).json()["status"] == "IN_PROGRESS"
 
 
@@ -146,7 +153,8 @@ def test_result_while_pending_is_400_then_the_output(api: SimClient) -> None:
     assert response.headers["x-fal-request-id"] == handle["request_id"]
     body = response.json()
     assert list(body) == ["images", "timings", "seed", "has_nsfw_concepts", "prompt"]
-    assert body["seed"] == 1234 and body["prompt"] == SEED_PROMPT
+    assert body["seed"] == 1234
+    assert body["prompt"] == SEED_PROMPT
     assert body["has_nsfw_concepts"] == [False, False]
     assert body["timings"] == {"inference": 10.0}
     assert [image["url"] for image in body["images"]] == [
@@ -164,7 +172,8 @@ def test_random_seed_is_an_int_when_not_given(api: SimClient) -> None:
     handle = api.submit()
     api.advance(10.0)
     seed = api.result(handle).json()["seed"]
-    assert isinstance(seed, int) and 0 < seed < 2**31
+    assert isinstance(seed, int)
+    assert 0 < seed < 2**31
 
 
 def test_unknown_ids_are_404(api: SimClient) -> None:

@@ -33,16 +33,16 @@ def test_queue_position_counts_down_with_capacity_one(api: SimClient) -> None:
     assert _states(api, handles) == [(DONE, None), (DONE, None), (RUNNING, None), (QUEUED, 0)]
     api.advance(20.0)
     assert _states(api, handles) == [(DONE, None)] * 4
-    starts = [api.sim.request_info(h["request_id"])["started_at"] for h in handles]
+    starts = [api.info(h["request_id"])["started_at"] for h in handles]
     assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [10.0] * 3
 
 
 def test_jobs_finishing_between_polls_start_the_next_at_the_right_time(api: SimClient) -> None:
     first, _, third = (api.submit(f"job {n}") for n in range(3))
     api.advance(25.0)  # first ends at 10, second at 20, third runs since 20
-    info = api.sim.request_info(third["request_id"])
+    info = api.info(third["request_id"])
     assert info["state"] == "IN_PROGRESS"
-    assert round(info["started_at"] - api.sim.request_info(first["request_id"])["started_at"]) == 20
+    assert round(info["started_at"] - api.info(first["request_id"])["started_at"]) == 20
     api.advance(5.0)
     assert api.status(third).json()["status"] == "COMPLETED"
 
@@ -110,7 +110,7 @@ def test_start_deadline_times_out_a_job_that_never_started(api: SimClient) -> No
     assert result.headers["x-fal-request-timeout-type"] == "user"
     assert result.headers["x-fal-error-type"] == "request_timeout"
     assert result.headers["x-fal-request-id"] == handle["request_id"]
-    assert api.sim.request_info(handle["request_id"])["outcome"] == "error"
+    assert api.info(handle["request_id"])["outcome"] == "error"
     assert api.sim.stats()["jobs"] == {"in_queue": 0, "in_progress": 1, "completed": 1}
 
 
@@ -167,7 +167,8 @@ def test_status_stream_sends_events_and_pings_until_completed(
     assert events[-1]["metrics"]["inference_time"] == pytest.approx(0.3)
     assert isinstance(events[-1]["logs"], list)
     stats = server.sim.stats()
-    assert stats["calls"]["status"] == 1 and stats["responses"]["status:stream"] == 1
+    assert stats["calls"]["status"] == 1
+    assert stats["responses"]["status:stream"] == 1
 
 
 def test_status_stream_of_a_completed_job_sends_one_event(api: SimClient) -> None:

@@ -145,7 +145,7 @@ def test_deferred_validation_runs_the_job_then_answers_422(api: SimClient) -> No
     }
     assert result.headers["x-fal-request-id"] == handle["request_id"]
     assert result.headers["x-fal-billable-units"] == "0"
-    assert api.sim.request_info(handle["request_id"])["outcome"] == "error"
+    assert api.info(handle["request_id"])["outcome"] == "error"
 
 
 def test_deferred_validation_still_rejects_unparseable_json(api: SimClient) -> None:
@@ -159,5 +159,6 @@ def test_validation_off_accepts_anything_and_uses_defaults(api: SimClient) -> No
     handle = _submit(api, {"num_images": 99, "aspect_ratio": "weird"}).json()
     api.advance(1.0)
     body = api.result(handle).json()
-    assert len(body["images"]) == 1 and body["images"][0]["width"] == 1024
+    assert len(body["images"]) == 1
+    assert body["images"][0]["width"] == 1024
     assert body["prompt"] == ""

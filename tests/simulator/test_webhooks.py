@@ -64,7 +64,8 @@ def test_webhook_is_posted_when_the_job_completes(api: SimClient, receiver: _Rec
     )
     assert payload["request_id"] == payload["gateway_request_id"] == handle["request_id"]
     assert payload["status"] == "OK"
-    assert payload["payload"]["seed"] == 7 and payload["payload"]["prompt"] == "hooked"
+    assert payload["payload"]["seed"] == 7
+    assert payload["payload"]["prompt"] == "hooked"
     assert payload["payload"]["images"][0]["url"].startswith(api.server.url + "/files/")
     assert headers["X-Fal-Webhook-Request-Id"] == handle["request_id"]
 

@@ -113,7 +113,8 @@ def assert_result_as_produced(gen: Generation) -> None:
     if gen.status == "completed" or (gen.error or {}).get("type") == "upstream_error":
         answer = httpx.get(gen.response_url, headers={"Authorization": f"Key {UPSTREAM_KEY}"})
         if gen.status == "completed":
-            assert answer.status_code == 200 and gen.result == answer.json(), gen.id
+            assert answer.status_code == 200, gen.id
+            assert gen.result == answer.json(), gen.id
         else:
             assert gen.error is not None
             assert (gen.error["http_status"], gen.error["body"]) == (

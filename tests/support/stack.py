@@ -46,6 +46,15 @@ class SimAdmin:
         info: dict[str, Any] = self.http.get(f"/_sim/requests/{request_id}").json()
         return info
 
+    def close(self) -> None:
+        self.http.close()
+
+    def calls(self, request_id: str | None) -> dict[str, int]:
+        """How often each op was called for an upstream request (which must have been made)."""
+        assert request_id is not None, "never accepted upstream"
+        calls: dict[str, int] = self.request(request_id)["calls"]
+        return calls
+
 
 class Process:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
@@ -57,10 +66,14 @@ class Process:
 
     def start(self) -> None:
         self.down_on_purpose = False
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own copy open
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (a prefork worker's children too)."""
@@ -258,6 +271,7 @@ class Stack:
         self._stopping.set()
         for proc in reversed(self.processes):
             proc.kill(signal.SIGTERM)
+        self.sim.close()
 
     def logs(self) -> str:
         return "\n".join(f"==== {p.name}\n{p.log()[-6000:]}" for p in self.processes)
@@ -266,8 +280,8 @@ class Stack:
 @contextmanager
 def running_stack(**kwargs: Any) -> Iterator[Stack]:
     stack = Stack(**kwargs)
-    stack.start()
     try:
+        stack.start()
         yield stack
     finally:
         stack.stop()

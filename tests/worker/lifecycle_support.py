@@ -138,6 +138,14 @@ def drive(
     raise AssertionError(f"{gen_id} stuck in {load(ctx, gen_id).status}")
 
 
+def upstream_calls(srv: SimulatorServer, gen: Generation) -> dict[str, int]:
+    """How often the simulator was called for the generation's upstream request, by op."""
+    assert gen.upstream_request_id is not None, "never accepted upstream"
+    info = srv.sim.request_info(gen.upstream_request_id)
+    assert info is not None, f"the simulator does not know {gen.upstream_request_id}"
+    return dict(info["calls"])
+
+
 def kinds(gen: Generation) -> list[str]:
     return [e.kind for e in gen.events]
 

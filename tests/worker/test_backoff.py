@@ -1,5 +1,7 @@
 """Backoff numbers: pure functions, checked with numbers."""
 
+from typing import Any
+
 import pytest
 
 from models.status import GenerationStatus
@@ -9,8 +11,8 @@ from worker.lifecycle.estimates import estimate_from, quantile
 NO_JITTER = BackoffPolicy(min_delay=0.5, max_delay=10.0, growth=2.0, jitter=0.0)
 
 
-def poll(attempt: int, **kw) -> float:  # type: ignore[no-untyped-def]
-    args = {
+def poll(attempt: int, **kw: Any) -> float:
+    args: dict[str, Any] = {
         "state": GenerationStatus.RUNNING,
         "queue_position": None,
         "age": 0.0,

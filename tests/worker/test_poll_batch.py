@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genqueue.net import wait_until
 from models.status import GenerationStatus
 from models.tables import Generation
-from simulator import FaultRule
+from simulator import FaultRule, SimulatorServer
 from tests.worker.lifecycle_support import (
     RecordingObserver,
     drive,
@@ -22,9 +22,10 @@ from tests.worker.lifecycle_support import (
     load,
     new_job,
 )
+from worker.context import WorkerContext
 from worker.lifecycle import poll as poll_module
 from worker.lifecycle.poll import poll_generations
-from worker.lifecycle.poll_outcome import LeasedRow, PollOutcome
+from worker.lifecycle.poll_outcome import LeasedRow, PollOutcome, apply_outcome
 from worker.lifecycle.submit_batch import submit_generations
 
 
@@ -51,14 +52,16 @@ def _lease(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> str:
     return token
 
 
-def _submitted_and_done(ctx: Any, srv: Any, count: int) -> list[uuid.UUID]:
+def _submitted_and_done(ctx: WorkerContext, srv: SimulatorServer, count: int) -> list[uuid.UUID]:
     ids = [new_job(ctx, prompt=f"batch {i}") for i in range(count)]
     assert submit_generations(ctx, ids) == {"submitted": count}
     wait_until(lambda: srv.sim.stats()["jobs"]["completed"] >= count, 10, what="upstream to finish")
     return ids
 
 
-def test_a_batch_is_claimed_and_written_in_two_commits(private_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_is_claimed_and_written_in_two_commits(
+    private_sessions: sessionmaker[Session],
+) -> None:
     with lifecycle_env(private_sessions, run_time=0.05) as (ctx, srv, _):
         ids = _submitted_and_done(ctx, srv, 20)
         token = _lease(private_sessions, ids)
@@ -67,20 +70,20 @@ def test_a_batch_is_claimed_and_written_in_two_commits(private_sessions) -> None
         assert commits[0] == 2  # the claim, then every job's write together (was 21)
         for gen_id in ids:
             gen = load(ctx, gen_id)
-            assert (
-                gen.status == GenerationStatus.COMPLETED and gen.result and gen.lease_token is None
-            )
+            assert gen.status == GenerationStatus.COMPLETED
+            assert gen.result
+            assert gen.lease_token is None
             assert kinds(gen)[-1] == "completed"
 
 
 def test_a_write_the_database_refuses_does_not_hold_the_batch_back(
-    private_sessions,  # type: ignore[no-untyped-def]
+    private_sessions: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with lifecycle_env(private_sessions, run_time=0.05) as (ctx, srv, rec):
         ids = _submitted_and_done(ctx, srv, 6)
         victim = ids[3]
-        real_apply = poll_module.apply_outcome
+        real_apply = apply_outcome
 
         def apply(session: Session, outcome: PollOutcome) -> bool:
             won = real_apply(session, outcome)
@@ -94,22 +97,22 @@ def test_a_write_the_database_refuses_does_not_hold_the_batch_back(
         for gen_id in ids:
             gen = load(ctx, gen_id)
             if gen_id == victim:
-                assert (
-                    gen.status == GenerationStatus.QUEUED
-                    and gen.result is None
-                    and gen.lease_token is None
-                )
+                assert gen.status == GenerationStatus.QUEUED
+                assert gen.result is None
+                assert gen.lease_token is None
                 error = next(e for e in gen.events if e.kind == "poll_error")
+                assert error.detail is not None
                 assert "refused this row" in error.detail["message"]
             else:
-                assert gen.status == GenerationStatus.COMPLETED and gen.result
+                assert gen.status == GenerationStatus.COMPLETED
+                assert gen.result
         monkeypatch.setattr(poll_module, "apply_outcome", real_apply)
         # polled again, then recorded
         assert drive(ctx, rec, victim).status == GenerationStatus.COMPLETED
 
 
 def test_the_observer_hears_only_of_writes_that_were_committed(
-    private_sessions,  # type: ignore[no-untyped-def]
+    private_sessions: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with lifecycle_env(private_sessions, run_time=30.0) as (ctx, srv, _):

@@ -37,7 +37,7 @@ from worker.lifecycle import submit_batch
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.reconcile import reconcile
 from worker.lifecycle.submit_batch import submit_generations
-from worker.lifecycle.submit_outcome import SubmitResult
+from worker.lifecycle.submit_outcome import SubmitResult, record_answer
 from worker.upstream import UpstreamClient
 
 
@@ -81,11 +81,15 @@ def test_a_batch_is_claimed_once_and_each_row_submitted_once(
         gens = [load(ctx, i) for i in ids]
         request_ids = set()
         for i, gen in enumerate(gens):
-            assert gen.status == GenerationStatus.QUEUED and gen.submit_attempts == 1
-            assert gen.lease_token is None and gen.lease_until is None
-            assert gen.next_poll_at is not None and gen.submitted_at is not None
+            assert gen.status == GenerationStatus.QUEUED
+            assert gen.submit_attempts == 1
+            assert gen.lease_token is None
+            assert gen.lease_until is None
+            assert gen.next_poll_at is not None
+            assert gen.submitted_at is not None
             [submit] = accepted(srv, f"{tag} {i}")
-            assert submit["request_id"] == gen.upstream_request_id and submit["body"] == gen.input
+            assert submit["request_id"] == gen.upstream_request_id
+            assert submit["body"] == gen.input
             request_ids.add(gen.upstream_request_id)
             # The history the single path has always written.
             assert [(e.kind, e.status, e.detail) for e in gen.events] == [
@@ -174,24 +178,27 @@ def test_mixed_outcomes_in_one_batch_are_each_recorded(
         for gen_id in ok:
             assert load(ctx, gen_id).status == GenerationStatus.QUEUED
         failed = load(ctx, bad)
-        assert failed.status == GenerationStatus.FAILED and failed.error is not None
+        assert failed.status == GenerationStatus.FAILED
+        assert failed.error is not None
         assert (failed.error["type"], failed.error["http_status"]) == ("upstream_rejected", 422)
         assert failed.error["body"]["detail"][0]["loc"] == ["body", "guidance_scale"]
-        assert kinds(failed) == ["created", "status", "failed"] and failed.lease_token is None
+        assert kinds(failed) == ["created", "status", "failed"]
+        assert failed.lease_token is None
         for gen_id, code in ((busy, 503), (throttled, 429)):
             gen = load(ctx, gen_id)
-            assert gen.status == GenerationStatus.PENDING and gen.lease_token is None
-            assert gen.error is not None and gen.error["http_status"] == code
+            assert gen.status == GenerationStatus.PENDING
+            assert gen.lease_token is None
+            assert gen.error is not None
+            assert gen.error["http_status"] == code
             [retry] = [e for e in gen.events if e.kind == "submit_retry"]
-            assert retry.detail is not None and retry.detail["http_status"] == code
+            assert retry.detail is not None
+            assert retry.detail["http_status"] == code
         throttled_gen = load(ctx, throttled)
         assert throttled_gen.next_poll_at is not None
         assert throttled_gen.next_poll_at >= before + timedelta(seconds=1)  # Retry-After
         ambiguous = load(ctx, reset)
-        assert (
-            ambiguous.status == GenerationStatus.PENDING
-            and kinds(ambiguous)[-1] == "submit_ambiguous"
-        )
+        assert ambiguous.status == GenerationStatus.PENDING
+        assert kinds(ambiguous)[-1] == "submit_ambiguous"
         assert ambiguous.events[-1].detail is not None
         assert ambiguous.events[-1].detail["policy"] == "resubmit"
         assert len(accepted(srv, f"{tag} reset")) == 1  # upstream has it; we could not know
@@ -233,7 +240,8 @@ def test_max_in_flight_claims_only_the_free_slots(private_sessions: sessionmaker
         held = [g for g in gens if g.status == GenerationStatus.PENDING]
         assert [g.id for g in sent] == ids[:3]  # oldest first
         for gen in held:
-            assert kinds(gen) == ["created"] and gen.submit_attempts == 0
+            assert kinds(gen) == ["created"]
+            assert gen.submit_attempts == 0
             assert gen.next_poll_at is not None
             assert before + timedelta(seconds=1) <= gen.next_poll_at <= after + timedelta(seconds=1)
         assert sum(len(accepted(srv, f"{tag} {i}")) for i in range(6)) == 3
@@ -255,10 +263,12 @@ def test_a_row_past_its_deadline_fails_without_being_sent(
             )
         assert submit_generations(ctx, [late, fresh]) == {"failed": 1, "submitted": 1}
         gen = load(ctx, late)
-        assert gen.status == GenerationStatus.FAILED and gen.error is not None
+        assert gen.status == GenerationStatus.FAILED
+        assert gen.error is not None
         assert gen.error["type"] == "deadline_exceeded"
         assert kinds(gen) == ["created", "deadline_exceeded"]
-        assert accepted(srv, f"{tag} late") == [] and len(accepted(srv, f"{tag} fresh")) == 1
+        assert accepted(srv, f"{tag} late") == []
+        assert len(accepted(srv, f"{tag} fresh")) == 1
         assert observer.events.count(("terminal", "failed")) == 1
 
 
@@ -288,16 +298,17 @@ def test_a_lost_lease_records_submit_orphaned_and_cancels_upstream(
         gen = load(ctx, slow)
         assert kinds(gen) == ["created", "status", "submit_ambiguous", "submit_orphaned"]
         orphan = gen.events[-1].detail
-        assert orphan is not None and orphan["reason"] == "lease lost before the answer"
+        assert orphan is not None
+        assert orphan["reason"] == "lease lost before the answer"
         [first] = accepted(srv, f"{tag} slow")
         assert orphan["request_id"] == first["request_id"]
         info = srv.sim.request_info(first["request_id"])
-        assert info is not None and info["calls"]["cancel"] == 1 and info["cancel_requested"]
+        assert info is not None
+        assert info["calls"]["cancel"] == 1
+        assert info["cancel_requested"]
         done = drive(ctx, rec, slow)
-        assert (
-            done.status == GenerationStatus.COMPLETED
-            and done.upstream_request_id != first["request_id"]
-        )
+        assert done.status == GenerationStatus.COMPLETED
+        assert done.upstream_request_id != first["request_id"]
         assert len(accepted(srv, f"{tag} slow")) == 2
         patient.close()
 
@@ -333,7 +344,8 @@ def test_a_failed_write_back_leaves_the_rows_to_the_reconciler() -> None:
             assert observer.events == []
             for i, gen_id in enumerate(ids):
                 gen = load(ctx, gen_id)
-                assert gen.status == GenerationStatus.SUBMITTING and gen.lease_token is not None
+                assert gen.status == GenerationStatus.SUBMITTING
+                assert gen.lease_token is not None
                 assert kinds(gen) == ["created", "status"]
                 assert len(accepted(srv, f"{tag} {i}")) == 1  # upstream took it; we never heard
             expire_lease(ctx.sessions, ids)
@@ -386,7 +398,7 @@ def test_one_answer_the_database_refuses_leaves_only_its_row_to_the_reconciler(
     with lifecycle_env(private_sessions) as (ctx, srv, _):
         ids = [new_job(ctx, prompt=f"refused {i}") for i in range(5)]
         victim = ids[2]
-        real = submit_batch.record_answer
+        real = record_answer
 
         def record(ctx: Any, session: Session, answer: Any) -> Any:
             recorded = real(ctx, session, answer)
@@ -401,7 +413,9 @@ def test_one_answer_the_database_refuses_leaves_only_its_row_to_the_reconciler(
         for gen_id in ids:
             gen = load(ctx, gen_id)
             if gen_id == victim:  # as if its worker had died: the reconciler's, by policy
-                assert gen.status == GenerationStatus.SUBMITTING and gen.lease_token is not None
+                assert gen.status == GenerationStatus.SUBMITTING
+                assert gen.lease_token is not None
             else:
-                assert gen.status == GenerationStatus.QUEUED and gen.upstream_request_id
+                assert gen.status == GenerationStatus.QUEUED
+                assert gen.upstream_request_id
         assert len(srv.sim.submits()) == 5  # nothing was sent twice meanwhile

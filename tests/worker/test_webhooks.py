@@ -1,24 +1,27 @@
 """Client webhooks: delivered once in fal's shape, retried with backoff, never with the key."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.status import GenerationStatus
 from models.tables import Generation
 from simulator import FaultRule
 from tests.support.receiver import webhook_receiver
 from tests.worker.lifecycle_support import KEY, drive, kinds, lifecycle_env, load, new_job
+from worker.context import WorkerContext
 from worker.lifecycle.webhooks import FIRST_DELAY, deliver_webhooks, http_sender
 
 
-def _with_webhook(ctx, gen_id, url: str) -> None:  # type: ignore[no-untyped-def]
+def _with_webhook(ctx: WorkerContext, gen_id: uuid.UUID, url: str) -> None:
     with ctx.sessions.begin() as session:
         session.execute(update(Generation).where(Generation.id == gen_id).values(webhook_url=url))
 
 
-def test_completed_job_is_delivered_once(private_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_completed_job_is_delivered_once(private_sessions: sessionmaker[Session]) -> None:
     with lifecycle_env(private_sessions) as (ctx, _, rec), webhook_receiver() as hook:
         gen_id = new_job(ctx)
         _with_webhook(ctx, gen_id, hook.url)
@@ -30,14 +33,18 @@ def test_completed_job_is_delivered_once(private_sessions) -> None:  # type: ign
         [call] = hook.received
         body = call["body"]
         assert (body["request_id"], body["status"], body["error"]) == (str(gen_id), "OK", None)
-        assert body["payload"] == gen.result and body["generation"]["status"] == "completed"
+        assert body["payload"] == gen.result
+        assert body["generation"]["status"] == "completed"
         assert KEY not in str(call)
         gen = load(ctx, gen_id)
-        assert gen.webhook_delivered_at is not None and gen.webhook_attempts == 1
+        assert gen.webhook_delivered_at is not None
+        assert gen.webhook_attempts == 1
         assert kinds(gen)[-1] == "webhook_delivered"
 
 
-def test_failed_job_reports_the_error_and_retries_are_spaced(private_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_failed_job_reports_the_error_and_retries_are_spaced(
+    private_sessions: sessionmaker[Session],
+) -> None:
     with lifecycle_env(private_sessions) as (ctx, srv, rec), webhook_receiver() as hook:
         srv.sim.add_fault(
             FaultRule(
@@ -56,7 +63,8 @@ def test_failed_job_reports_the_error_and_retries_are_spaced(private_sessions) -
         before = datetime.now(UTC)
         assert deliver_webhooks(ctx, send) == {"failed": 1}
         gen = load(ctx, gen_id)
-        assert gen.webhook_attempts == 1 and gen.webhook_delivered_at is None
+        assert gen.webhook_attempts == 1
+        assert gen.webhook_delivered_at is None
         assert gen.webhook_next_at is not None
         assert gen.webhook_next_at >= before + timedelta(seconds=FIRST_DELAY)
         assert deliver_webhooks(ctx, send) == {}  # not due yet
@@ -79,7 +87,9 @@ def test_failed_job_reports_the_error_and_retries_are_spaced(private_sessions) -
         ]
 
 
-def test_an_unreachable_receiver_is_abandoned_after_ten_tries(private_sessions) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_receiver_is_abandoned_after_ten_tries(
+    private_sessions: sessionmaker[Session],
+) -> None:
     with lifecycle_env(private_sessions) as (ctx, _, rec):
         gen_id = new_job(ctx)
         _with_webhook(ctx, gen_id, "http://127.0.0.1:9/hook")
@@ -93,5 +103,6 @@ def test_an_unreachable_receiver_is_abandoned_after_ten_tries(private_sessions) 
             deliver_webhooks(ctx, send)
         assert deliver_webhooks(ctx, send) == {}
         gen = load(ctx, gen_id)
-        assert gen.webhook_attempts == 10 and gen.status == GenerationStatus.COMPLETED
+        assert gen.webhook_attempts == 10
+        assert gen.status == GenerationStatus.COMPLETED
         assert kinds(gen)[-1] == "webhook_abandoned"

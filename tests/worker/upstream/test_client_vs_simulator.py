@@ -71,13 +71,18 @@ def test_round_trip(client: UpstreamClient, srv: SimulatorServer) -> None:
     assert report.metrics["inference_time"] > 0
 
     answer = client.result(handle.response_url)
-    assert answer.ok and answer.http_status == 200
+    assert answer.ok
+    assert answer.http_status == 200
     assert answer.body["prompt"] == "a tiger eye"
     assert (answer.body["images"][0]["width"], answer.body["images"][0]["height"]) == (1392, 752)
 
     assert client.cancel(handle.cancel_url) is UpstreamCancelOutcome.ALREADY_COMPLETED
-    calls = srv.sim.request_info(handle.request_id)["calls"]  # type: ignore[index]
-    assert calls["submit"] == 1 and calls["result"] == 1 and calls["cancel"] == 1
+    info = srv.sim.request_info(handle.request_id)
+    assert info is not None
+    calls = info["calls"]
+    assert calls["submit"] == 1
+    assert calls["result"] == 1
+    assert calls["cancel"] == 1
 
 
 def test_queued_job_cancelled(client: UpstreamClient) -> None:

@@ -71,7 +71,8 @@ def test_from_response_builds_a_short_message() -> None:
 
 def test_long_text_bodies_are_cut() -> None:
     error = UpstreamTransient.from_response(httpx.Response(500, text="x" * 50_000), op="status")
-    assert isinstance(error.body, str) and len(error.body) < 2100
+    assert isinstance(error.body, str)
+    assert len(error.body) < 2100
     assert len(error.message) < 400
 
 

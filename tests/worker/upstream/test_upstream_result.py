@@ -3,6 +3,7 @@ import pytest
 from tests.worker.upstream.fakes import BASE, FakeUpstream
 from worker.upstream import (
     UpstreamClient,
+    UpstreamError,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamResult,
@@ -141,7 +142,7 @@ def test_non_final_errors_raise(
     code: int,
     headers: dict[str, str],
     body: object,
-    expected: type[Exception],
+    expected: type[UpstreamError],
 ) -> None:
     if isinstance(body, str):
         fake.reply(code, text=body, headers=headers)
@@ -150,7 +151,7 @@ def test_non_final_errors_raise(
     with pytest.raises(expected) as caught:
         client.result(RESPONSE_URL)
     assert type(caught.value) is expected
-    assert caught.value.op == "result"  # type: ignore[attr-defined]
+    assert caught.value.op == "result"
 
 
 def test_429_carries_retry_after(client: UpstreamClient, fake: FakeUpstream) -> None:

@@ -92,7 +92,7 @@ def test_rewrite_url_moves_host_and_keeps_path(url: str, base: str, expected: st
 
 
 def test_rewrite_url_rejects_a_base_without_host() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="base URL must be http"):
         rewrite_url(FAL_STATUS, "relay.example")
 
 
@@ -110,7 +110,7 @@ def test_submit_url_uses_full_endpoint_path_and_encodes_webhook() -> None:
     "bad", ["", "queue.fal.run", "ftp://queue.fal.run", "https://", "https://h/?q=1"]
 )
 def test_normalize_base_url_rejects_non_http_bases(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="upstream base URL must"):
         normalize_base_url(bad)
 
 
