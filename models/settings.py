@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_submit_attempts: int = Field(8, ge=1, description="cap on submits after ambiguous ones")
     max_poll_errors: int = Field(60, ge=1)
     job_deadline: float = Field(1800.0, gt=0, description="seconds from creation to a forced end")
+    deadline_grace: float = Field(
+        60.0, ge=0, description="seconds a job cancelled at its deadline may take to settle"
+    )
     ambiguous_submit: Literal["resubmit", "fail"] = "resubmit"
 
     tick_interval: float = Field(1.0, gt=0)

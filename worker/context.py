@@ -42,6 +42,9 @@ class Limits:
 
     max_submit_attempts: int = from_setting("max_submit_attempts")
     max_poll_errors: int = from_setting("max_poll_errors")
+    deadline_grace: float = from_setting("deadline_grace")
+    """Seconds past its deadline a job whose upstream cancel was sent is still polled: upstream
+    may finish it anyway (then it is ``completed``); after that it ends ``failed``."""
     max_in_flight: int = from_setting("max_in_flight")
     lease_seconds: float = from_setting("lease_seconds")
     submit_grace: float = from_setting("submit_grace")

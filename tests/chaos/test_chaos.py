@@ -4,6 +4,7 @@ the recorded result equal to what the upstream produced."""
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import httpx
@@ -66,6 +67,26 @@ def test_postgres_restarted(jobs: ApiJobs, chaos: ChaosStack) -> None:
     wait_until(lambda: jobs.api.get("/readyz").status_code == 200, 30, what="readyz")
     gens = assert_invariants(jobs, ids, timeout=120)
     assert [g.status for g in gens] == ["completed"] * len(ids)
+
+
+def test_a_result_finished_while_the_database_was_down_survives_the_deadline(
+    jobs: ApiJobs, chaos: ChaosStack
+) -> None:
+    sim = chaos.stack.sim
+    sim.configure(run_time=2.0)
+    gen_id = jobs.create("finishes while the database is down", deadline=8.0)
+    jobs.wait([gen_id], statuses={"queued", "running"}, timeout=30)
+    request_id = jobs.get(gen_id).upstream_request_id
+    deadline = jobs.get(gen_id).deadline_at
+    chaos.pg.stop()  # nothing can be read or written until after the deadline
+    try:
+        wait_until(lambda: sim.request(request_id)["state"] == "COMPLETED", 30, what="upstream")
+        wait_until(lambda: datetime.now(UTC) > deadline + timedelta(seconds=1), 30, what="deadline")
+    finally:
+        chaos.pg.start()
+    [gen] = assert_invariants(jobs, [gen_id], timeout=90)
+    assert gen.status == "completed", gen.error  # with upstream's result (assert_invariants)
+    assert sim.request(request_id)["calls"]["cancel"] == 0
 
 
 def test_upstream_storm(jobs: ApiJobs) -> None:

@@ -17,6 +17,7 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
     settings = Settings(
         max_submit_attempts=3,
         max_poll_errors=7,
+        deadline_grace=3.5,
         max_in_flight=11,
         lease_seconds=12.5,
         submit_grace=2.5,
@@ -34,6 +35,7 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
     assert dataclasses.asdict(Limits.from_settings(settings)) == {
         "max_submit_attempts": 3,
         "max_poll_errors": 7,
+        "deadline_grace": 3.5,
         "max_in_flight": 11,
         "lease_seconds": 12.5,
         "submit_grace": 2.5,

@@ -38,8 +38,11 @@ def cancel_generation(ctx: WorkerContext, generation_id: uuid.UUID) -> str:
     return outcome or answer.outcome.value
 
 
-def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -> str | None:
-    """Claim the cancel (``cancel_sent_at``), PUT it upstream, record the answer.
+def send_cancel(
+    ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str, *, reason: str = "asked"
+) -> str | None:
+    """Claim the cancel (``cancel_sent_at``), PUT it upstream, record the answer and why it was
+    sent (``reason``: ``asked`` by the client, the ``deadline``, ``retries_exhausted``).
 
     Returns the upstream outcome, or None if another worker had already sent it or the call
     failed (then the claim is released so a later poll tries again).
@@ -57,10 +60,10 @@ def send_cancel(ctx: WorkerContext, generation_id: uuid.UUID, cancel_url: str) -
             return None
     try:
         outcome: UpstreamCancelOutcome | None = ctx.client.cancel(cancel_url)
-        detail: dict[str, Any] = {"outcome": str(outcome)}
+        detail: dict[str, Any] = {"outcome": str(outcome), "reason": reason}
     except UpstreamError as exc:
         outcome = None
-        detail = {"error": exc.message, "http_status": exc.http_status}
+        detail = {"error": exc.message, "http_status": exc.http_status, "reason": reason}
     with ctx.sessions.begin() as session:
         if outcome is None:
             update_where(

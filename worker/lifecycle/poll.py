@@ -1,18 +1,21 @@
 """Check a batch of upstream jobs concurrently and record what upstream says.
 
-The body of ``generation.poll_batch``, in five steps, read top to bottom:
+The body of ``generation.poll_batch``, in six steps, read top to bottom:
 
 1. **Claim.** The dispatcher leased the rows to ``batch_token``; the batch swaps that token for
    its own in one compare-and-set, so a second delivery of the same message finds nothing to do.
-2. **Cancel.** Rows past their deadline, and rows whose cancel was asked for but not sent, are
-   cancelled upstream first, concurrently (``cancel.py``: each cancel is claimed once and its
-   answer recorded in transactions of its own).
-3. **Check.** Every other row is checked upstream (status, and the result the moment it is
-   done) on a pool of threads. Nothing is written yet: each check ends in a ``PollOutcome``,
-   a record of what its answer becomes (``poll_outcome.py``).
-4. **Write.** One transaction applies every outcome, each guarded by the new token: if the lease
+2. **Cancel.** Rows whose cancel a client asked for but was not sent yet are cancelled upstream
+   first, concurrently (``cancel.py``: each cancel is claimed once and its answer recorded in
+   transactions of its own).
+3. **Check.** Every row is checked upstream (status, and the result the moment it is done) on
+   a pool of threads. Nothing is written yet: each check ends in a ``PollOutcome``, a record of
+   what its answer becomes (``poll_outcome.py``).
+4. **Give up.** A row past its deadline, or whose polls ran out, that upstream has not ended is
+   cancelled upstream now, after the check, so a job upstream finished is fetched, never
+   thrown away (``give_up.py``).
+5. **Write.** One transaction applies every outcome, each guarded by the new token: if the lease
    ran out and another poller took a row, ours loses.
-5. **Report.** The observer hears of each outcome that was committed.
+6. **Report.** The observer hears of each outcome that was committed.
 
 If the write fails because the database is gone, the task fails and the rows keep their
 lease; when it expires the dispatcher claims them again and they are checked again (a result
@@ -41,13 +44,13 @@ from worker.context import WorkerContext
 from worker.lifecycle.cancel import send_cancel
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.lifecycle.estimates import estimates_for
+from worker.lifecycle.give_up import settle
 from worker.lifecycle.poll_outcome import (
     LeasedRow,
     PollOutcome,
     apply_outcome,
     end,
     fail,
-    past_deadline,
     progress,
     retry_later,
 )
@@ -56,6 +59,7 @@ from worker.upstream import (
     StatusReport,
     UpstreamNotFound,
     UpstreamRejected,
+    UpstreamResult,
     UpstreamTransient,
 )
 
@@ -79,9 +83,16 @@ def poll_generations(
     estimates = estimates_for(ctx, {row.model for row in rows})
     workers = max(1, min(ctx.limits.poll_threads, len(rows)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-        cancels = _cancel_upstream(ctx, pool, [row for row in rows if _cancel_due(row, now)])
+        cancels = _cancel_upstream(ctx, pool, [row for row in rows if _cancel_asked(row)])
+        asked = pool.map(lambda row: _check(ctx, row, cancels, estimates.get(row.model)), rows)
         outcomes = list(
-            pool.map(lambda row: _check(ctx, row, now, cancels, estimates.get(row.model)), rows)
+            pool.map(
+                lambda row, outcome: settle(
+                    ctx, row, outcome, now, lambda r: _fetch_result(ctx, r)
+                ),
+                rows,
+                list(asked),
+            )
         )
     for committed in _write(ctx, outcomes):
         if committed is not None:
@@ -124,10 +135,10 @@ def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[L
         ]
 
 
-def _cancel_due(row: LeasedRow, now: datetime) -> bool:
-    """A row past its deadline is cancelled upstream before it ends; a cancel asked for is sent
-    before the row is checked again."""
-    return now >= row.deadline_at or bool(row.cancel_requested_at and not row.cancel_sent_at)
+def _cancel_asked(row: LeasedRow) -> bool:
+    """A cancel a client asked for is sent before the row is checked again (the check then
+    sees whether upstream honoured it)."""
+    return bool(row.cancel_requested_at and not row.cancel_sent_at)
 
 
 def _cancel_upstream(
@@ -146,16 +157,13 @@ def _cancel_upstream(
 def _check(
     ctx: WorkerContext,
     row: LeasedRow,
-    now: datetime,
-    cancels: dict[uuid.UUID, CancelSent],
-    estimate: RunTimeEstimate | None,
+    cancels: dict[uuid.UUID, CancelSent] | None = None,
+    estimate: RunTimeEstimate | None = None,
 ) -> PollOutcome:
-    sent = cancels.get(row.id)
+    sent = (cancels or {}).get(row.id)
     try:
         if isinstance(sent, Exception):
             return _poll_error(ctx, row, sent)
-        if now >= row.deadline_at:
-            return past_deadline(ctx, row, sent)
         return _read_upstream(ctx, row, estimate)
     except Exception as exc:  # a bug must not strand the row: record it and retry later
         log.exception("poll of %s failed unexpectedly", row.id)
@@ -182,8 +190,11 @@ def _read_upstream(
     return progress(ctx, row, report, estimate)
 
 
-def _fetch_result(ctx: WorkerContext, row: LeasedRow, report: StatusReport) -> PollOutcome:
-    """Upstream says COMPLETED: fetch the result now and end the job as it says."""
+def _fetch_result(
+    ctx: WorkerContext, row: LeasedRow, report: StatusReport | None = None
+) -> PollOutcome:
+    """Upstream says COMPLETED (in a status ``report``, or by answering a cancel with
+    ``ALREADY_COMPLETED``): fetch the result now and end the job as it says."""
     now = ctx.clock()
     run_seconds = _run_seconds(row, now)
     try:
@@ -196,7 +207,8 @@ def _fetch_result(ctx: WorkerContext, row: LeasedRow, report: StatusReport) -> P
         return fail(ctx, row, from_upstream(ErrorType.UPSTREAM_REJECTED, exc))
     except UpstreamTransient as exc:
         return retry_later(ctx, row, EventKind.RESULT_RETRY, exc=exc)
-    detail: dict[str, Any] = {"http_status": answer.http_status, "metrics": report.metrics}
+    metrics = report.metrics if report else {}
+    detail: dict[str, Any] = {"http_status": answer.http_status, "metrics": metrics}
     if row.cancel_requested_at:
         detail["cancel_requested"] = True
     if answer.ok:
@@ -212,15 +224,42 @@ def _fetch_result(ctx: WorkerContext, row: LeasedRow, report: StatusReport) -> P
             detail=detail,
             run_seconds=run_seconds,
         )
+    return _upstream_failure(ctx, row, report, answer, detail, run_seconds)
+
+
+def _upstream_failure(
+    ctx: WorkerContext,
+    row: LeasedRow,
+    report: StatusReport | None,
+    answer: UpstreamResult,
+    detail: dict[str, Any],
+    run_seconds: float,
+) -> PollOutcome:
+    """The job ended upstream without a result: cancelled (a client's cancel honoured, or
+    genqueue's at the deadline), or failed there. Upstream's code and body are kept."""
     cancelled = _is_cancel(answer.http_status, answer.error_type)
+    expired = cancelled and not row.cancel_requested_at and ctx.clock() >= row.deadline_at
+    kind = ErrorType.CANCELLED if cancelled else ErrorType.UPSTREAM_ERROR
+    message = (
+        (report.error if report else None)
+        or _message(answer.body)
+        or f"upstream answered HTTP {answer.http_status}"
+    )
+    if expired:
+        kind, message = (
+            ErrorType.DEADLINE_EXCEEDED,
+            "the job's deadline passed; upstream cancelled it",
+        )
     error = error_record(
-        ErrorType.CANCELLED if cancelled else ErrorType.UPSTREAM_ERROR,
-        report.error or _message(answer.body) or f"upstream answered HTTP {answer.http_status}",
+        kind,
+        message,
         http_status=answer.http_status,
         body=answer.body,
-        error_type=answer.error_type or report.error_type,
+        error_type=answer.error_type or (report.error_type if report else None),
     )
     detail["error_type"] = error["error_type"]
+    if expired:
+        return fail(ctx, row, error, event=EventKind.DEADLINE_EXCEEDED, detail=detail)
     if cancelled:
         return end(ctx, row, GenerationStatus.CANCELLED, EventKind.CANCELLED, error, detail=detail)
     return fail(ctx, row, error, detail=detail, run_seconds=run_seconds)

@@ -3,15 +3,15 @@
 A poll writes nothing as it goes. Each leased row's check ends in a :class:`PollOutcome`: the
 status to move to (or none), the statuses it may move from, the column values, the event, and
 what the observer hears once it is committed. The functions below build them (``progress``,
-``end``, ``fail``, ``past_deadline``, ``retry_later``); :func:`apply_outcome` writes one in the
-batch's transaction, guarded by the row's lease token, so a row another poller took meanwhile
-is left alone.
+``end``, ``fail``, ``retry_later``); :func:`apply_outcome` writes one in the batch's
+transaction, guarded by the row's lease token, so a row another poller took meanwhile is left
+alone.
 """
 
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,6 +81,9 @@ class PollOutcome:
     detail: Mapping[str, Any] | None = None
     retried: str | None = None
     """The operation the observer hears was retried (``poll``, ``result``)."""
+    forced: bool = False
+    """genqueue ends the job for a reason of its own (its polls kept failing), not because
+    upstream said so: ``give_up`` cancels upstream before it is written."""
 
     def report(self, observer: Observer) -> None:
         """Tell the observer, once the write won and was committed."""
@@ -179,12 +182,10 @@ def progress(
     )
 
 
-def past_deadline(ctx: WorkerContext, row: LeasedRow, cancel: str | None) -> PollOutcome:
-    """The job's deadline passed: it ends ``failed``, saying what upstream answered the cancel
-    sent before (``cancel``; None when none was sent)."""
-    message = "the job's deadline passed; upstream cancel: " + (cancel or "not sent")
-    error = error_record(ErrorType.DEADLINE_EXCEEDED, message)
-    return fail(ctx, row, error, event=EventKind.DEADLINE_EXCEEDED)
+def look_again_soon(ctx: WorkerContext, outcome: PollOutcome) -> PollOutcome:
+    """``outcome`` (the job goes on), with its next poll as soon as the policy allows."""
+    soon = outcome.at + timedelta(seconds=ctx.policy.min_delay)
+    return replace(outcome, values={**outcome.values, "next_poll_at": soon})
 
 
 def retry_later(
@@ -204,7 +205,7 @@ def retry_later(
             if exc
             else error_record(ErrorType.RETRIES_EXHAUSTED, message or "too many poll errors")
         )
-        return fail(ctx, row, error)
+        return replace(fail(ctx, row, error), forced=True)
     now = ctx.clock()
     delay = next_error_delay(
         errors=errors,

@@ -83,8 +83,9 @@ def _expired_pending(ctx: WorkerContext) -> int:
 
 
 def _wake_overdue(ctx: WorkerContext) -> int:
-    """Active rows past their deadline, or with an unsent cancel, are polled at once (the poll
-    cancels upstream and ends them)."""
+    """Active rows past their deadline, or whose cancel a client asked for, are polled at once
+    while their upstream cancel is unsent: the poll asks upstream first, then cancels (and a
+    job upstream finished is fetched). Once the cancel is sent they keep their own timer."""
     now = ctx.clock()
     soon = now + timedelta(seconds=1)
     with ctx.sessions.begin() as session:
@@ -93,11 +94,8 @@ def _wake_overdue(ctx: WorkerContext) -> int:
             .where(
                 Generation.status.in_([s.value for s in ACTIVE]),
                 Generation.next_poll_at > soon,
-                (Generation.deadline_at <= now)
-                | (
-                    Generation.cancel_requested_at.is_not(None)
-                    & Generation.cancel_sent_at.is_(None)
-                ),
+                Generation.cancel_sent_at.is_(None),
+                (Generation.deadline_at <= now) | Generation.cancel_requested_at.is_not(None),
             )
             .values(next_poll_at=now)
             .execution_options(synchronize_session=False)
