@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     )
     ambiguous_submit: Literal["resubmit", "fail"] = "resubmit"
 
+    retention_days: float = Field(
+        0.0, ge=0, description="days a terminal job and its events are kept; 0 = forever"
+    )
+
     tick_interval: float = Field(1.0, gt=0)
     reconcile_interval: float = Field(5.0, gt=0)
     poll_batch_size: int = Field(50, ge=1)

@@ -57,7 +57,7 @@ def log_events(
 ) -> None:
     """The log lines of events written by a statement of the caller's own."""
     for generation_id in generation_ids:
-        _log(generation_id, kind, status, None, None)
+        log_event(generation_id, kind, status, None, None)
 
 
 def _event(
@@ -69,7 +69,7 @@ def _event(
     detail: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """An event row; every event is also a log line (``genqueue.events``)."""
-    _log(generation_id, kind, status, queue_position, detail)
+    log_event(generation_id, kind, status, queue_position, detail)
     return {
         "generation_id": generation_id,
         "at": now,
@@ -80,13 +80,14 @@ def _event(
     }
 
 
-def _log(
+def log_event(
     generation_id: uuid.UUID,
     kind: EventKind,
     status: GenerationStatus | None,
     queue_position: int | None,
     detail: Mapping[str, Any] | None,
 ) -> None:
+    """The log line (``genqueue.events``) of one event, written or not."""
     extra = {"generation_id": str(generation_id), "event": kind.value}
     if detail and detail.get("request_id"):
         extra["request_id"] = str(detail["request_id"])

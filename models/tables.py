@@ -71,6 +71,7 @@ class Generation(Base):
         Index("ix_generations_due", "status", "next_poll_at"),
         Index("ix_generations_tenant_created", "tenant_id", "created_at"),
         Index("ix_generations_webhook_due", "webhook_delivered_at", "webhook_next_at"),
+        Index("ix_generations_completed_at", "completed_at"),  # the retention sweep
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -121,7 +122,8 @@ class Generation(Base):
 
 
 class GenerationEvent(Base):
-    """Append-only history: every transition and every queue_position upstream reported."""
+    """The history: every transition, and every queue_position upstream reported (a run of
+    positions is one row, models/history.py). Rows only go with their generation (retention)."""
 
     __tablename__ = "generation_events"
 

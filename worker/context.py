@@ -53,6 +53,8 @@ class Limits:
     """Rows per ``generation.submit_many`` message, and the most one claim takes: each claimed
     row gets its own thread, so the lease covers one submit, not a queue of them."""
     dispatch_limit: int = from_setting("dispatch_limit")
+    retention_days: float = from_setting("retention_days")
+    """Days after it ended that a job and its events are deleted; 0 = kept forever."""
     start_timeout: float | None = from_setting("upstream_start_timeout")
     ambiguous_submit: str = from_setting("ambiguous_submit")
     poll_threads: int = 16

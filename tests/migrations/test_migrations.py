@@ -1,14 +1,20 @@
 """Migrations create everything on an empty database, and agree with the models."""
 
+import contextlib
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect
+import pytest
+from sqlalchemy import Integer, Uuid, column, create_engine, insert, inspect, select, table
 
 from migrations.runner import check, upgrade
-from models.db import normalize_url
-from models.tables import Base
+from models.db import make_engine, make_session_factory, normalize_url
+from models.history import queue_positions
+from models.tables import Base, GenerationEvent
+from models.types import JSONType, UTCDateTime
 from tests.support.services import postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,3 +56,89 @@ def test_alembic_cli_from_the_repository_root(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
     assert "generations" in _tables(url)
+
+
+def _old_history(url: str) -> uuid.UUID:
+    """A generation with events as the worker wrote them before 0003: a row per position."""
+    gen_id, tenant_id = uuid.uuid4(), uuid.uuid4()
+    engine = create_engine(normalize_url(url))
+    when, ints = UTCDateTime(), Integer()
+    tenants = table("tenants", column("id", Uuid()), column("name"), column("created_at", when))
+    generations = table(
+        "generations",
+        *[column(n, Uuid()) for n in ("id", "tenant_id")],
+        *[column(n) for n in ("model", "status")],
+        column("input", JSONType),
+        *[column(n, when) for n in ("created_at", "updated_at", "deadline_at")],
+        *[column(n, ints) for n in ("submit_attempts", "poll_count", "error_count")],
+        column("webhook_attempts", ints),
+    )
+    events = table(
+        "generation_events",
+        column("generation_id", Uuid()),
+        column("at", when),
+        column("kind"),
+        column("status"),
+        column("queue_position", ints),
+        column("detail", JSONType),
+    )
+    t = [datetime(2026, 11, 27, 12, 0, n, tzinfo=UTC) for n in range(10)]
+    kinds = [
+        ("created", None), ("submitted", 7), ("queue_position", 6), ("queue_position", 5),
+        ("queue_position", 4), ("poll_retry", None), ("queue_position", 2), ("status", None),
+        ("queue_position", 1), ("queue_position", 0),
+    ]  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(tenants).values(id=tenant_id, name=f"m-{gen_id}", created_at=t[0]))
+            conn.execute(
+                insert(generations).values(
+                    id=gen_id, tenant_id=tenant_id, model="m", input={}, status="queued",
+                    created_at=t[0], updated_at=t[0], deadline_at=t[9], submit_attempts=1,
+                    poll_count=0, error_count=0, webhook_attempts=0,
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(events),
+                [
+                    {"generation_id": gen_id, "at": at, "kind": kind, "status": None,
+                     "queue_position": position, "detail": None}
+                    for at, (kind, position) in zip(t, kinds, strict=True)
+                ],
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    return gen_id
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_0003_collapses_position_rows_into_runs_and_keeps_every_position(
+    backend: str, tmp_path: Path
+) -> None:
+    with contextlib.ExitStack() as stack:
+        url = (
+            stack.enter_context(postgres_database())
+            if backend == "postgresql"
+            else f"sqlite:///{tmp_path / 'old.db'}"
+        )
+        upgrade(url, "0002")
+        gen_id = _old_history(url)
+        upgrade(url)
+        check(url)
+        engine = make_engine(url)
+        try:
+            with make_session_factory(engine)() as session:
+                kinds = session.scalars(
+                    select(GenerationEvent.kind)
+                    .where(GenerationEvent.generation_id == gen_id)
+                    .order_by(GenerationEvent.id)
+                ).all()
+                series = queue_positions(session, gen_id)
+        finally:
+            engine.dispose()
+        assert kinds == [
+            "created", "submitted", "queue_position", "poll_retry", "queue_position", "status",
+            "queue_position",
+        ]  # fmt: skip
+        assert [p for _, p in series] == [7, 6, 5, 4, 2, 1, 0]
+        assert [at.second for at, _ in series] == [1, 2, 3, 4, 6, 8, 9]

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.generations import request_cancel
+from models.history import positions_in
 from models.status import GenerationStatus
 from models.tables import Generation
 from simulator import FaultRule
@@ -76,7 +77,7 @@ def test_full_lifecycle_to_completed(private_sessions: sessionmaker[Session]) ->
         assert {(i["width"], i["height"], i["content_type"]) for i in gen.result["images"]} == {
             (1392, 752, "image/png")
         }
-        positions = [e.queue_position for e in gen.events if e.queue_position is not None]
+        positions = [p for _, p in positions_in(gen.events)]  # every position, runs included
         assert positions
         assert positions[0] == 1
         assert positions[-1] == 0

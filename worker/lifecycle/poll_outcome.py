@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from models.history import record_queue_position
 from models.state import record_event, transition, update_where
 from models.status import ACTIVE, TERMINAL, GenerationStatus
 from models.tables import GENERATIONS
@@ -116,7 +117,15 @@ def apply_outcome(session: Session, outcome: PollOutcome) -> bool:
         session, row.id, now=outcome.at, statuses=statuses, values=outcome.values, where=guard
     ):
         return False
-    if outcome.event is not None:
+    if outcome.event is EventKind.QUEUE_POSITION and outcome.queue_position is not None:
+        record_queue_position(
+            session,
+            row.id,
+            position=outcome.queue_position,
+            now=outcome.at,
+            status=outcome.event_status,
+        )
+    elif outcome.event is not None:
         record_event(
             session,
             row.id,

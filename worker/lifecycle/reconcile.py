@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from models.status import ACTIVE, GenerationStatus
 from models.tables import Generation
 from worker.context import WorkerContext
+from worker.lifecycle.retention import sweep_expired
 from worker.lifecycle.submit_outcome import (
     Recorded,
     SubmitResult,
@@ -21,12 +22,13 @@ BATCH = 500
 
 def reconcile(ctx: WorkerContext) -> dict[str, int]:
     """Resolve submits whose worker vanished, end rows past their deadline, wake rows whose
-    timer or cancel was lost. Active rows with an expired lease need nothing here: the
-    dispatcher claims them again on its next tick."""
+    timer or cancel was lost, and delete what retention says is gone. Active rows with an
+    expired lease need nothing here: the dispatcher claims them again on its next tick."""
     return {
         "lost_submits": _lost_submits(ctx),
         "expired_pending": _expired_pending(ctx),
         "woken": _wake_overdue(ctx),
+        "swept": sweep_expired(ctx),
     }
 
 
