@@ -36,6 +36,8 @@ class ChildSpec:
     ready: Callable[[], bool] | None = None
     """Answers True once the child serves (checked at start-up)."""
     stop_timeout: float = 15.0
+    unset: tuple[str, ...] = ()
+    """Variables of the shared environment this child must not see."""
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Child:
                 output = files.enter_context(self.log_path.open("ab"))
             self.proc = subprocess.Popen(
                 self.spec.argv,
-                env=env,
+                env={k: v for k, v in env.items() if k not in self.spec.unset},
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,

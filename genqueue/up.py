@@ -1,8 +1,9 @@
 """`genqueue up`: the whole system on one machine, with no outside service.
 
 Embedded Redis (AOF on), SQLite in the data dir, migrations, a dev API key, then the API, a
-worker (thread pool: SQLite has one writer, and one process keeps metrics simple), beat, Flower,
-and the simulator when no upstream is configured. Everything lives in the data dir, so a restart
+worker (thread pool: SQLite has one writer, and one process keeps metrics simple), a worker for
+client webhook deliveries alone, beat, Flower, and the simulator when no upstream is
+configured. Everything lives in the data dir, so a restart
 finds its jobs, queue and key again.
 """
 
@@ -29,11 +30,14 @@ from genqueue.errors import CliError
 from genqueue.net import free_port, port_free
 from genqueue.services import load_settings
 from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
+from models import tasknames
 from models.settings import Settings
 
 console = Console(highlight=False)
 START_TIMEOUT = 90.0
 WORKER_THREADS = 8
+WEBHOOK_THREADS = 2
+"""Delivery ticks at once; each runs its deliveries on threads of its own (GENQUEUE_WEBHOOK_…)."""
 
 
 @dataclass(frozen=True)
@@ -232,10 +236,22 @@ def _specs(plan: Plan, data: DataDir) -> list[ChildSpec]:
         ChildSpec(
             "worker",
             [*gq, "worker", "--pool", "threads", "--concurrency", str(WORKER_THREADS),
+             "-Q", f"{tasknames.QUEUE},{tasknames.TIMER_QUEUE}",
              "--loglevel", "INFO", "--hostname", "genqueue-up@%h",
              "--without-mingle", "--without-gossip"],
             ready=_http_answers(plan.metrics_url),
             stop_timeout=30.0,
+        ),
+        # Client webhook deliveries, on a worker of their own: a receiver that never answers
+        # holds its threads, never the one that polls. (The worker above serves /metrics.)
+        ChildSpec(
+            "webhooks",
+            [*gq, "worker", "--pool", "threads", "--concurrency", str(WEBHOOK_THREADS),
+             "-Q", tasknames.WEBHOOK_QUEUE,
+             "--loglevel", "INFO", "--hostname", "genqueue-up-webhooks@%h",
+             "--without-mingle", "--without-gossip"],
+            stop_timeout=30.0,
+            unset=("GENQUEUE_WORKER_METRICS_PORT",),
         ),
         ChildSpec("beat", [*gq, "beat", "--loglevel", "WARNING"]),
         ChildSpec(

@@ -64,6 +64,16 @@ class Settings(BaseSettings):
         10.0, gt=0, description="pending rows younger than this are left to their own task"
     )
 
+    webhook_timeout: float = Field(
+        5.0, gt=0, description="client webhook: seconds to connect, to send, to get the answer"
+    )
+    webhook_concurrency: int = Field(
+        16, ge=1, description="client webhook deliveries in flight at once, all workers together"
+    )
+    webhook_per_destination: int = Field(
+        4, ge=1, description="client webhook deliveries in flight to one scheme://host:port"
+    )
+
     public_url: str | None = Field(
         None, description="base URL the API hands out in fal URLs (default: the request's host)"
     )

@@ -72,6 +72,7 @@ class Generation(Base):
         Index("ix_generations_tenant_created", "tenant_id", "created_at"),
         Index("ix_generations_webhook_due", "webhook_delivered_at", "webhook_next_at"),
         Index("ix_generations_completed_at", "completed_at"),  # the retention sweep
+        Index("ix_generations_webhook_in_flight", "webhook_lease_until"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -115,6 +116,11 @@ class Generation(Base):
     webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     webhook_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     webhook_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    webhook_destination: Mapped[str | None] = mapped_column(String(300))
+    """``scheme://host:port`` of ``webhook_url``, set when its delivery is first due: what the
+    per-destination cap on deliveries in flight counts by."""
+    webhook_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """A delivery attempt is in flight until then (a worker that dies mid-attempt costs this)."""
 
     events: Mapped[list["GenerationEvent"]] = relationship(
         back_populates="generation", order_by="GenerationEvent.id", passive_deletes=True

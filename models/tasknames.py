@@ -1,6 +1,11 @@
 """The contract between publishers (the API, the dispatcher) and the worker: names only."""
 
 QUEUE = "genqueue"
+"""Submits (the API's and the dispatcher's)."""
+TIMER_QUEUE = f"{QUEUE}.timer"
+"""Polls and beat's ticks."""
+WEBHOOK_QUEUE = f"{QUEUE}.webhooks"
+"""Client webhook deliveries: a queue of their own, so a slow receiver never holds a poll back."""
 SUBMIT_MANY = "generation.submit_many"
 """Args: ``[list of generation ids]``. What the API and the dispatcher publish: one message per
 group of rows committed together, so a burst costs one task, one claim and one write-back."""

@@ -15,6 +15,7 @@ import typer
 import yaml
 
 from genqueue.cli import app
+from models import tasknames
 from models.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,7 @@ def test_services_and_profiles() -> None:
         "migrate",
         "api",
         "worker",
+        "webhooks",
         "beat",
         "flower",
         "simulator",
@@ -140,7 +142,7 @@ def test_long_running_services_have_a_healthcheck(name: str) -> None:
 
 
 def test_start_order_waits_for_health_and_migrations() -> None:
-    for name in ("api", "worker", "beat"):
+    for name in ("api", "worker", "webhooks", "beat"):
         deps = SERVICES[name]["depends_on"]
         assert deps["postgres"]["condition"] == "service_healthy"
         assert deps["redis"]["condition"] == "service_healthy"
@@ -161,10 +163,27 @@ def test_flower_has_auth_and_persistent_state() -> None:
     assert env["GENQUEUE_FLOWER_HOST"] == "0.0.0.0"
 
 
-def test_worker_exposes_metrics() -> None:
-    env = environment(SERVICES["worker"])
-    assert env["GENQUEUE_WORKER_METRICS_PORT"] in str(SERVICES["worker"]["healthcheck"]["test"])
+@pytest.mark.parametrize("name", ["worker", "webhooks"])
+def test_worker_exposes_metrics(name: str) -> None:
+    env = environment(SERVICES[name])
+    assert env["GENQUEUE_WORKER_METRICS_PORT"] in str(SERVICES[name]["healthcheck"]["test"])
     assert env["GENQUEUE_WORKER_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_webhook_deliveries_have_a_worker_of_their_own() -> None:
+    from worker.celery import app as celery_app
+
+    def queues(name: str) -> set[str]:
+        argv = command_of(SERVICES[name])
+        return set(argv[argv.index("-Q") + 1].split(","))
+
+    declared = {q.name for q in celery_app.conf.task_queues}
+    assert queues("worker") | queues("webhooks") == declared  # every queue is consumed
+    assert queues("webhooks") == {tasknames.WEBHOOK_QUEUE}
+    assert tasknames.WEBHOOK_QUEUE not in queues("worker")
+    assert celery_app.amqp.router.route({}, tasknames.WEBHOOKS)["queue"].name == (
+        tasknames.WEBHOOK_QUEUE
+    )
 
 
 def test_dockerfile_ships_every_package() -> None:

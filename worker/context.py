@@ -56,6 +56,9 @@ class Limits:
     retention_days: float = from_setting("retention_days")
     """Days after it ended that a job and its events are deleted; 0 = kept forever."""
     start_timeout: float | None = from_setting("upstream_start_timeout")
+    webhook_timeout: float = from_setting("webhook_timeout")
+    webhook_concurrency: int = from_setting("webhook_concurrency")
+    webhook_per_destination: int = from_setting("webhook_per_destination")
     ambiguous_submit: str = from_setting("ambiguous_submit")
     poll_threads: int = 16
     """Upstream checks of a poll batch made at once (not a setting)."""

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import httpx
 from celery import Celery
 
 from models.db import make_engine, make_session_factory
@@ -14,7 +13,7 @@ from models.settings import Settings
 from worker import metrics
 from worker.backoff import BackoffPolicy
 from worker.context import Limits, Observer, WorkerContext
-from worker.lifecycle.webhooks import http_sender
+from worker.lifecycle.webhooks import http_client, http_sender
 from worker.upstream import UpstreamClient
 
 _lock = threading.Lock()
@@ -49,11 +48,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
     def publish(task_name: str, args: Sequence[Any]) -> None:
         app.send_task(task_name, args=list(args))
 
-    webhook_http = httpx.Client(
-        timeout=httpx.Timeout(10.0, connect=5.0),
-        follow_redirects=False,
-        headers={"User-Agent": "genqueue-webhook/0.1"},
-    )
+    webhook_http = http_client(settings.webhook_timeout, settings.webhook_concurrency)
     return WorkerContext(
         sessions=make_session_factory(engine),
         client=client,

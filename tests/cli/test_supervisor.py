@@ -98,3 +98,22 @@ def test_ready_check_fails_when_the_child_exits(tmp_path: Path) -> None:
             sup.wait_ready(sup.children[0], 10, stop=lambda: False)
     finally:
         sup.stop_all()
+
+
+def test_a_child_can_be_kept_from_a_shared_variable(tmp_path: Path) -> None:
+    script = "import os; print(os.environ.get('SHARED', '-'), os.environ['PATH'] != '', flush=True)"
+    specs = [
+        ChildSpec("sees", [PY, "-c", script]),
+        ChildSpec("blind", [PY, "-c", script], unset=("SHARED",)),
+    ]
+    sup = Supervisor(
+        specs, env={"PATH": "/usr/bin:/bin", "SHARED": "9808"}, log_dir=tmp_path, say=[].append
+    )
+    for child in sup.children:
+        sup.start(child)
+    try:
+        for name, seen in (("sees", "9808 True"), ("blind", "- True")):
+            log = tmp_path / f"{name}.log"
+            assert wait_until(lambda log=log: log.read_text().strip(), 10) == seen
+    finally:
+        sup.stop_all()

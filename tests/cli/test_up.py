@@ -206,6 +206,9 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         missing = [s for s in WORKER_SERIES if s not in worker_metrics]
         assert not missing, f"worker /metrics lacks {missing}"
 
+        # Client webhook deliveries have a worker of their own.
+        assert {"worker", "webhooks"} <= set(up.state()["children"])  # type: ignore[arg-type]
+
         # A child that dies is reported and restarted.
         children = up.state()["children"]
         assert isinstance(children, dict)

@@ -1,13 +1,22 @@
 """Faults mid-flight: a killed worker and a flushed broker cost latency, never a job; a
-result upstream finished during an outage is never thrown away at the deadline."""
+result upstream finished during an outage is never thrown away at the deadline; a webhook
+receiver that never answers slows nobody's polling."""
 
+import time
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 import redis
+from celery import Celery
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from genqueue.net import wait_until
+from models import tasknames
+from models.tables import Generation
 from tests.support.jobs import Jobs, assert_exactly_once, assert_result_as_produced
+from tests.support.receiver import black_hole
 from tests.support.stack import SimAdmin, Stack
 
 pytestmark = pytest.mark.integration
@@ -70,3 +79,78 @@ def test_a_result_finished_while_the_worker_was_down_survives_the_deadline(
     assert sim.request(failed.upstream_request_id)["calls"]["cancel"] == 1
     for gen in (done, failed):
         assert_exactly_once(jobs, gen)
+
+
+def _poll_lag(sessions: sessionmaker[Session], tenant_id: uuid.UUID) -> float:
+    """What ``genqueue_poll_lag_seconds`` measures, for one tenant: how far past due its
+    oldest due poll is (0 when none is due)."""
+    now = datetime.now(UTC)
+    with sessions() as session:
+        oldest = session.scalar(
+            select(func.min(Generation.next_poll_at)).where(
+                Generation.tenant_id == tenant_id,
+                Generation.status.in_(["queued", "running"]),
+                Generation.next_poll_at <= now,
+            )
+        )
+    return 0.0 if oldest is None else (now - oldest).total_seconds()
+
+
+def _lag_over(sessions: sessionmaker[Session], tenant_id: uuid.UUID, seconds: float) -> list[float]:
+    samples, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        samples.append(_poll_lag(sessions, tenant_id))
+        time.sleep(0.2)
+    return samples
+
+
+def test_a_receiver_that_never_answers_does_not_slow_anyones_polling(
+    jobs: Jobs,
+    stack: Stack,
+    sim,  # type: ignore[no-untyped-def]
+    pg_sessions: sessionmaker[Session],
+    publisher: Celery,
+) -> None:
+    sim.configure(run_time=120.0, capacity=None)
+    watched = Jobs(pg_sessions, publisher, stack)  # another tenant, whose jobs keep running
+    polled = [watched.create(f"watched {i}", deadline=300.0) for i in range(20)]
+    hooked: list[uuid.UUID] = []
+    try:
+        watched.wait(polled, statuses={"running"}, timeout=60)
+        unloaded = _lag_over(pg_sessions, watched.tenant_id, 8.0)
+        with black_hole() as dead_url:
+            sim.configure(run_time=0.2)  # this tenant's jobs end at once, webhooks due
+            hooked = [jobs.create(f"hooked {i}", webhook_url=dead_url) for i in range(150)]
+            jobs.wait(hooked, timeout=120)
+            wait_until(lambda: _attempted(pg_sessions, hooked) > 0, 30, what="deliveries")
+            loaded = _lag_over(pg_sessions, watched.tenant_id, 12.0)
+            attempted = _attempted(pg_sessions, hooked)
+        print(f"poll lag, max: unloaded {max(unloaded):.2f} s, loaded {max(loaded):.2f} s; "
+              f"{attempted} deliveries to the dead receiver attempted")  # fmt: skip
+        assert max(loaded) <= max(unloaded) + 1.5, (unloaded, loaded)
+        assert attempted >= 4  # the dead receiver really was being tried meanwhile
+    finally:
+        for gen_id in polled:
+            watched.publish(tasknames.CANCEL, str(gen_id))
+        with pg_sessions.begin() as session:  # no more tries at the dead receiver
+            session.execute(
+                update(Generation).where(Generation.id.in_(hooked)).values(webhook_attempts=10)
+            )
+        watched.wait(polled, timeout=60)
+
+
+def _attempted(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> int:
+    """Delivery attempts made or in flight for ``ids``."""
+    now = datetime.now(UTC)
+    with sessions() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Generation)
+                .where(
+                    Generation.id.in_(ids),
+                    (Generation.webhook_attempts > 0) | (Generation.webhook_lease_until > now),
+                )
+            )
+            or 0
+        )

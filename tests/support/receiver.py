@@ -1,6 +1,9 @@
-"""A webhook receiver on a free local port that records what it is sent."""
+"""Webhook receivers on free local ports: one that records what it is sent, and one that takes
+every connection and never answers."""
 
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,3 +44,37 @@ def webhook_receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def black_hole() -> Iterator[str]:
+    """A receiver that accepts every connection and never answers (a hung server): its URL.
+    Connections are held open until the block ends, so a sender waits for its timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1024)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(conn)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            with contextlib.suppress(OSError):
+                conn.close()
+        server.close()

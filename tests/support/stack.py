@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from genqueue.net import free_port, wait_until
+from models import tasknames
 
 FLOWER_AUTH = ("operator", "flower-test-pw")
 UPSTREAM_KEY = "sim-key-7f3a9c"  # recognisable, so secret-leak checks can grep for it
@@ -162,25 +163,28 @@ class Stack:
             self.env,
             self.dir,
         )
+        celery_worker = [py, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO"]
+        quiet = ["--without-mingle", "--without-gossip"]
+        # The production shape (compose, `genqueue up`): submits and polls on one worker,
+        # client webhook deliveries on a worker of their own.
         self.worker = Process(
             "worker",
             [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "worker",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "4",
-                "--pool",
-                "prefork",
-                "-n",
-                f"gq-test-{self.sim_port}@%h",
-                "--without-mingle",
-                "--without-gossip",
+                *celery_worker,
+                *("-Q", f"{tasknames.QUEUE},{tasknames.TIMER_QUEUE}"),
+                *("--concurrency", "4", "--pool", "prefork"),
+                *("-n", f"gq-test-{self.sim_port}@%h", *quiet),
+            ],
+            self.env,
+            self.dir,
+        )
+        self.webhooks = Process(
+            "webhooks",
+            [
+                *celery_worker,
+                *("-Q", tasknames.WEBHOOK_QUEUE),
+                *("--concurrency", "2", "--pool", "threads"),
+                *("-n", f"gq-test-webhooks-{self.sim_port}@%h", *quiet),
             ],
             self.env,
             self.dir,
@@ -238,7 +242,7 @@ class Stack:
     @property
     def processes(self) -> list[Process]:
         extra = [p for p, on in ((self.api, self.with_api), (self.flower, self.with_flower)) if on]
-        return [self.worker, self.beat, self.simulator, *extra]
+        return [self.worker, self.webhooks, self.beat, self.simulator, *extra]
 
     def start(self) -> None:
         self.simulator.start()
@@ -246,6 +250,7 @@ class Stack:
             lambda: self.sim.http.get("/_sim/stats").status_code == 200, 20, what="simulator"
         )
         self.worker.start()
+        self.webhooks.start()
         self.beat.start()
         if self.with_api:
             self.api.start()

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from models.retention import delete_ended_before
 from worker.context import WorkerContext
-from worker.lifecycle.webhooks import MAX_ATTEMPTS
+from worker.lifecycle.webhook_claim import MAX_ATTEMPTS
 
 SWEEP_BATCH = 500
 """Jobs deleted per transaction."""

@@ -1,63 +1,67 @@
 """Tell a client's ``webhook_url`` that its generation ended, in fal's webhook shape.
 
 Delivery is state, like everything else: a terminal row with a ``webhook_url`` and no
-``webhook_delivered_at`` is due. A beat tick claims due rows (``webhook_next_at`` moves ahead
-as a lease), POSTs, and records the answer as an event. Any 2xx is success; anything else is
+``webhook_delivered_at`` is due. The beat tick ``generation.deliver_webhooks`` travels on a
+queue of its own (``genqueue.webhooks``), so deliveries never take a slot a poll needs. Each
+tick claims what may start now (``webhook_claim.py``: at most ``webhook_concurrency`` in flight
+in all and ``webhook_per_destination`` to one receiver), POSTs them at once, each bounded by
+``webhook_timeout``, and records every answer as an event. Any 2xx is success; anything else is
 retried with doubling delays (10 s … ~43 min, ten tries over about 85 minutes, as fal does),
 then abandoned with an event. Receivers must dedupe on ``request_id``: a worker that dies after
 the POST but before the commit delivers again.
 """
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
 
 from models.state import record_event, update_where
 from models.status import TERMINAL, GenerationStatus
 from models.tables import GENERATIONS, Generation
 from models.vocabulary import EventKind
 from worker.context import WorkerContext
+from worker.lifecycle.webhook_claim import MAX_ATTEMPTS, Due, claim
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 10
 FIRST_DELAY = 10.0
-CLAIM_SECONDS = 60.0
-BATCH = 100
-TERMINAL_VALUES = [s.value for s in TERMINAL]
 
 Sender = Callable[[str, dict[str, Any]], int]
 """POST a JSON payload to a URL, return the HTTP status (raise ``httpx.HTTPError`` on failure)."""
 
 
+def http_client(timeout: float, max_connections: int) -> httpx.Client:
+    """The deliveries' own HTTP client: every phase (connect, send, answer) within ``timeout``,
+    no redirects followed."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=max_connections),
+        headers={"User-Agent": "genqueue-webhook/0.1"},
+    )
+
+
 def http_sender(client: httpx.Client) -> Sender:
     def send(url: str, payload: dict[str, Any]) -> int:
-        response = client.post(url, json=payload, headers={"X-Genqueue-Event": "generation.ended"})
-        return response.status_code
+        # Only the status is wanted: the answer's body is never read (nor waited for).
+        with client.stream(
+            "POST", url, json=payload, headers={"X-Genqueue-Event": "generation.ended"}
+        ) as response:
+            return response.status_code
 
     return send
 
 
-@dataclass(frozen=True)
-class _Due:
-    id: uuid.UUID
-    url: str
-    attempts: int
-    payload: dict[str, Any]
-
-
 def deliver_webhooks(ctx: WorkerContext, send: Sender) -> dict[str, int]:
-    due = _claim(ctx)
+    """The body of ``generation.deliver_webhooks``: how many deliveries ended each way."""
+    due = claim(ctx, payload_for)
     if not due:
         return {}
-    with ThreadPoolExecutor(max_workers=min(8, len(due)), thread_name_prefix="webhook") as pool:
+    with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="webhook") as pool:
         outcomes = list(pool.map(lambda d: _deliver(ctx, send, d), due))
     return dict(Counter(outcomes))
 
@@ -82,39 +86,12 @@ def payload_for(gen: Generation) -> dict[str, Any]:
     }
 
 
-def _claim(ctx: WorkerContext) -> list[_Due]:
-    now = ctx.clock()
-    with ctx.sessions.begin() as session:
-        rows = session.scalars(
-            select(Generation)
-            .where(
-                Generation.status.in_(TERMINAL_VALUES),
-                Generation.webhook_url.is_not(None),
-                Generation.webhook_delivered_at.is_(None),
-                Generation.webhook_attempts < MAX_ATTEMPTS,
-                or_(Generation.webhook_next_at.is_(None), Generation.webhook_next_at <= now),
-            )
-            .order_by(Generation.completed_at)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
-        due = [_Due(g.id, g.webhook_url or "", g.webhook_attempts, payload_for(g)) for g in rows]
-        if due:
-            session.execute(
-                update(Generation)
-                .where(Generation.id.in_([d.id for d in due]))
-                .values(webhook_next_at=now + timedelta(seconds=CLAIM_SECONDS))
-                .execution_options(synchronize_session=False)
-            )
-    return due
-
-
-def _deliver(ctx: WorkerContext, send: Sender, due: _Due) -> str:
+def _deliver(ctx: WorkerContext, send: Sender, due: Due) -> str:
     attempt = due.attempts + 1
     try:
         code: int | None = send(due.url, due.payload)
         problem = None if code is not None and 200 <= code < 300 else f"HTTP {code}"
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # whatever the URL or the receiver did: recorded, retried
         code, problem = None, f"{type(exc).__name__}: {exc}"[:300]
     now = ctx.clock()
     with ctx.sessions.begin() as session:
@@ -127,13 +104,17 @@ def _deliver(ctx: WorkerContext, send: Sender, due: _Due) -> str:
                 EventKind.WEBHOOK_FAILED if attempt < MAX_ATTEMPTS else EventKind.WEBHOOK_ABANDONED
             )
             outcome = "failed" if attempt < MAX_ATTEMPTS else "abandoned"
+        # Counted only while the claim is ours (a lease that ran out was claimed again).
         update_where(
             session,
             due.id,
             now=now,
             statuses=TERMINAL,
-            values=values,
-            where=[GENERATIONS.c.webhook_delivered_at.is_(None)],
+            values={**values, "webhook_lease_until": None},
+            where=[
+                GENERATIONS.c.webhook_delivered_at.is_(None),
+                GENERATIONS.c.webhook_lease_until == due.lease_until,
+            ],
         )
         record_event(
             session,

@@ -1,0 +1,157 @@
+"""Client webhook deliveries are bounded in total and per destination, and each attempt by a
+short timeout: a receiver that never answers holds its share of slots, never all of them, and a
+healthy receiver's delivery waits for no dead one. Real PostgreSQL, real HTTP."""
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.generations import create_generation
+from models.keys import create_key
+from models.tables import Generation, GenerationEvent
+from tests.support.receiver import black_hole, webhook_receiver
+from tests.support.services import wait_until
+from worker.context import Limits, WorkerContext
+from worker.lifecycle.webhook_claim import claim, destination_of, share
+from worker.lifecycle.webhooks import deliver_webhooks, http_client, http_sender, payload_for
+from worker.upstream import UpstreamClient
+
+
+@pytest.fixture
+def db(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """This module's PostgreSQL database (emptied: deliveries other tests left due would share
+    the slots), then a fresh SQLite one."""
+    with sessions.begin() as session:
+        session.execute(delete(GenerationEvent))
+        session.execute(delete(Generation))
+    return sessions
+
+
+def _ctx(sessions: sessionmaker[Session], limits: Limits) -> WorkerContext:
+    return WorkerContext(
+        sessions=sessions,
+        client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
+        publish=lambda name, args: None,
+        limits=limits,
+    )
+
+
+def _ended(ctx: WorkerContext, url: str, count: int) -> list[uuid.UUID]:
+    """``count`` completed jobs whose webhook to ``url`` is due."""
+    now = datetime.now(UTC)
+    with ctx.sessions.begin() as session:
+        key, _ = create_key(session, name=f"hooks-{uuid.uuid4().hex[:8]}")
+        ids = [
+            create_generation(
+                session,
+                tenant_id=key.tenant_id,
+                model="fal-ai/flux-pro/kontext/text-to-image",
+                input={"prompt": f"hooked {n}"},
+                now=now,
+                deadline_seconds=600,
+                submit_grace_seconds=5,
+                webhook_url=url,
+            ).id
+            for n in range(count)
+        ]
+        session.execute(
+            update(Generation)
+            .where(Generation.id.in_(ids))
+            .values(status="completed", completed_at=now, result={"images": []})
+        )
+    return ids
+
+
+def _in_flight(ctx: WorkerContext, ids: list[uuid.UUID]) -> int:
+    with ctx.sessions() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Generation)
+                .where(Generation.id.in_(ids), Generation.webhook_lease_until > datetime.now(UTC))
+            )
+            or 0
+        )
+
+
+def test_destinations() -> None:
+    assert destination_of("https://Hooks.Example.com/x?y=1") == "https://hooks.example.com:443"
+    assert destination_of("http://10.0.0.1:8080/hook") == "http://10.0.0.1:8080"
+    assert destination_of("http://[::1]/hook") == "http://::1:80"
+    assert destination_of("http://[::1") == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("waiting", "busy", "free", "per_destination", "expected"),
+    [
+        ({"a": 9, "b": 9}, {}, 5, 4, {"a": 3, "b": 2}),  # round-robin, oldest first
+        ({"a": 9, "b": 1}, {}, 8, 4, {"a": 4, "b": 1}),  # never past the per-destination cap
+        ({"a": 9, "b": 9}, {"a": 4}, 3, 4, {"b": 3}),  # a dead destination's slots are full
+        ({"a": 2}, {"b": 1}, 0, 4, {}),  # nothing free
+        ({}, {}, 5, 4, {}),
+    ],
+)
+def test_share(
+    waiting: dict[str, int],
+    busy: dict[str, int],
+    free: int,
+    per_destination: int,
+    expected: dict[str, int],
+) -> None:
+    assert share(waiting, busy, free, per_destination) == expected
+
+
+def test_a_claim_takes_no_more_than_the_caps(db: sessionmaker[Session]) -> None:
+    ctx = _ctx(db, Limits(webhook_concurrency=5, webhook_per_destination=2))
+    a = _ended(ctx, "http://a.invalid/hook", 6)
+    b = _ended(ctx, "http://b.invalid:81/hook", 6)
+    c = _ended(ctx, "https://c.invalid/hook", 1)
+    first = claim(ctx, payload_for)
+    assert len(first) == 5
+    taken = {i.id for i in first}
+    assert [len(taken & set(ids)) for ids in (a, b, c)] == [2, 2, 1]
+    assert claim(ctx, payload_for) == []  # every slot is in flight
+    assert first[0].payload["status"] == "OK"
+
+
+def test_a_dead_receiver_holds_its_share_of_slots_and_no_more(
+    db: sessionmaker[Session],
+) -> None:
+    limits = Limits(webhook_concurrency=3, webhook_per_destination=2, webhook_timeout=1.5)
+    ctx = _ctx(db, limits)
+    send = http_sender(http_client(limits.webhook_timeout, 8))
+    with black_hole() as dead_url, webhook_receiver() as live, ThreadPoolExecutor(1) as pool:
+        dead = _ended(ctx, dead_url, 6)
+        started = time.monotonic()
+        stuck = pool.submit(deliver_webhooks, ctx, send)
+        wait_until(lambda: _in_flight(ctx, dead) == 2, 5, what="two deliveries to the dead host")
+        healthy = _ended(ctx, live.url, 1)  # a healthy receiver's delivery comes due meanwhile
+        asked = time.monotonic()
+        assert deliver_webhooks(ctx, send) == {"delivered": 1}
+        assert time.monotonic() - asked < 1.0  # it waited for no dead delivery
+        assert [c["body"]["request_id"] for c in live.received] == [str(healthy[0])]
+        assert _in_flight(ctx, dead) == 2  # the other four dead ones did not take a slot
+        assert stuck.result(timeout=10) == {"failed": 2}
+        assert time.monotonic() - started < limits.webhook_timeout + 1.5  # bounded by the timeout
+    with db() as session:
+        errors = session.scalars(
+            select(GenerationEvent.detail).where(
+                GenerationEvent.generation_id.in_(dead), GenerationEvent.kind == "webhook_failed"
+            )
+        ).all()
+    assert len(errors) == 2 and all("Timeout" in (d or {})["error"] for d in errors)
+
+
+def test_an_unparseable_url_is_a_failed_attempt_not_a_crash(db: sessionmaker[Session]) -> None:
+    ctx = _ctx(db, Limits())
+    [gen_id] = _ended(ctx, "http://[::1", 1)
+    assert deliver_webhooks(ctx, http_sender(httpx.Client(timeout=1))) == {"failed": 1}
+    with db() as session:
+        gen = session.get(Generation, gen_id)
+        assert gen is not None and gen.webhook_attempts == 1 and gen.webhook_lease_until is None
