@@ -125,9 +125,11 @@ def test_a_receiver_that_never_answers_does_not_slow_anyones_polling(
             wait_until(lambda: _attempted(pg_sessions, hooked) > 0, 30, what="deliveries")
             loaded = _lag_over(pg_sessions, watched.tenant_id, 12.0)
             attempted = _attempted(pg_sessions, hooked)
-        print(f"poll lag, max: unloaded {max(unloaded):.2f} s, loaded {max(loaded):.2f} s; "
-              f"{attempted} deliveries to the dead receiver attempted")  # fmt: skip
-        assert max(loaded) <= max(unloaded) + 1.5, (unloaded, loaded)
+        figures = [f"{_p90(lags):.2f}/{max(lags):.2f} s" for lags in (unloaded, loaded)]
+        print("poll lag p90/max: unloaded {}, loaded {};".format(*figures), attempted, "tried")
+        # Flat: a delivery tick holding a poll slot makes the lag grow by a second per second.
+        assert _p90(loaded) <= _p90(unloaded) + 1.0, (unloaded, loaded)
+        assert max(loaded) <= max(unloaded) + 2.5, (unloaded, loaded)
         assert attempted >= 4  # the dead receiver really was being tried meanwhile
     finally:
         for gen_id in polled:
@@ -137,6 +139,10 @@ def test_a_receiver_that_never_answers_does_not_slow_anyones_polling(
                 update(Generation).where(Generation.id.in_(hooked)).values(webhook_attempts=10)
             )
         watched.wait(polled, timeout=60)
+
+
+def _p90(samples: list[float]) -> float:
+    return sorted(samples)[int(0.9 * (len(samples) - 1))]
 
 
 def _attempted(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> int:
