@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.generations import create_generation
 from models.history import RUN_LIMIT, queue_positions, record_queue_position
 from models.keys import create_key
 from models.state import record_event
 from models.status import GenerationStatus
 from models.tables import EVENTS, GenerationEvent
 from models.vocabulary import EventKind
+from tests.support.generations import create_generation
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 QUEUED = GenerationStatus.QUEUED

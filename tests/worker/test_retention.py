@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.generations import create_generation
 from models.keys import create_key
 from models.tables import Generation, GenerationEvent
+from tests.support.generations import create_generation
 from worker.context import Limits, WorkerContext
 from worker.lifecycle import retention
 from worker.lifecycle.reconcile import reconcile

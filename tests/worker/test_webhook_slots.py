@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.generations import create_generation
 from models.keys import create_key
 from models.tables import Generation, GenerationEvent
+from tests.support.generations import create_generation
 from tests.support.receiver import black_hole, webhook_receiver
 from tests.support.services import wait_until
 from worker.context import Limits, WorkerContext
