@@ -77,6 +77,7 @@ def test_a_result_finished_while_the_database_was_down_survives_the_deadline(
     gen_id = jobs.create("finishes while the database is down", deadline=8.0)
     jobs.wait([gen_id], statuses={"queued", "running"}, timeout=30)
     request_id = jobs.get(gen_id).upstream_request_id
+    assert request_id is not None
     deadline = jobs.get(gen_id).deadline_at
     chaos.pg.stop()  # nothing can be read or written until after the deadline
     try:

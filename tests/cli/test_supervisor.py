@@ -2,6 +2,7 @@
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -106,14 +107,18 @@ def test_a_child_can_be_kept_from_a_shared_variable(tmp_path: Path) -> None:
         ChildSpec("sees", [PY, "-c", script]),
         ChildSpec("blind", [PY, "-c", script], unset=("SHARED",)),
     ]
-    sup = Supervisor(
-        specs, env={"PATH": "/usr/bin:/bin", "SHARED": "9808"}, log_dir=tmp_path, say=[].append
-    )
+    said: list[str] = []
+    env = {"PATH": "/usr/bin:/bin", "SHARED": "9808"}
+    sup = Supervisor(specs, env=env, log_dir=tmp_path, say=said.append)
     for child in sup.children:
         sup.start(child)
     try:
         for name, seen in (("sees", "9808 True"), ("blind", "- True")):
             log = tmp_path / f"{name}.log"
-            assert wait_until(lambda log=log: log.read_text().strip(), 10) == seen
+            assert wait_until(partial(_text, log), 10) == seen
     finally:
         sup.stop_all()
+
+
+def _text(path: Path) -> str:
+    return path.read_text().strip()

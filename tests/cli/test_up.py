@@ -207,7 +207,9 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         assert not missing, f"worker /metrics lacks {missing}"
 
         # Client webhook deliveries have a worker of their own.
-        assert {"worker", "webhooks"} <= set(up.state()["children"])  # type: ignore[arg-type]
+        children = up.state()["children"]
+        assert isinstance(children, dict)
+        assert {"worker", "webhooks"} <= set(children)
 
         # A child that dies is reported and restarted.
         children = up.state()["children"]

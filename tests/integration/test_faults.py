@@ -53,12 +53,13 @@ def test_broker_flushed_mid_flight(jobs: Jobs, stack: Stack, sim: SimAdmin) -> N
 def test_a_result_finished_while_the_worker_was_down_survives_the_deadline(
     jobs: Jobs,
     stack: Stack,
-    sim,  # type: ignore[no-untyped-def]
+    sim: SimAdmin,
 ) -> None:
     sim.configure(run_time=2.0, capacity=None)
     finished = jobs.create("finishes while nobody looks", deadline=8.0)
     jobs.wait([finished], statuses={"queued", "running"}, timeout=30)
     first = jobs.get(finished).upstream_request_id
+    assert first is not None
     wait_until(lambda: sim.request(first)["state"] != "IN_QUEUE", 10, what="the first to start")
     sim.configure(run_time=120.0)  # the next job is still running at its deadline
     unfinished = jobs.create("still running at its deadline", deadline=8.0)
@@ -73,10 +74,11 @@ def test_a_result_finished_while_the_worker_was_down_survives_the_deadline(
     done, failed = jobs.wait([finished, unfinished], timeout=60)
     assert done.status == "completed", done.error
     assert_result_as_produced(done)  # upstream's own result, fetched after the deadline
-    assert sim.request(done.upstream_request_id)["calls"]["cancel"] == 0
-    assert failed.status == "failed" and failed.error is not None
+    assert sim.calls(done.upstream_request_id)["cancel"] == 0
+    assert failed.status == "failed"
+    assert failed.error is not None
     assert failed.error["type"] == "deadline_exceeded"
-    assert sim.request(failed.upstream_request_id)["calls"]["cancel"] == 1
+    assert sim.calls(failed.upstream_request_id)["cancel"] == 1
     for gen in (done, failed):
         assert_exactly_once(jobs, gen)
 
@@ -107,7 +109,7 @@ def _lag_over(sessions: sessionmaker[Session], tenant_id: uuid.UUID, seconds: fl
 def test_a_receiver_that_never_answers_does_not_slow_anyones_polling(
     jobs: Jobs,
     stack: Stack,
-    sim,  # type: ignore[no-untyped-def]
+    sim: SimAdmin,
     pg_sessions: sessionmaker[Session],
     publisher: Celery,
 ) -> None:

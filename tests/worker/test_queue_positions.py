@@ -16,7 +16,8 @@ def test_every_position_is_kept_in_one_row(private_sessions) -> None:  # type: i
         series = positions_in(gen.events)
         positions = [p for _, p in series]
         assert len(set(positions)) >= 4, series  # it really moved through the queue
-        assert positions == sorted(positions, reverse=True) and positions[-1] == 0
+        assert positions == sorted(positions, reverse=True)
+        assert positions[-1] == 0
         times = [at for at, _ in series]
         assert times == sorted(times)
         assert [e.kind for e in gen.events].count("queue_position") == 1

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from genqueue.net import wait_until
 from models.keys import create_key
 from models.tables import Generation, GenerationEvent
 from tests.support.generations import create_generation
 from tests.support.receiver import black_hole, webhook_receiver
-from tests.support.services import wait_until
 from worker.context import Limits, WorkerContext
 from worker.lifecycle.webhook_claim import claim, destination_of, share
 from worker.lifecycle.webhooks import deliver_webhooks, http_client, http_sender, payload_for
@@ -125,8 +125,13 @@ def test_a_dead_receiver_holds_its_share_of_slots_and_no_more(
 ) -> None:
     limits = Limits(webhook_concurrency=3, webhook_per_destination=2, webhook_timeout=1.5)
     ctx = _ctx(db, limits)
-    send = http_sender(http_client(limits.webhook_timeout, 8))
-    with black_hole() as dead_url, webhook_receiver() as live, ThreadPoolExecutor(1) as pool:
+    with (
+        http_client(limits.webhook_timeout, 8) as client,
+        black_hole() as dead_url,
+        webhook_receiver() as live,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        send = http_sender(client)
         dead = _ended(ctx, dead_url, 6)
         started = time.monotonic()
         stuck = pool.submit(deliver_webhooks, ctx, send)
@@ -145,13 +150,17 @@ def test_a_dead_receiver_holds_its_share_of_slots_and_no_more(
                 GenerationEvent.generation_id.in_(dead), GenerationEvent.kind == "webhook_failed"
             )
         ).all()
-    assert len(errors) == 2 and all("Timeout" in (d or {})["error"] for d in errors)
+    assert len(errors) == 2
+    assert all("Timeout" in (d or {})["error"] for d in errors)
 
 
 def test_an_unparseable_url_is_a_failed_attempt_not_a_crash(db: sessionmaker[Session]) -> None:
     ctx = _ctx(db, Limits())
     [gen_id] = _ended(ctx, "http://[::1", 1)
-    assert deliver_webhooks(ctx, http_sender(httpx.Client(timeout=1))) == {"failed": 1}
+    with httpx.Client(timeout=1) as client:
+        assert deliver_webhooks(ctx, http_sender(client)) == {"failed": 1}
     with db() as session:
         gen = session.get(Generation, gen_id)
-        assert gen is not None and gen.webhook_attempts == 1 and gen.webhook_lease_until is None
+        assert gen is not None
+        assert gen.webhook_attempts == 1
+        assert gen.webhook_lease_until is None
