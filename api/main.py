@@ -23,6 +23,7 @@ from models.logs import configure_logging
 from models.settings import Settings
 
 APP_FACTORY = "api.main:served_app"
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 class _Config(uvicorn.Config):
@@ -79,6 +80,10 @@ def serve(
         workers=workers,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # uvicorn spawns each worker process, which imports the whole app before it answers the
+        # supervisor's health ping; its 5 s default killed children mid-import on a loaded
+        # machine, over and over (seen with the load average at 7 on 2 cores).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
     if workers == 1:
         server = uvicorn.Server(config)

@@ -35,11 +35,12 @@ def _serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> subpro
     try:
         wait_until(
             lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200,
-            20,
+            60,
             what="the API to answer",
         )
     except TimeoutError:
         proc.kill()
+        proc.wait(10)
         raise AssertionError(log.read_text()) from None
     return proc
 
