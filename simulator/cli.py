@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--validate", choices=["submit", "result", "off"], default="submit")
     parser.add_argument("--auth", default=None, help='exact Authorization value, e.g. "Key x"')
     parser.add_argument("--public-url", default=None, help="base URL of returned URLs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="repeat a run: seeds the pictures of jobs that give no seed (default: random)",
+    )
     parser.add_argument(
         "--ignore-cancel", action="store_true", help="running jobs ignore cancellation"
     )

@@ -41,7 +41,9 @@ class SimulatorConfig:
     validate: ValidateMode = "submit"
     auth: str | None = None
     public_url: str | None = None
-    seed: int = 0
+    #: Seeds the picks of jobs that give no ``seed`` (and fault probabilities, run-time jitter):
+    #: None draws from the OS, so every start makes other pictures; an int repeats a run.
+    seed: int | None = None
     #: Real seconds between state checks of an SSE status stream.
     stream_interval: float = 0.1
     #: Real seconds between ``: ping`` keepalives of an SSE status stream.
@@ -65,6 +67,8 @@ class SimulatorConfig:
             raise ValueError("honor_cancel must be a boolean")
         if self.auth is not None and not isinstance(self.auth, str):
             raise ValueError("auth must be a string or None")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError("seed must be an integer or None")
         if self.public_url is not None and not isinstance(self.public_url, str):
             raise ValueError("public_url must be a string or None")
 

@@ -15,8 +15,9 @@ from simulator.config import RUNTIME_FIELDS
 from tests.simulator.helpers import SimClient
 
 StartServer = Callable[..., SimulatorServer]
-#: Test defaults: one slot and long jobs, so nothing finishes until the test moves the clock.
-TEST_DEFAULTS: dict[str, Any] = {"run_time": 10.0, "capacity": 1}
+#: Test defaults: one slot and long jobs, so nothing finishes until the test moves the clock;
+#: a fixed seed, so a reset replays the same dice.
+TEST_DEFAULTS: dict[str, Any] = {"run_time": 10.0, "capacity": 1, "seed": 0}
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from simulator import Simulator, SimulatorConfig
+from simulator.calls import Call
 from simulator.validation import IMAGE_SIZES
-from tests.simulator.helpers import SimClient
+from tests.simulator.helpers import MODEL, SimClient
 
 
 def _extrema(image: Image.Image) -> tuple[float, float]:
@@ -94,3 +96,31 @@ def test_files_of_unfinished_or_failed_jobs_are_404(api: SimClient) -> None:
     assert api.http.get(url).status_code == 404
     api.cancel(handle)
     assert api.http.get(url).status_code == 404
+
+
+def _first_picture(sim: Simulator, body: bytes = b'{"prompt": "a tiger eye"}') -> tuple[int, bytes]:
+    """The seed and the bytes of the first job's picture on a simulator just started."""
+    app = "fal-ai/flux-pro"
+    call = Call(op="submit", app=app, base_url="http://sim", endpoint=MODEL, body=body)
+    request_id = sim.handle(call).body["request_id"]
+    sim.advance()
+    reply = sim.handle(Call(op="result", app=app, base_url="http://sim", request_id=request_id))
+    assert reply.status_code == 200, reply.body
+    image = sim.image(request_id, "0.jpeg")
+    assert image is not None
+    return reply.body["seed"], image[0]
+
+
+def test_every_start_draws_other_pictures_unless_the_request_gives_a_seed() -> None:
+    """`genqueue up` starts its simulator afresh each time: the first job of every start must
+    not get the same seed (and so the same picture) as the one before."""
+    starts = [_first_picture(Simulator(SimulatorConfig(run_time=0.0))) for _ in range(3)]
+    assert len({seed for seed, _ in starts}) == 3, starts
+    assert len({picture for _, picture in starts}) == 3
+
+    given = b'{"prompt": "a tiger eye", "seed": 1234}'
+    seeded = [_first_picture(Simulator(SimulatorConfig(run_time=0.0)), given) for _ in range(2)]
+    assert seeded[0] == seeded[1] and seeded[0][0] == 1234  # as fal does with a seed
+
+    repeat = [_first_picture(Simulator(SimulatorConfig(run_time=0.0, seed=7))) for _ in range(2)]
+    assert repeat[0] == repeat[1]  # `--seed N` repeats a run
