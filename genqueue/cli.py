@@ -4,9 +4,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click import exceptions as click  # typer's own click (typer ≥ 0.24 vendors it)
 
 from genqueue import generations, services
-from genqueue.errors import EXIT_INTERRUPTED, CliError, print_error
+from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, CliError, print_error
 from genqueue.keys import keys_app
 
 app = typer.Typer(
@@ -49,7 +50,19 @@ generations.register(app)
 
 def main() -> int:
     try:
-        app(prog_name="genqueue")
+        code = app(prog_name="genqueue", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        exc.show()  # `genqueue` or `genqueue keys` alone: the help, as asked
+        return exc.exit_code
+    except click.UsageError as exc:
+        print_error(usage_line(exc))
+        return EXIT_INVALID
+    except click.ClickException as exc:
+        print_error(exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        print_error("aborted")
+        return EXIT_ERROR
     except CliError as exc:
         print_error(exc.message)
         return exc.code
@@ -58,4 +71,10 @@ def main() -> int:
         return EXIT_INTERRUPTED
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """A refused command line as one line: what is wrong and where the help is."""
+    command = exc.ctx.command_path if exc.ctx is not None else "genqueue"
+    return f"{exc.format_message().rstrip('.')} (see `{command} --help`)"

@@ -23,6 +23,15 @@ API_URL_ENV = "GENQUEUE_API_URL"
 API_KEY_ENV = "GENQUEUE_API_KEY"
 
 
+class ApiRefused(CliError):
+    """The API answered with an error status: the message to print, and what it said."""
+
+    def __init__(self, message: str, *, code: int, http_status: int, body: Any) -> None:
+        super().__init__(message, code=code)
+        self.http_status = http_status
+        self.body = body
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     url: str
@@ -78,7 +87,7 @@ class ApiClient:
         params: dict[str, str | int] = {}
         if status:
             params["status"] = status
-        if limit:
+        if limit is not None:
             params["limit"] = limit
         answer: Any = self._json("GET", "/v1/generations", params=params)
         if isinstance(answer, dict):
@@ -147,29 +156,38 @@ class ApiClient:
                 ) from None
         raise self._error(response)
 
-    def _error(self, response: httpx.Response) -> CliError:
+    def _error(self, response: httpx.Response) -> "ApiRefused":
         code = response.status_code
-        detail = _detail(response)
+        body = _body(response)
+        detail = body.get("detail", body) if isinstance(body, dict) else body
         if code in (401, 403):
             if not self.has_key:
-                return CliError(
+                return ApiRefused(
                     f"no API key: the API at {self.base_url} needs one (HTTP {code}); set "
                     f"{API_KEY_ENV} (create one with `genqueue keys create NAME`)",
                     code=EXIT_AUTH,
+                    http_status=code,
+                    body=body,
                 )
-            return CliError(
+            return ApiRefused(
                 f"the API at {self.base_url} refused the key in {API_KEY_ENV} (HTTP {code}"
                 f"{': ' + _text(detail) if detail else ''}); create one with "
                 "`genqueue keys create NAME`",
                 code=EXIT_AUTH,
+                http_status=code,
+                body=body,
             )
         if code == 422:
-            return CliError(f"invalid request: {_fields(detail)}", code=EXIT_INVALID)
+            message = f"invalid request: {_fields(detail)}"
+            return ApiRefused(message, code=EXIT_INVALID, http_status=code, body=body)
         if code == 404:
-            return CliError(f"not found: {_text(detail) or response.request.url.path}")
-        return CliError(
+            message = f"not found: {_text(detail) or response.request.url.path}"
+            return ApiRefused(message, code=EXIT_ERROR, http_status=code, body=body)
+        return ApiRefused(
             f"the API answered HTTP {code}{': ' + _text(detail) if detail else ''}",
             code=EXIT_ERROR,
+            http_status=code,
+            body=body,
         )
 
 
@@ -213,12 +231,11 @@ def extension_for(url: str, content_type: str | None, fallback: str) -> str:
     return "jpg" if fallback == "jpeg" else fallback
 
 
-def _detail(response: httpx.Response) -> Any:
+def _body(response: httpx.Response) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
         return response.text.strip()[:200]
-    return body.get("detail", body) if isinstance(body, dict) else body
 
 
 def _text(detail: Any) -> str:

@@ -1,12 +1,16 @@
 """What `genqueue up` keeps in its data directory, and how other commands find it."""
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genqueue.errors import CliError
 from models.settings import default_data_dir
 
 
@@ -83,3 +87,38 @@ class DataDir:
         except (FileNotFoundError, ValueError, PermissionError):
             return None
         return state if isinstance(state, dict) else None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the data dir for one `genqueue up`; the lock file (with its pid) exists exactly
+        while it is held, whatever way `up` ends."""
+        while True:
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise CliError(
+                    f"another `genqueue up` (pid {owner}) is using {self.root}; stop it or "
+                    "pass --data-dir"
+                ) from None
+            if _same_file(fd, self.lock_file):
+                break
+            os.close(fd)  # its holder removed it as we opened it: take the new one
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            yield
+        finally:
+            self.lock_file.unlink(missing_ok=True)  # before the unlock: nobody can lock it then
+            os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)

@@ -2,6 +2,7 @@
 
 import time
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,10 +10,9 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.spinner import Spinner
-from rich.table import Table
 
 from genqueue import render
-from genqueue.client import ApiClient, ClientConfig, extension_for
+from genqueue.client import ApiClient, ApiRefused, ClientConfig, extension_for
 from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
 
 DEFAULT_MODEL = "fal-ai/flux-pro/kontext/text-to-image"
@@ -116,10 +116,8 @@ def _follow(client: ApiClient, record: dict[str, Any]) -> dict[str, Any]:
 
 def _finish(client: ApiClient, record: dict[str, Any], out_dir: Path, fmt: str) -> None:
     generation_id = str(record["id"])
-    status = record.get("status")
-    if status != "completed":
-        detail = render.error_line(record.get("error")) or "no error recorded"
-        raise CliError(f"generation {generation_id} {status}: {detail}", code=EXIT_ERROR)
+    if record.get("status") != "completed":
+        raise CliError(render.ended_line(record), code=EXIT_ERROR)
     images = record["result"].get("images", []) if isinstance(record.get("result"), dict) else []
     for n, image in enumerate(images):
         if not isinstance(image, dict) or not image.get("url"):
@@ -155,7 +153,16 @@ def status(generation_id: Annotated[str, typer.Argument(help="The generation id.
 def cancel(generation_id: Annotated[str, typer.Argument(help="The generation id.")]) -> None:
     """Cancel a generation (upstream too, if it was sent)."""
     with _client() as client:
-        answer = client.cancel(generation_id)
+        try:
+            answer = client.cancel(generation_id)
+        except ApiRefused as exc:
+            if exc.http_status != HTTPStatus.CONFLICT:
+                raise
+            ended = exc.body.get("status") if isinstance(exc.body, dict) else None
+            raise CliError(
+                f"generation {generation_id} has already ended"
+                f"{f' ({ended})' if ended else ''}: nothing to cancel"
+            ) from None
     record = answer.get("generation")
     state = (record if isinstance(record, dict) else answer).get("status")
     outcome = answer.get("outcome")
@@ -171,7 +178,7 @@ def ls(
     status_filter: Annotated[
         str | None, typer.Option("--status", "-s", help="Only this status.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (1 to 200).")] = 50,
 ) -> None:
     """List recent generations."""
     with _client() as client:
@@ -179,8 +186,7 @@ def ls(
     if not rows:
         err.print("no generations")
         return
-    table: Table = render.list_table(rows)
-    out.print(table)
+    render.print_columns(out, render.list_columns(rows))
 
 
 def register(app: typer.Typer) -> None:

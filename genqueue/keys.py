@@ -1,20 +1,25 @@
 """`genqueue keys create|list|revoke`: API keys, straight in the database."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 from sqlalchemy.orm import Session
 
+from genqueue.columns import Column
 from genqueue.database import open_database
-from genqueue.errors import CliError
-from genqueue.render import stdout_console
+from genqueue.errors import EXIT_INVALID, CliError
+from genqueue.render import SHORT_TIME, print_columns, stdout_console
 from genqueue.services import load_settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 out = stdout_console()
+KEY_TIME = "%Y-%m-%d %H:%M"
+NAME_CELLS = 8
+"""Cells a key's name and tenant keep in a narrow terminal."""
 
 
 @contextmanager
@@ -33,10 +38,21 @@ def create(
     """Create a key and print it. It is shown this once: only its hash is stored."""
     from models.keys import create_key
 
+    name = _named("NAME", name)
+    tenant = None if tenant is None else _named("--tenant", tenant)
     with _session() as session:
         _row, plain = create_key(session, name=name, tenant_name=tenant)
     # stdout carries the key and nothing else: `export GENQUEUE_API_KEY=$(genqueue keys create x)`
     typer.echo(plain)
+
+
+def _named(what: str, value: str) -> str:
+    """A key's or tenant's name: what people recognise it by, so never blank."""
+    if not value.strip():
+        raise CliError(f"{what} must not be empty or blank", code=EXIT_INVALID)
+    if value != value.strip():
+        raise CliError(f"{what} must not begin or end with a space: {value!r}", code=EXIT_INVALID)
+    return value
 
 
 @keys_app.command("list")
@@ -45,23 +61,28 @@ def list_() -> None:
     from models.keys import list_keys
 
     with _session() as session:
-        rows = [
-            (str(k.id), k.prefix, k.name, k.tenant.name, k.created_at, k.revoked_at)
-            for k in list_keys(session)
-        ]
-    table = Table()
-    for column in ("id", "prefix", "name", "tenant", "created", "revoked"):
-        table.add_column(column, no_wrap=column in ("id", "prefix"))
-    for key_id, prefix, name, tenant, created, revoked in rows:
-        table.add_row(
-            key_id,
-            prefix,
-            name,
-            tenant,
-            created.strftime("%Y-%m-%d %H:%M"),
-            revoked.strftime("%Y-%m-%d %H:%M") if revoked else "",
-        )
-    out.print(table)
+        keys = list_keys(session)
+        names = [(str(k.id), k.prefix, k.name, k.tenant.name) for k in keys]
+        created = [k.created_at for k in keys]
+        revoked = [k.revoked_at for k in keys]
+    if not keys:
+        typer.echo("no keys yet: create one with `genqueue keys create NAME`", err=True)
+        return
+
+    def times(moments: Sequence[datetime | None], fmt: str) -> list[Text]:
+        return [Text(m.strftime(fmt) if m else "") for m in moments]
+
+    print_columns(
+        out,
+        [
+            Column("id", [Text(n[0]) for n in names], optional=True),
+            Column("prefix", [Text(n[1]) for n in names]),
+            Column("name", [Text(n[2]) for n in names], flex=NAME_CELLS),
+            Column("tenant", [Text(n[3]) for n in names], flex=NAME_CELLS),
+            Column("created", times(created, KEY_TIME), short=times(created, SHORT_TIME)),
+            Column("revoked", times(revoked, KEY_TIME), short=times(revoked, SHORT_TIME)),
+        ],
+    )
 
 
 @keys_app.command("revoke")

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from genqueue.columns import Column, plain_lines, table_lines
+
 STATUS_STYLE = {
     "pending": "yellow",
     "submitting": "yellow",
@@ -20,6 +22,12 @@ STATUS_STYLE = {
     "cancelled": "magenta",
 }
 TERMINAL = {"completed", "failed", "cancelled"}
+FULL_TIME = "%Y-%m-%d %H:%M:%S"
+SHORT_TIME = "%m-%d %H:%M"
+"""A time without the year and the seconds, for narrow terminals."""
+MIN_PROMPT = 10
+"""Cells `genqueue ls` keeps for the prompt before it hides other columns."""
+MAX_MODEL_CELLS = 40
 RECORD_FIELDS = (
     ("id", "id"),
     ("model", "model"),
@@ -47,14 +55,15 @@ def status_text(status: str | None) -> Text:
     return Text(value, style=STATUS_STYLE.get(value, ""))
 
 
-def short_time(value: Any) -> str:
+def short_time(value: Any, fmt: str = FULL_TIME) -> str:
+    """An API timestamp in local time (``fmt``)."""
     if not value:
         return ""
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return str(value)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime(fmt)
 
 
 def prompt_of(record: dict[str, Any]) -> str:
@@ -63,16 +72,30 @@ def prompt_of(record: dict[str, Any]) -> str:
     return str(prompt) if prompt else ""
 
 
-def error_line(error: Any) -> str:
+def error_line(error: Any, *, status: str | None = None) -> str:
+    """``kind: message (upstream HTTP n)``; the kind is left out when it only repeats
+    ``status`` (a cancelled job's error is of kind ``cancelled``)."""
     if not error:
         return ""
     if isinstance(error, dict):
         kind = error.get("type") or error.get("error_type") or "error"
         message = error.get("message") or error.get("detail") or ""
-        status = error.get("http_status")
-        suffix = f" (upstream HTTP {status})" if status else ""
+        http_status = error.get("http_status")
+        suffix = f" (upstream HTTP {http_status})" if http_status else ""
+        if kind == status and message:
+            return f"{message}{suffix}".strip()
         return f"{kind}: {message}{suffix}".strip()
     return str(error)
+
+
+def ended_line(record: dict[str, Any]) -> str:
+    """How a generation that did not complete ended, as one line."""
+    status = str(record.get("status") or "?")
+    head = f"generation {record.get('id', '?')} {status}"
+    detail = error_line(record.get("error"), status=status)
+    if detail:
+        return f"{head}: {detail}"
+    return head if status == "cancelled" else f"{head}: no error recorded"
 
 
 def image_urls(record: dict[str, Any]) -> list[str]:
@@ -102,7 +125,8 @@ def record_table(record: dict[str, Any]) -> Table:
     if prompt_of(record):
         table.add_row("prompt", prompt_of(record))
     if record.get("error"):
-        table.add_row("error", Text(error_line(record["error"]), style="red"))
+        line = error_line(record["error"], status=str(record.get("status")))
+        table.add_row("error", Text(line, style="red"))
     for n, url in enumerate(image_urls(record), 1):
         table.add_row(f"image {n}", url if len(url) < 300 else url[:300] + "…")
     return table
@@ -128,25 +152,33 @@ def events_table(events: list[dict[str, Any]]) -> Table:
     return table
 
 
-def list_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(expand=False)
-    table.add_column("id", no_wrap=True, min_width=36)
-    table.add_column("status", no_wrap=True, min_width=10)
-    table.add_column("queue", justify="right", no_wrap=True)
-    table.add_column("created", no_wrap=True, min_width=19)
-    table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=40)
-    table.add_column("prompt", overflow="ellipsis", no_wrap=True, max_width=60)
-    for row in rows:
-        position = row.get("queue_position")
-        table.add_row(
-            str(row.get("id", "")),
-            status_text(row.get("status")),
-            "" if position is None else str(position),
-            short_time(row.get("created_at")),
-            str(row.get("model", "")),
-            prompt_of(row),
-        )
-    return table
+def list_columns(records: list[dict[str, Any]]) -> list[Column]:
+    """`genqueue ls`: the id and status whole, the prompt cut to what is left."""
+    positions = [r.get("queue_position") for r in records]
+    models = [str(r.get("model") or "") for r in records]
+    return [
+        Column("id", [Text(str(r.get("id", ""))) for r in records]),
+        Column("status", [status_text(r.get("status")) for r in records]),
+        Column("queue", [Text("" if p is None else str(p)) for p in positions], align="right"),
+        Column(
+            "created",
+            [Text(short_time(r.get("created_at"))) for r in records],
+            short=[Text(short_time(r.get("created_at"), SHORT_TIME)) for r in records],
+        ),
+        Column(
+            "model",
+            [_cut(m, MAX_MODEL_CELLS) for m in models],
+            optional=True,
+            plain=models,
+        ),
+        Column("prompt", [Text(" ".join(prompt_of(r).split())) for r in records], flex=MIN_PROMPT),
+    ]
+
+
+def _cut(value: str, cells: int) -> Text:
+    text = Text(value)
+    text.truncate(cells, overflow="ellipsis")
+    return text
 
 
 def live_line(record: dict[str, Any], elapsed: float) -> Text:
@@ -173,3 +205,12 @@ def _value(value: Any) -> str:
         text = json.dumps(value, separators=(",", ":"))
         return text if len(text) < 120 else text[:117] + "..."
     return str(value)
+
+
+def print_columns(console: Console, columns: list[Column]) -> None:
+    """A table fitted to the terminal; in a pipe, tab-separated plain columns."""
+    if not console.is_terminal:
+        console.file.write("\n".join(plain_lines(columns)) + "\n")
+        return
+    for line in table_lines(columns, console.width):
+        console.print(line, soft_wrap=True, highlight=False)

@@ -7,7 +7,6 @@ configured. Everything lives in the data dir, so a restart
 finds its jobs, queue and key again.
 """
 
-import fcntl
 import json
 import os
 import shutil
@@ -18,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 import httpx
 from rich.console import Console
@@ -78,8 +76,7 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
     settings = load_settings()
     data = DataDir(settings.data_dir.expanduser().resolve())
     data.root.mkdir(parents=True, exist_ok=True)
-    lock = _lock(data)
-    try:
+    with data.locked():
         plan = _plan(settings, host, port)
         env = _child_env(settings, data, plan)
         # The worker's prometheus multiprocess files of earlier runs would be counted again.
@@ -98,8 +95,6 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
             say=lambda line: console.print(f"[bold]genqueue up:[/bold] {line}"),
         )
         _serve(supervisor, settings, data, plan, dev_key, env["GENQUEUE_FLOWER_PASSWORD"])
-    finally:
-        lock.close()
 
 
 def _serve(
@@ -146,24 +141,6 @@ def _serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         console.print("genqueue up: stopped")
-
-
-def _lock(data: DataDir) -> IO[str]:
-    fh = data.lock_file.open("a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        owner = fh.read().strip() or "?"
-        fh.close()
-        raise CliError(
-            f"another `genqueue up` (pid {owner}) is using {data.root}; stop it or pass --data-dir"
-        ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(str(os.getpid()))
-    fh.flush()
-    return fh
 
 
 def _plan(settings: Settings, host: str | None, port: int | None) -> Plan:

@@ -102,3 +102,67 @@ def test_invalid_settings_are_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch
     run = cli("migrate")
     assert run.code == EXIT_INVALID
     assert "GENQUEUE_API_PORT" in one_line(run.err)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["submit", "a tiger eye", "--guidance-scale", "abc"], "'--guidance-scale'"),
+        (["submit"], "Missing argument 'prompt'"),
+        (["submit", "x", "--wat"], "No such option: --wat"),
+        (["ls", "--limit", "0"], "'--limit'"),
+        (["bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_a_refused_command_line_is_one_line_with_code_2(
+    cli, api: StubApi, args: list[str], says: str
+) -> None:
+    run = cli(*args)
+    assert run.code == EXIT_INVALID
+    line = one_line(run.err)
+    assert says in line and "--help`" in line, line
+    assert run.out == ""
+    assert api.requests == [], "nothing was sent"
+
+
+def test_bare_group_still_shows_its_help(cli) -> None:
+    run = cli("keys")
+    assert run.code == EXIT_INVALID
+    assert "create" in run.out + run.err and "revoke" in run.out + run.err
+
+
+def test_ls_sends_the_limit_it_was_given(cli, api: StubApi) -> None:
+    api.on("GET", "/v1/generations", (200, {"items": [], "next_cursor": None}))
+    assert cli("ls", "--limit", "1").code == 0
+    assert "limit=1" in api.requests[0]["path"]
+
+
+def test_a_cancelled_generation_says_cancelled_once(cli, api: StubApi) -> None:
+    cancelled = {
+        "id": ID,
+        "status": "cancelled",
+        "error": {
+            "type": "cancelled",
+            "message": "Request cancelled by client",
+            "http_status": 499,
+            "error_type": "client_cancelled",
+        },
+    }
+    api.on("POST", "/v1/generations", (201, {**cancelled, "status": "pending", "error": None}))
+    api.on("GET", f"/v1/generations/{ID}", (200, cancelled))
+    run = cli("submit", "a tiger eye", "--wait")
+    assert run.code == EXIT_ERROR
+    last = run.err.strip().splitlines()[-1]
+    assert last == (
+        f"error: generation {ID} cancelled: Request cancelled by client (upstream HTTP 499)"
+    )
+
+
+def test_cancelling_an_ended_generation_says_so(cli, api: StubApi) -> None:
+    body = {"status": "completed", "detail": "Generation has already ended (completed)"}
+    api.on("POST", f"/v1/generations/{ID}/cancel", (409, body))
+    run = cli("cancel", ID)
+    assert run.code == EXIT_ERROR
+    line = one_line(run.err)
+    assert line == f"error: generation {ID} has already ended (completed): nothing to cancel"
+    assert "HTTP" not in line

@@ -2,11 +2,14 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from genqueue.datadir import DataDir
 
 
 def genqueue(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -84,3 +87,48 @@ def test_flower_refuses_to_run_without_a_password(elsewhere: Path, tmp_path: Pat
     run = genqueue("flower", cwd=elsewhere, data_dir=tmp_path / "d")
     assert run.returncode != 0
     assert "GENQUEUE_FLOWER_PASSWORD" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["keys", "create", ""], ["keys", "create", "   "], ["keys", "create", "ops", "--tenant", ""]],
+)
+def test_a_key_needs_a_name_and_a_tenant(elsewhere: Path, tmp_path: Path, args: list[str]) -> None:
+    data = tmp_path / "data"
+    run = genqueue(*args, cwd=elsewhere, data_dir=data)
+    assert run.returncode == 2, run.stdout
+    assert run.stdout == ""
+    [line] = run.stderr.splitlines()
+    assert line.startswith("error: ") and "must not be empty" in line
+    listed = genqueue("keys", "list", cwd=elsewhere, data_dir=data)
+    assert listed.returncode == 0 and listed.stdout == "", "no key was created"
+
+
+def test_a_refused_up_leaves_no_lock_file(elsewhere: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = genqueue("up", "--port", str(port), cwd=elsewhere, data_dir=data)
+    assert run.returncode == 1
+    [line] = run.stderr.splitlines()
+    assert line == f"error: port {port} for the API is in use; choose another with --port"
+    assert not (data / "up.lock").exists()
+
+
+def test_up_refuses_a_data_dir_in_use_and_the_holder_keeps_it(
+    elsewhere: Path, tmp_path: Path
+) -> None:
+    data = DataDir(tmp_path / "data")
+    data.root.mkdir()
+    with data.locked():
+        assert data.lock_file.read_text() == str(os.getpid())
+        run = genqueue("up", cwd=elsewhere, data_dir=data.root)
+        assert run.returncode == 1
+        [line] = run.stderr.splitlines()
+        assert f"another `genqueue up` (pid {os.getpid()}) is using {data.root}" in line
+        assert data.lock_file.read_text() == str(os.getpid()), "the holder's lock is untouched"
+    assert not data.lock_file.exists(), "released: the lock file goes with it"
+    with data.locked():  # and it can be taken again
+        assert data.lock_file.exists()
