@@ -54,6 +54,11 @@ class DataDir:
         return self.root / "redis"
 
     @property
+    def simulator(self) -> Path:
+        """The built-in simulator's jobs, and the port it listens on (``port``)."""
+        return self.root / "simulator"
+
+    @property
     def beat_schedule(self) -> Path:
         return self.root / "celerybeat-schedule"
 

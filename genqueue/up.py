@@ -77,7 +77,7 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
     data = DataDir(settings.data_dir.expanduser().resolve())
     data.root.mkdir(parents=True, exist_ok=True)
     with data.locked():
-        plan = _plan(settings, host, port)
+        plan = _plan(settings, data, host, port)
         env = _child_env(settings, data, plan)
         # The worker's prometheus multiprocess files of earlier runs would be counted again.
         shutil.rmtree(data.root / "metrics", ignore_errors=True)
@@ -143,7 +143,7 @@ def _serve(
         console.print("genqueue up: stopped")
 
 
-def _plan(settings: Settings, host: str | None, port: int | None) -> Plan:
+def _plan(settings: Settings, data: DataDir, host: str | None, port: int | None) -> Plan:
     host = host or settings.api_host
     api_port = port or settings.api_port
     for name, value, env in (
@@ -161,8 +161,28 @@ def _plan(settings: Settings, host: str | None, port: int | None) -> Plan:
         flower_port=settings.flower_port,
         metrics_port=metrics_port,
         redis_port=None if external_broker else (settings.redis_port or free_port()),
-        simulator_port=free_port() if use_simulator else None,
+        simulator_port=_simulator_port(data) if use_simulator else None,
     )
+
+
+def _simulator_port(data: DataDir) -> int:
+    """The simulator's port of the last start, so that the image URLs (and the status URLs)
+    it handed out then still answer; a free one the first time, or if another program has
+    taken it since."""
+    remembered = data.simulator / "port"
+    text = data.read_secret(remembered) or ""
+    port = int(text) if text.isdigit() else None
+    if port is not None and port_free("127.0.0.1", port):
+        return port
+    chosen = free_port()
+    if port is not None:
+        console.print(
+            f"genqueue up: the simulator's port {port} is taken; it moves to {chosen} "
+            f"(image URLs of earlier jobs point at {port})"
+        )
+    remembered.parent.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(f"{chosen}\n")
+    return chosen
 
 
 def _child_env(settings: Settings, data: DataDir, plan: Plan) -> dict[str, str]:
@@ -200,7 +220,16 @@ def _specs(plan: Plan, data: DataDir) -> list[ChildSpec]:
         specs.append(
             ChildSpec(
                 "simulator",
-                [*gq, "simulator", "--host", "127.0.0.1", "--port", str(plan.simulator_port)],
+                [
+                    *gq,
+                    "simulator",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(plan.simulator_port),
+                    "--state-dir",
+                    str(data.simulator),
+                ],
                 ready=_http_answers(f"{plan.simulator_url}/_sim/health"),
             )
         )

@@ -5,6 +5,7 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -13,6 +14,7 @@ import uvicorn
 from simulator.config import SimulatorConfig
 from simulator.core import Simulator
 from simulator.server import uvicorn_config
+from simulator.store import KEEP_SECONDS, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ignore-cancel", action="store_true", help="running jobs ignore cancellation"
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="keep the jobs in this directory, so that a restart finds them (default: memory)",
+    )
+    parser.add_argument(
+        "--keep-days",
+        type=float,
+        default=KEEP_SECONDS / 86400,
+        help="with --state-dir: days a finished job and its images are kept",
+    )
     parser.add_argument("--log-level", default="info")
     return parser
 
@@ -67,11 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         public_url=args.public_url,
         seed=args.seed,
     )
-    sim = Simulator(config)
+    store = None
+    if args.state_dir is not None:
+        store = JobStore(args.state_dir, keep_seconds=args.keep_days * 86400)
+    sim = Simulator(config, store=store)
     server = uvicorn.Server(
         uvicorn_config(sim, host=args.host, port=args.port, log_level=args.log_level)
     )
     logger.info("simulator on http://%s:%d (auth %s)", args.host, args.port, _auth_note(config))
+    if store is not None:
+        kept = sum(sim.stats()["jobs"].values())
+        logger.info("jobs kept in %s: %d taken back", store.path, kept)
     previous = _quiet_stop_signals()
     try:
         server.run()

@@ -67,7 +67,9 @@ class SimulatorConfig:
             raise ValueError("honor_cancel must be a boolean")
         if self.auth is not None and not isinstance(self.auth, str):
             raise ValueError("auth must be a string or None")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
             raise ValueError("seed must be an integer or None")
         if self.public_url is not None and not isinstance(self.public_url, str):
             raise ValueError("public_url must be a string or None")

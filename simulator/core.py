@@ -4,7 +4,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from simulator import answers
@@ -15,8 +16,9 @@ from simulator.engine import JobQueue
 from simulator.faults import CALL_KINDS, FaultBook, FaultRule
 from simulator.images import ImageCache, image_file
 from simulator.jobs import Job, JobState
-from simulator.payloads import status_body, submit_body, webhook_payload
+from simulator.payloads import job_info, status_body, submit_body, webhook_payload
 from simulator.replies import Reply, detail, fault_reply
+from simulator.store import JobStore
 from simulator.validation import gen_params, parse_json_body
 from simulator.webhooks import WebhookSender
 
@@ -31,6 +33,8 @@ class Simulator:
 
     ``clock`` is monotonic seconds (default ``time.monotonic``); wall-clock times reported by
     ``request_info``/``submits`` are ``wall_clock()`` at construction plus elapsed clock time.
+    With a ``store``, the jobs of an earlier run are taken back and every change is written
+    before the call that made it returns (counters, submits and faults are not kept).
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class Simulator:
         *,
         clock: Clock | None = None,
         wall_clock: Clock | None = None,
+        store: JobStore | None = None,
     ) -> None:
         self._config = config or SimulatorConfig()
         self._clock = clock or time.monotonic
@@ -48,7 +53,11 @@ class Simulator:
         self._images = ImageCache()
         self._outbox: list[WebhookDelivery] = []
         self._webhooks = WebhookSender(self.take_webhooks)
+        self._store = store
+        self._dirty: dict[str, Job] = {}
         self._reset_state()
+        if store is not None:
+            self._restore(store)
 
     # ----------------------------------------------------------------- admin API
     @property
@@ -57,7 +66,7 @@ class Simulator:
 
     def configure(self, **fields: Any) -> SimulatorConfig:
         """Change runtime settings (run_time, capacity, validate, auth, ...); returns the result."""
-        with self._lock:
+        with self._changing():
             now = self._clock()
             self._queue.advance(now, self._config.capacity)
             self._config = self._config.replace(**fields)
@@ -80,31 +89,21 @@ class Simulator:
 
     def reset(self) -> None:
         """Forget all jobs, counters and faults; the configuration stays."""
-        with self._lock:
+        with self._changing():
             self._reset_state()
+            if self._store is not None:
+                self._store.clear()
         self._images.clear()
 
     def request_info(self, request_id: str) -> dict[str, Any] | None:
         """A job's lifecycle and per-op call counts, or None when unknown."""
-        with self._lock:
+        with self._changing():
             self._advance()
             job = self._jobs.get(request_id)
             if job is None:
                 return None
-            queued = job.state is JobState.IN_QUEUE
-            return {
-                "request_id": job.request_id,
-                "endpoint": job.endpoint,
-                "state": job.state.value,
-                "outcome": None if job.outcome is None else job.outcome.value,
-                "error_type": None if job.error is None else job.error.error_type,
-                "queue_position": self._queue.position(job) if queued else None,
-                "submitted_at": self._wall(job.submitted),
-                "started_at": self._wall(job.started),
-                "completed_at": self._wall(job.ended),
-                "calls": dict(job.calls),
-                "cancel_requested": job.cancel_requested,
-            }
+            position = self._queue.position(job) if job.state is JobState.IN_QUEUE else None
+            return job_info(job, position, self._wall_of)
 
     def submits(self) -> list[dict[str, Any]]:
         """Every submit accepted or rejected at validation, oldest first."""
@@ -112,7 +111,7 @@ class Simulator:
             return [dict(record) for record in self._submits]
 
     def stats(self) -> dict[str, Any]:
-        with self._lock:
+        with self._changing():
             self._advance()
             return {
                 "calls": {op: self._calls[op] for op in OPS},
@@ -125,12 +124,18 @@ class Simulator:
             }
 
     def close(self) -> None:
-        """Stop background webhook delivery (the state stays readable)."""
+        """Stop background webhook delivery (the state stays readable, not stored)."""
         self._webhooks.close()
+        with self._changing():
+            self._advance()  # store the state as of now
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     def advance(self) -> None:
         """Bring the queue up to the clock's now (calls do this themselves)."""
-        with self._lock:
+        with self._changing():
             self._advance()
 
     # ----------------------------------------------------------------- queue API
@@ -146,7 +151,7 @@ class Simulator:
         parse_errors: list[dict[str, Any]] | None = None
         if call.op == "submit":
             parsed, parse_errors = parse_json_body(call.body)
-        with self._lock:
+        with self._changing():
             now = self._advance()
             job = self._jobs.get(call.request_id) if call.request_id is not None else None
             if job is not None and job.app != call.app:
@@ -155,6 +160,7 @@ class Simulator:
                 self._calls[call.op] += 1
                 if job is not None:
                     job.calls[call.op] += 1
+                    self._touch(job)
                 prompt = job.params.prompt if job is not None else gen_params(parsed).prompt
                 rule = self._faults.take(call.op, CALL_KINDS, prompt)
                 if rule is not None:
@@ -173,7 +179,7 @@ class Simulator:
         self, request_id: str, app: str, base: str, *, logs: bool
     ) -> dict[str, Any] | None:
         """Current status JSON of a job (uncounted; for the SSE stream)."""
-        with self._lock:
+        with self._changing():
             self._advance()
             job = self._jobs.get(request_id)
             if job is None or job.app != app:
@@ -183,7 +189,7 @@ class Simulator:
 
     def image(self, request_id: str, name: str) -> tuple[bytes, str] | None:
         """Bytes and content type of a finished job's image ``{index}.{ext}``, rendered once."""
-        with self._lock:
+        with self._changing():
             self._advance()
             job = self._jobs.get(request_id)
             if job is None or job.state is not JobState.COMPLETED or job.error is not None:
@@ -193,16 +199,46 @@ class Simulator:
 
     def take_webhooks(self) -> tuple[list[WebhookDelivery], int]:
         """Advance, then hand over due webhook deliveries and how many jobs still await one."""
-        with self._lock:
+        with self._changing():
             self._advance()
             due, self._outbox = self._outbox, []
             return due, self._webhooks_pending
 
     # ----------------------------------------------------------------- internals
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the lock; store what changed before letting go."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                if self._dirty and self._store is not None:
+                    self._store.save(self._dirty.values(), to_wall=self._wall_of)
+                self._dirty.clear()
+
+    def _touch(self, job: Job) -> None:
+        if self._store is not None:
+            self._dirty[job.request_id] = job
+
+    def _restore(self, store: JobStore) -> None:
+        now_wall = self._wall_of(self._clock())
+        jobs = store.load(now_wall=now_wall, to_clock=self._clock_of)
+        with self._changing():
+            self._jobs.update((job.request_id, job) for job in jobs)
+            self._queue.restore(jobs)
+            self._webhooks_pending = sum(
+                1 for job in jobs if job.webhook_url is not None and job.ended is None
+            )
+            self._advance()  # what fell due while the simulator was down
+        if self._webhooks_pending or self._outbox:
+            self._webhooks.wake()
+
     def _reset_state(self) -> None:
         self._rng = random.Random(self._config.seed)
         self._jobs: dict[str, Job] = {}
-        self._queue = JobQueue(self._run_time, self._on_end)
+        self._queue = JobQueue(
+            self._run_time, self._on_end, self._touch if self._store is not None else None
+        )
         self._faults = FaultBook(self._rng)
         self._calls: Counter[str] = Counter()
         self._responses: Counter[str] = Counter()
@@ -215,11 +251,11 @@ class Simulator:
         self._queue.advance(now, self._config.capacity)
         return now
 
-    def _wall(self, t: float | None) -> float | None:
-        return None if t is None else self._wall_of(t)
-
     def _wall_of(self, t: float) -> float:
         return self._wall0 + (t - self._mono0)
+
+    def _clock_of(self, wall: float) -> float:
+        return self._mono0 + (wall - self._wall0)
 
     def _run_time(self, job: Job) -> float:
         cfg = self._config
@@ -258,6 +294,7 @@ class Simulator:
             if reply.status_code == 202:
                 cfg = self._config
                 self._queue.cancel(job, now, cfg.capacity, cfg.honor_cancel)
+                self._touch(job)
             return reply
         expired = job.result_expired or (
             job.ended is not None and now - job.ended > self._config.result_ttl
@@ -268,6 +305,7 @@ class Simulator:
             )
             if rule is not None:
                 job.result_expired = expired = True
+                self._touch(job)
         return answers.result_reply(job, base, expired=expired)
 
     def _submit(
@@ -286,6 +324,7 @@ class Simulator:
                 self._webhooks_pending += 1
             self._jobs[job.request_id] = job
             self._queue.submit(job, now, cfg.capacity)
+            self._touch(job)
             position = self._queue.position(job) if job.state is JobState.IN_QUEUE else 0
             reply.body = submit_body(job, job.base_url, position)
         request_id = None if job is None else job.request_id

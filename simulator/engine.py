@@ -51,15 +51,20 @@ class _Fenwick:
 
 
 OnEnd = Callable[[Job], None]
+OnChange = Callable[[Job], None]
 RunTime = Callable[[Job], float]
 
 
 class JobQueue:
-    """Waiting line plus run slots. Not thread-safe: the simulator's lock guards it."""
+    """Waiting line plus run slots. Not thread-safe: the simulator's lock guards it.
 
-    def __init__(self, run_time: RunTime, on_end: OnEnd) -> None:
+    ``on_change`` (if given) hears of every job that starts or ends, e.g. to store it.
+    """
+
+    def __init__(self, run_time: RunTime, on_end: OnEnd, on_change: OnChange | None = None) -> None:
         self._run_time = run_time
         self._on_end = on_end
+        self._on_change = on_change
         self._waiting: deque[Job] = deque()
         self._ends: list[tuple[float, int, Job]] = []
         self._deadlines: list[tuple[float, int, Job]] = []
@@ -77,6 +82,27 @@ class JobQueue:
         if job.deadline is not None:
             heapq.heappush(self._deadlines, (job.deadline, job.seq, job))
         self._fill(now, capacity)
+
+    def restore(self, jobs: list[Job]) -> None:
+        """Take back the jobs of an earlier run, in their order (their ``seq``), as they
+        were: waiting, running or ended. Call :meth:`advance` next to catch up."""
+        for job in sorted(jobs, key=lambda j: j.seq):
+            state = job.state
+            if state is JobState.COMPLETED:
+                self.completed += 1
+                continue
+            job.seq = self._next_seq
+            self._next_seq += 1
+            if state is JobState.IN_PROGRESS:
+                self._left.add(job.seq)
+                self.running += 1
+                assert job.end_due is not None
+                heapq.heappush(self._ends, (job.end_due, job.seq, job))
+                continue
+            self._waiting.append(job)
+            self.queued += 1
+            if job.deadline is not None:
+                heapq.heappush(self._deadlines, (job.deadline, job.seq, job))
 
     def position(self, job: Job) -> int:
         """Jobs waiting ahead of a waiting ``job`` (0 = next to start)."""
@@ -140,9 +166,13 @@ class JobQueue:
             job.started = at
             job.end_due = at + self._run_time(job)
             heapq.heappush(self._ends, (job.end_due, job.seq, job))
+            if self._on_change is not None:
+                self._on_change(job)
 
     def _finish(self, job: Job, at: float, error: JobError | None) -> None:
         job.ended = at
         job.error = error
         self.completed += 1
         self._on_end(job)
+        if self._on_change is not None:
+            self._on_change(job)

@@ -50,6 +50,27 @@ def status_body(
     return body
 
 
+def job_info(job: Job, position: int | None, wall: Wall) -> dict[str, Any]:
+    """A job's lifecycle and per-op call counts (``/_sim/requests/{id}``)."""
+
+    def at(t: float | None) -> float | None:
+        return None if t is None else wall(t)
+
+    return {
+        "request_id": job.request_id,
+        "endpoint": job.endpoint,
+        "state": job.state.value,
+        "outcome": None if job.outcome is None else job.outcome.value,
+        "error_type": None if job.error is None else job.error.error_type,
+        "queue_position": position,
+        "submitted_at": at(job.submitted),
+        "started_at": at(job.started),
+        "completed_at": at(job.ended),
+        "calls": dict(job.calls),
+        "cancel_requested": job.cancel_requested,
+    }
+
+
 def log_entries(job: Job, wall: Wall) -> list[dict[str, Any]]:
     """The job's log so far (all entries on every call)."""
     entries: list[dict[str, Any]] = []

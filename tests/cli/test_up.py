@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -73,6 +74,17 @@ class Up:
         match = re.search(rf"^\s+{label}\s+(\S+)", self.text(), re.MULTILINE)
         assert match, f"no {label} in the banner:\n{self.text()}"
         return match.group(1)
+
+    def record(self, generation_id: str) -> dict[str, Any]:
+        """The generation as the API has it."""
+        response = httpx.get(
+            f"{self.api_url}/v1/generations/{generation_id}",
+            headers={"Authorization": f"Bearer {self.banner_value('Dev key')}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        return record
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = {
@@ -222,23 +234,48 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
             what="the dead worker reported",
         )
         wait_until(lambda: "restarting worker" in up.text(), 30, what="the worker restarted")
+
+        # A job still running upstream when `up` stops (the simulator made slow for it).
+        simulator_url = str(up.state()["simulator_url"])
+        httpx.post(f"{simulator_url}/_sim/config", json={"run_time": 15}).raise_for_status()
+        in_flight = up.cli("submit", "still running when up stops")
+        assert in_flight.returncode == 0, in_flight.stderr
+        in_flight_id = in_flight.stdout.strip()
+        wait_until(
+            lambda: up.record(in_flight_id)["status"] == "running", 60, what="the job upstream"
+        )
+        image_url = up.record(generation_id)["result"]["images"][0]["url"]
     finally:
         family = stop(up, signal.SIGTERM)
     assert up.proc.returncode == 0, up.text()
     assert family, "up had started children"
     assert wait_until(lambda: all_gone(family), 30, what="no child left after SIGTERM")
     assert not (data_dir / "up.json").exists()
+    assert not (data_dir / "up.lock").exists()
 
-    # A restart finds the same key and the finished job; Ctrl-C (SIGINT) stops it as cleanly.
+    # A restart finds the same key, the finished job and its image at the same URL, and the
+    # job that was in flight completes; Ctrl-C (SIGINT) stops it as cleanly.
     again = start_up(tmp_path, data_dir, "second")
     try:
         assert again.banner_value("Dev key") == dev_key
+        assert again.state()["simulator_url"] == simulator_url
+        image = httpx.get(image_url, timeout=10)
+        assert image.status_code == 200 and image.content == image_path.read_bytes()
         status = again.cli("status", generation_id)
         assert status.returncode == 0, status.stderr
         assert "completed" in status.stdout
         assert "submitted" in status.stdout
         listed = again.cli("ls", "--status", "completed")
         assert generation_id in listed.stdout
+        finished = wait_until(
+            lambda: again.record(in_flight_id)["status"] in ("completed", "failed"),
+            90,
+            what="the job in flight to end",
+        )
+        record = again.record(in_flight_id)
+        assert finished and record["status"] == "completed", record
+        [meta] = record["result"]["images"]
+        assert httpx.get(meta["url"], timeout=10).status_code == 200
     finally:
         family = stop(again, signal.SIGINT)
     assert wait_until(lambda: all_gone(family), 30, what="no child left after Ctrl-C")
