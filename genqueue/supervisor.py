@@ -11,16 +11,33 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+
+from genqueue.logfile import RotatingLog, copy_lines
 
 PR_SET_PDEATHSIG = 1
 MAX_BACKOFF = 30.0
 REAP_GRACE = 2.0
 """Seconds left to a group's stragglers between SIGTERM and SIGKILL once the leader is gone."""
+LOG_MAX_BYTES = 10 * 1024 * 1024
+"""A child's log file rolls over past this size…"""
+LOG_BACKUPS = 3
+"""…and this many old ones are kept: at most about 40 MB of logs per child."""
+DRAIN_TIMEOUT = 2.0
+"""Seconds to wait for a child's last output to reach its log file."""
+
+
+@dataclass(frozen=True)
+class LogFiles:
+    """Where a child's output goes, and how large it may grow."""
+
+    path: Path
+    max_bytes: int = LOG_MAX_BYTES
+    backups: int = LOG_BACKUPS
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -43,38 +60,48 @@ class ChildSpec:
 @dataclass
 class Child:
     spec: ChildSpec
-    log_path: Path | None
+    logs: LogFiles | None
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
     restart_at: float | None = None
+    _copier: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     @property
+    def log_path(self) -> Path | None:
+        return self.logs.path if self.logs else None
+
+    @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
     def start(self, env: dict[str, str]) -> None:
-        with contextlib.ExitStack() as files:
-            output: IO[bytes] | None = None
-            if self.log_path is not None:
-                self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                # the child writes to its own copy of the descriptor; ours closes at once
-                output = files.enter_context(self.log_path.open("ab"))
-            self.proc = subprocess.Popen(
-                self.spec.argv,
-                env={k: v for k, v in env.items() if k not in self.spec.unset},
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT if output else None,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+        self.proc = subprocess.Popen(
+            self.spec.argv,
+            env={k: v for k, v in env.items() if k not in self.spec.unset},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if self.logs else None,
+            stderr=subprocess.STDOUT if self.logs else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        if self.logs is not None and self.proc.stdout is not None:
+            log = RotatingLog(
+                self.logs.path, max_bytes=self.logs.max_bytes, backups=self.logs.backups
             )
+            self._copier = copy_lines(self.proc.stdout, log, name=self.name)
         self.started_at = time.monotonic()
         self.restart_at = None
+
+    def drain(self) -> None:
+        """Let the output of an ended child reach its log file (its own children, if any
+        still hold the pipe, get ``DRAIN_TIMEOUT``)."""
+        if self._copier is not None:
+            self._copier.join(DRAIN_TIMEOUT)
 
     def exit_code(self) -> int | None:
         return self.proc.poll() if self.proc else None
@@ -92,6 +119,7 @@ class Child:
                 _signal_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.reap_group()
+        self.drain()
 
     def reap_group(self) -> None:
         """Kill what is left of the group after its leader ended (e.g. pool processes)."""
@@ -105,6 +133,7 @@ class Child:
             _signal_group(self.proc.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 15) -> str:
+        self.drain()
         if self.log_path is None or not self.log_path.exists():
             return ""
         with self.log_path.open("rb") as fh:
@@ -123,11 +152,19 @@ class Supervisor:
         env: dict[str, str],
         log_dir: Path | None,
         say: Callable[[str], None],
+        log_max_bytes: int = LOG_MAX_BYTES,
+        log_backups: int = LOG_BACKUPS,
     ) -> None:
         self.env = env
         self.say = say
         self.children = [
-            Child(spec, log_dir / f"{spec.name}.log" if log_dir else None) for spec in specs
+            Child(
+                spec,
+                LogFiles(log_dir / f"{spec.name}.log", log_max_bytes, log_backups)
+                if log_dir
+                else None,
+            )
+            for spec in specs
         ]
 
     def start(self, child: Child) -> None:

@@ -122,3 +122,36 @@ def test_a_child_can_be_kept_from_a_shared_variable(tmp_path: Path) -> None:
 
 def _text(path: Path) -> str:
     return path.read_text().strip()
+
+
+def test_a_childs_log_rolls_over_and_stays_bounded(tmp_path: Path) -> None:
+    """About 1 MB of output into files of 100 kB, two kept: the log cannot grow without end,
+    and no line is lost or cut at a roll-over."""
+    script = (
+        "for n in range(20000):\n"
+        "    print(f'line {n:05d} ' + 'x' * 40)\n"
+        "print('last line', flush=True)\n"
+    )
+    said: list[str] = []
+    sup = Supervisor(
+        [ChildSpec("chatty", [PY, "-c", script])],
+        env={"PATH": "/usr/bin:/bin"},
+        log_dir=tmp_path,
+        say=said.append,
+        log_max_bytes=100_000,
+        log_backups=2,
+    )
+    child = sup.children[0]
+    sup.start(child)
+    try:
+        wait_until(lambda: child.exit_code() is not None, 30, what="the child to finish")
+    finally:
+        sup.stop_all()
+    files = [tmp_path / "chatty.log.2", tmp_path / "chatty.log.1", tmp_path / "chatty.log"]
+    assert sorted(p.name for p in tmp_path.glob("chatty.log*")) == sorted(p.name for p in files)
+    assert all(p.stat().st_size <= 100_000 for p in files), [p.stat().st_size for p in files]
+    lines = [line for p in files for line in p.read_text().splitlines()]
+    assert lines[-1] == "last line"
+    numbers = [int(line.split()[1]) for line in lines[:-1]]
+    assert numbers == list(range(numbers[0], 20000)), "whole lines, in order, none missing"
+    assert len(lines) > 2 * 100_000 // 60, "two full files kept"

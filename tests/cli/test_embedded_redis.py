@@ -1,0 +1,44 @@
+"""`genqueue up`'s embedded Redis keeps its append-only file bounded under broker traffic."""
+
+import subprocess
+from pathlib import Path
+
+import redis
+
+from genqueue.embedded_redis import answers, redis_argv
+from tests.support.services import free_port, wait_until
+
+MB = 1024 * 1024
+
+
+def test_the_append_only_file_stays_bounded_under_churn(tmp_path: Path) -> None:
+    """24 MB of messages pushed and popped (what a broker does all day) leave a few MB of
+    append-only file, not 24: it is rewritten to the live data whenever it passes 4 MB."""
+    port = free_port()
+    proc = subprocess.Popen(
+        redis_argv(port=port, directory=tmp_path / "redis"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: answers(port), 20, what="the embedded redis")
+        conn = redis.Redis(port=port)
+        message = b"m" * 8192
+
+        def settled() -> bool:
+            info = conn.info("persistence")
+            return not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"])
+
+        for _ in range(12):  # 2 MB at a time, as traffic comes: a rewrite can keep up
+            pipe = conn.pipeline(transaction=False)
+            for _ in range(2 * MB // len(message)):
+                pipe.lpush("celery", message)
+                pipe.rpop("celery")
+            pipe.execute()
+            wait_until(settled, 30, interval=0.1, what="the AOF rewrite to finish")
+        on_disk = sum(p.stat().st_size for p in (tmp_path / "redis").rglob("*") if p.is_file())
+        assert on_disk < 8 * MB, f"{on_disk / MB:.1f} MB of append-only file"
+        assert conn.llen("celery") == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
