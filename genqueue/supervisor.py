@@ -40,7 +40,9 @@ class LogFiles:
     backups: int = LOG_BACKUPS
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """``preexec_fn``: on Linux the child gets SIGTERM when the thread that started it ends
+    (with its process, whichever way it ends)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -87,7 +89,7 @@ class Child:
             stdout=subprocess.PIPE if self.logs else None,
             stderr=subprocess.STDOUT if self.logs else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         if self.logs is not None and self.proc.stdout is not None:
             log = RotatingLog(

@@ -8,7 +8,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory
+from tests.support import leaks
 from tests.support.services import postgres_database, redis_database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(leaks, "genqueue-leaks")  # fails a run that leaks a process
 
 
 @pytest.fixture(scope="session")

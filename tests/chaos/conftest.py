@@ -34,14 +34,14 @@ class ChaosStack:
 @pytest.fixture(scope="module")
 def chaos() -> Iterator[ChaosStack]:
     pg, redis_server = PostgresServer(), RedisServer()
-    pg.start()
-    redis_server.start()
-    name = f"gq_chaos_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = pg.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    try:
+    try:  # whatever started before a failure is stopped too
+        pg.start()
+        redis_server.start()
+        name = f"gq_chaos_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = pg.admin_url.rsplit("/", 1)[0] + f"/{name}"
+        upgrade(url)
         with running_stack(
             database_url=url,
             broker_url=redis_server.url,

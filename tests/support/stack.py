@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 
 from genqueue.net import free_port, wait_until
+from genqueue.supervisor import die_with_parent
 from models import tasknames
+from tests.support.leaks import marked
 
 FLOWER_AUTH = ("operator", "flower-test-pw")
 UPSTREAM_KEY = "sim-key-7f3a9c"  # recognisable, so secret-leak checks can grep for it
@@ -58,39 +60,65 @@ class SimAdmin:
 
 
 class Process:
+    """One process group of a test, started and stopped under a lock: the stack's restart
+    thread and the test itself may both reach for it."""
+
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name, self.argv, self.env = name, argv, env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.down_on_purpose = False
         self.restarts = 0
+        self.lock = threading.RLock()
 
     def start(self) -> None:
-        self.down_on_purpose = False
-        with self.log_path.open("ab") as log:  # the child keeps its own copy open
-            self.proc = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        with self.lock:
+            self._end_group(signal.SIGKILL)  # never two: a process replaced is a process leaked
+            self.down_on_purpose = False
+            with self.log_path.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,  # if pytest dies, so does this
+                )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (a prefork worker's children too)."""
-        self.down_on_purpose = True
-        if self.proc and self.proc.poll() is None:
+        """Signal the whole process group (a prefork worker's children too), wait for it."""
+        with self.lock:
+            self.down_on_purpose = True
+            self._end_group(sig)
+
+    def _end_group(self, sig: int) -> None:
+        """End the group, also when its leader is already gone (pool processes outlive it)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+            self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever outlived the leader
 
     def restart(self) -> None:
-        self.kill()
-        self.start()
+        with self.lock:
+            self.kill()
+            self.start()
+
+    def restart_if_died(self) -> bool:
+        """Start it again if it exited unasked (what a restart policy does)."""
+        with self.lock:
+            if not self.died():
+                return False
+            self.restarts += 1
+            self.start()
+            return True
 
     def died(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None and not self.down_on_purpose
@@ -117,7 +145,7 @@ class Stack:
         self.api_port, self.flower_port = free_port(), free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.flower_url = f"http://127.0.0.1:{self.flower_port}"
-        self.dir = Path(tempfile.mkdtemp(prefix="gq-stack-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=marked("gq-stack-")))
         self.sim_port = free_port()
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         self.database_url = database_url
@@ -173,7 +201,7 @@ class Stack:
                 *celery_worker,
                 *("-Q", f"{tasknames.QUEUE},{tasknames.TIMER_QUEUE}"),
                 *("--concurrency", "4", "--pool", "prefork"),
-                *("-n", f"gq-test-{self.sim_port}@%h", *quiet),
+                *("-n", f"{marked('gq-test-')}{self.sim_port}@%h", *quiet),
             ],
             self.env,
             self.dir,
@@ -184,7 +212,7 @@ class Stack:
                 *celery_worker,
                 *("-Q", tasknames.WEBHOOK_QUEUE),
                 *("--concurrency", "2", "--pool", "threads"),
-                *("-n", f"gq-test-webhooks-{self.sim_port}@%h", *quiet),
+                *("-n", f"{marked('gq-test-webhooks-')}{self.sim_port}@%h", *quiet),
             ],
             self.env,
             self.dir,
@@ -260,20 +288,28 @@ class Stack:
         if self.with_flower:
             self.flower.start()
         if self.supervise:
-            self._supervisor = threading.Thread(target=self._restart_the_dead, daemon=True)
-            self._supervisor.start()
+            self.supervise_processes()
+
+    def supervise_processes(self) -> None:
+        self._supervisor = threading.Thread(target=self._restart_the_dead, daemon=True)
+        self._supervisor.start()
 
     def _restart_the_dead(self) -> None:
         """What a restart policy does in production (compose's ``restart: unless-stopped``,
         ``genqueue up``): a process that exits unasked is started again."""
         while not self._stopping.wait(0.5):
             for proc in self.processes:
-                if proc.died():
-                    proc.restarts += 1
-                    proc.start()
+                with proc.lock:
+                    if self._stopping.is_set():  # stop() may be ending it right now
+                        return
+                    proc.restart_if_died()
 
     def stop(self) -> None:
+        """Stop restarting first (and wait until the restart thread is done), then end every
+        process, so none is started again after it was ended."""
         self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(30)
         for proc in reversed(self.processes):
             proc.kill(signal.SIGTERM)
         self.sim.close()
@@ -286,7 +322,7 @@ class Stack:
 def running_stack(**kwargs: Any) -> Iterator[Stack]:
     stack = Stack(**kwargs)
     try:
-        stack.start()
+        stack.start()  # inside: what started before a failure is stopped too
         yield stack
     finally:
         stack.stop()
