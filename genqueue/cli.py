@@ -36,8 +36,9 @@ def up(
         bool, typer.Option("--verbose", "-v", help="Children log here, not to files.")
     ] = False,
 ) -> None:
-    """Run everything on this machine: Redis, API, worker, beat, Flower (and the simulator
-    when no upstream is configured). Ctrl-C stops it all."""
+    """Run everything on this machine: Redis, API, worker, beat, Flower, the simulator.
+
+    The simulator runs when no upstream is configured. Ctrl-C stops it all."""
     from genqueue import up as up_module
 
     up_module.run(host=host, port=port, data_dir=data_dir, verbose=verbose)

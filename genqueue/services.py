@@ -89,8 +89,9 @@ def beat(ctx: typer.Context) -> None:
 
 
 def flower(ctx: typer.Context) -> None:
-    """Run Flower behind basic auth (GENQUEUE_FLOWER_USER/PASSWORD), state kept in the data dir.
-    Other arguments go to Flower (e.g. --port=5556)."""
+    """Run Flower behind basic auth (GENQUEUE_FLOWER_USER/PASSWORD).
+
+    Its state is kept in the data dir. Other arguments go to Flower (e.g. --port=5556)."""
     settings = load_settings()
     if settings.flower_password is None:
         raise CliError(
@@ -124,8 +125,9 @@ def flower(ctx: typer.Context) -> None:
 
 
 def simulator(ctx: typer.Context) -> None:
-    """Run the fal-queue simulator (offline upstream). Arguments go to it; see
-    `genqueue simulator --help`."""
+    """Run the fal-queue simulator (an offline upstream).
+
+    Arguments go to it; see `genqueue simulator --help`."""
     import simulator as sim
 
     main = getattr(sim, "main", None)
