@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from genqueue.net import wait_until
 from tests.support.leaks import RUN_ENV, RUN_ID
-from tests.support.services import wait_until
-from tests.support.stack import Process, Stack
+from tests.support.stack import Process, SimAdmin, Stack
 
 pytest_plugins = ["pytester"]
 PY = sys.executable
@@ -45,6 +45,7 @@ class ToyStack(Stack):
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self.supervise = True
+        self.sim = SimAdmin("http://127.0.0.1:9")  # never called; stop() closes its client
 
     @property
     def processes(self) -> list[Process]:

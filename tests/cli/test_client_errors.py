@@ -115,29 +115,31 @@ def test_invalid_settings_are_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch
     ],
 )
 def test_a_refused_command_line_is_one_line_with_code_2(
-    cli, api: StubApi, args: list[str], says: str
+    cli: Cli, api: StubApi, args: list[str], says: str
 ) -> None:
     run = cli(*args)
     assert run.code == EXIT_INVALID
     line = one_line(run.err)
-    assert says in line and "--help`" in line, line
+    assert says in line, line
+    assert "--help`" in line, line
     assert run.out == ""
     assert api.requests == [], "nothing was sent"
 
 
-def test_bare_group_still_shows_its_help(cli) -> None:
+def test_bare_group_still_shows_its_help(cli: Cli) -> None:
     run = cli("keys")
     assert run.code == EXIT_INVALID
-    assert "create" in run.out + run.err and "revoke" in run.out + run.err
+    assert "create" in run.out + run.err
+    assert "revoke" in run.out + run.err
 
 
-def test_ls_sends_the_limit_it_was_given(cli, api: StubApi) -> None:
+def test_ls_sends_the_limit_it_was_given(cli: Cli, api: StubApi) -> None:
     api.on("GET", "/v1/generations", (200, {"items": [], "next_cursor": None}))
     assert cli("ls", "--limit", "1").code == 0
     assert "limit=1" in api.requests[0]["path"]
 
 
-def test_a_cancelled_generation_says_cancelled_once(cli, api: StubApi) -> None:
+def test_a_cancelled_generation_says_cancelled_once(cli: Cli, api: StubApi) -> None:
     cancelled = {
         "id": ID,
         "status": "cancelled",
@@ -158,7 +160,7 @@ def test_a_cancelled_generation_says_cancelled_once(cli, api: StubApi) -> None:
     )
 
 
-def test_cancelling_an_ended_generation_says_so(cli, api: StubApi) -> None:
+def test_cancelling_an_ended_generation_says_so(cli: Cli, api: StubApi) -> None:
     body = {"status": "completed", "detail": "Generation has already ended (completed)"}
     api.on("POST", f"/v1/generations/{ID}/cancel", (409, body))
     run = cli("cancel", ID)

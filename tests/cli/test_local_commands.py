@@ -99,9 +99,11 @@ def test_a_key_needs_a_name_and_a_tenant(elsewhere: Path, tmp_path: Path, args: 
     assert run.returncode == 2, run.stdout
     assert run.stdout == ""
     [line] = run.stderr.splitlines()
-    assert line.startswith("error: ") and "must not be empty" in line
+    assert line.startswith("error: ")
+    assert "must not be empty" in line
     listed = genqueue("keys", "list", cwd=elsewhere, data_dir=data)
-    assert listed.returncode == 0 and listed.stdout == "", "no key was created"
+    assert listed.returncode == 0
+    assert listed.stdout == "", "no key was created"
 
 
 def test_a_refused_up_leaves_no_lock_file(elsewhere: Path, tmp_path: Path) -> None:

@@ -260,7 +260,8 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         assert again.banner_value("Dev key") == dev_key
         assert again.state()["simulator_url"] == simulator_url
         image = httpx.get(image_url, timeout=10)
-        assert image.status_code == 200 and image.content == image_path.read_bytes()
+        assert image.status_code == 200
+        assert image.content == image_path.read_bytes(), "the same picture"
         status = again.cli("status", generation_id)
         assert status.returncode == 0, status.stderr
         assert "completed" in status.stdout
@@ -273,7 +274,8 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
             what="the job in flight to end",
         )
         record = again.record(in_flight_id)
-        assert finished and record["status"] == "completed", record
+        assert finished
+        assert record["status"] == "completed", record
         [meta] = record["result"]["images"]
         assert httpx.get(meta["url"], timeout=10).status_code == 200
     finally:

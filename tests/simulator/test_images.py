@@ -120,7 +120,8 @@ def test_every_start_draws_other_pictures_unless_the_request_gives_a_seed() -> N
 
     given = b'{"prompt": "a tiger eye", "seed": 1234}'
     seeded = [_first_picture(Simulator(SimulatorConfig(run_time=0.0)), given) for _ in range(2)]
-    assert seeded[0] == seeded[1] and seeded[0][0] == 1234  # as fal does with a seed
+    assert seeded[0] == seeded[1]  # as fal does with a seed
+    assert seeded[0][0] == 1234
 
     repeat = [_first_picture(Simulator(SimulatorConfig(run_time=0.0, seed=7))) for _ in range(2)]
     assert repeat[0] == repeat[1]  # `--seed N` repeats a run

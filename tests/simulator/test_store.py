@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 
+from genqueue.net import free_port, wait_until
 from simulator import ManualClock, Simulator, SimulatorConfig
 from simulator.calls import Call
 from simulator.store import JobStore
-from tests.simulator.helpers import MODEL, wait_for
-from tests.support.services import free_port
+from tests.simulator.helpers import MODEL
 
 APP = "fal-ai/flux-pro"
 WALL = 1_800_000_000.0
@@ -55,6 +55,11 @@ class Run:
         assert found is not None, f"no picture for {request_id}"
         return found[0]
 
+    def info(self, request_id: str) -> dict[str, Any]:
+        info = self.sim.request_info(request_id)
+        assert info is not None, f"{request_id} is unknown"
+        return info
+
     def stop(self) -> None:
         self.sim.close()
 
@@ -70,7 +75,7 @@ def test_a_restart_takes_back_waiting_running_and_finished_jobs(tmp_path: Path) 
     picture = first.picture(done)
     cancelled = first.submit("cancelled while waiting")
     assert first.call("cancel", request_id=cancelled).status_code == 202
-    calls_before = first.sim.request_info(running)["calls"]
+    calls_before = first.info(running)["calls"]
     first.stop()
 
     # Down for 3 s: `running` still has 3 s to go, the others wait in the same order.
@@ -78,7 +83,7 @@ def test_a_restart_takes_back_waiting_running_and_finished_jobs(tmp_path: Path) 
     assert second.status(running)["status"] == "IN_PROGRESS"
     assert second.status(waiting)["queue_position"] == 0
     assert second.status(last)["queue_position"] == 1
-    assert second.sim.request_info(running)["calls"]["status"] == calls_before["status"] + 1
+    assert second.info(running)["calls"]["status"] == calls_before["status"] + 1
     assert second.status(cancelled)["status"] == "COMPLETED"
     assert second.call("result", request_id=cancelled).status_code == 499
     again = second.call("result", request_id=done)
@@ -101,7 +106,7 @@ def test_what_fell_due_while_down_has_happened(tmp_path: Path) -> None:
     second = Run(tmp_path, WALL + 25.0)
     assert [second.status(i)["status"] for i in ids] == ["COMPLETED", "COMPLETED", "IN_PROGRESS"]
     assert second.status(ids[0])["metrics"] == {"inference_time": 10.0}
-    info = second.sim.request_info(ids[1])
+    info = second.info(ids[1])
     assert (info["started_at"], info["completed_at"]) == (WALL + 10.0, WALL + 20.0)
     second.stop()
 
@@ -130,9 +135,8 @@ def test_reset_forgets_the_stored_jobs(tmp_path: Path) -> None:
 
 def start(port: int, state: Path, log: Path) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "simulator", "--port", str(port), "--state-dir", str(state)]
-    proc = subprocess.Popen(
-        [*argv, "--run-time", "3"], stdout=log.open("ab"), stderr=log.open("ab")
-    )
+    with log.open("ab") as out:  # the child keeps its own copy
+        proc = subprocess.Popen([*argv, "--run-time", "3"], stdout=out, stderr=subprocess.STDOUT)
 
     def answers() -> bool:
         assert proc.poll() is None, log.read_text()
@@ -141,7 +145,7 @@ def start(port: int, state: Path, log: Path) -> subprocess.Popen[bytes]:
         except httpx.TransportError:
             return False
 
-    wait_for(answers, timeout=20, what="the simulator")
+    wait_until(answers, 20, what="the simulator")
     return proc
 
 
@@ -158,14 +162,15 @@ def test_the_cli_keeps_its_jobs_in_the_state_dir(tmp_path: Path) -> None:
         assert proc.wait(10) == 0
         proc = start(port, tmp_path / "state", log)
         assert "1 taken back" in log.read_text()
-        wait_for(
+        wait_until(
             lambda: httpx.get(handle["status_url"]).json()["status"] == "COMPLETED",
-            timeout=10,
+            10,
             what="the job to complete after the restart",
         )
         result = httpx.get(handle["response_url"]).json()
         image = httpx.get(result["images"][0]["url"])
-        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/jpeg"
     finally:
         if proc.poll() is None:
             proc.kill()
