@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 from api.errors import ValidationFailed, error_items
 
@@ -52,12 +54,31 @@ SafetyTolerance = Annotated[
 ImageUrl = Annotated[str, Field(pattern=URL_PATTERN, description="an http(s) URL or a data URI")]
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError(
+            "string_blank", "String should have at least one character that is not white space"
+        )
+    return value
+
+
+Prompt = Annotated[
+    str,
+    Field(
+        min_length=1,
+        json_schema_extra={"pattern": r"\S"},  # what _not_blank checks, with a clearer message
+        description="The prompt to generate an image from (not only white space).",
+    ),
+    AfterValidator(_not_blank),
+]
+
+
 class KontextBase(BaseModel):
     """Fields shared by every Kontext endpoint."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    prompt: str = Field(min_length=1, description="The prompt to generate an image from.")
+    prompt: Prompt
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="Same seed and prompt give the same image."
     )

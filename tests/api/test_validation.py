@@ -26,6 +26,8 @@ DEFAULTS = {
 INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({}, "prompt", "missing"),
     ({"prompt": ""}, "prompt", "string_too_short"),
+    ({"prompt": "   "}, "prompt", "string_blank"),
+    ({"prompt": "\n\t "}, "prompt", "string_blank"),
     ({"prompt": 5}, "prompt", "string_type"),
     ({**PROMPT, "guidance_scale": 0.99}, "guidance_scale", "greater_than_equal"),
     ({**PROMPT, "guidance_scale": 20.01}, "guidance_scale", "less_than_equal"),
