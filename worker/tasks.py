@@ -39,15 +39,16 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     def cancel(generation_id: str) -> str:
         return cancel_generation(context(), uuid.UUID(generation_id))
 
-    @app.task(name=tasknames.DISPATCH, ignore_result=True)
+    # The ticks send no task events: Flower lists the generations' work (worker.housekeeping).
+    @app.task(name=tasknames.DISPATCH, ignore_result=True, send_events=False)
     def dispatch() -> dict[str, Any]:
         return dispatch_due(context())
 
-    @app.task(name=tasknames.WEBHOOKS, ignore_result=True)
+    @app.task(name=tasknames.WEBHOOKS, ignore_result=True, send_events=False)
     def deliver_webhooks() -> dict[str, Any]:
         ctx = context()
         return webhooks.deliver_webhooks(ctx, ctx.send_webhook) if ctx.send_webhook else {}
 
-    @app.task(name=tasknames.RECONCILE, ignore_result=True)
+    @app.task(name=tasknames.RECONCILE, ignore_result=True, send_events=False)
     def reconcile_rows() -> dict[str, Any]:
         return reconcile(context())
