@@ -21,6 +21,22 @@ class Filters:
     model: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    ids: tuple[uuid.UUID, uuid.UUID] | None = None
+    """The ids from, to (both included): what an id prefix stands for."""
+
+
+def prefix_ids(prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """The smallest and the largest id that begin with ``prefix`` (hex digits, dashes
+    ignored): a range both PostgreSQL's uuid and SQLite's hex text order the same way."""
+    digits = prefix.replace("-", "").lower()
+    if not 1 <= len(digits) <= 32 or any(c not in "0123456789abcdef" for c in digits):
+        raise invalid(
+            ["query", "id_prefix"],
+            "An id prefix is 1 to 32 hexadecimal digits (dashes allowed)",
+            type="value_error",
+            input=prefix,
+        )
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 
 
 def as_utc(value: datetime) -> datetime:
@@ -63,6 +79,8 @@ def list_page(
         stmt = stmt.where(Generation.created_at >= as_utc(filters.created_after))
     if filters.created_before:
         stmt = stmt.where(Generation.created_at < as_utc(filters.created_before))
+    if filters.ids:
+        stmt = stmt.where(Generation.id.between(*filters.ids))
     if cursor:
         at, gid = decode_cursor(cursor)
         stmt = stmt.where(

@@ -7,6 +7,7 @@ not be reached, the key that was refused, the fields that were invalid.
 import base64
 import binascii
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -83,10 +84,36 @@ class ApiClient:
     def cancel(self, generation_id: str) -> dict[str, Any]:
         return self._record("POST", f"/v1/generations/{quote(generation_id, safe='')}/cancel")
 
-    def list(self, *, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def resolve(self, id_or_prefix: str) -> str:
+        """The id of the one generation whose id begins with ``id_or_prefix`` (a whole id is
+        taken as it is); none, or more than one, is a one-line error."""
+        try:
+            return str(uuid.UUID(id_or_prefix))
+        except ValueError:
+            pass
+        found = self.list(id_prefix=id_or_prefix, limit=2)
+        if not found:
+            raise CliError(f"not found: no generation's id begins with {id_or_prefix!r}")
+        if len(found) > 1:
+            raise CliError(
+                f"{id_or_prefix!r} is the beginning of more than one id "
+                f"({found[0].get('id')}, {found[1].get('id')}, …): give more of it",
+                code=EXIT_INVALID,
+            )
+        return str(found[0].get("id"))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        id_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
         params: dict[str, str | int] = {}
         if status:
             params["status"] = status
+        if id_prefix:
+            params["id_prefix"] = id_prefix
         if limit is not None:
             params["limit"] = limit
         answer: Any = self._json("GET", "/v1/generations", params=params)

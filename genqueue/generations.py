@@ -140,19 +140,28 @@ def _elapsed(record: dict[str, Any]) -> float:
     return max(0.0, (b - a).total_seconds())
 
 
-def status(generation_id: Annotated[str, typer.Argument(help="The generation id.")]) -> None:
+def status(
+    generation_id: Annotated[
+        str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
+    ],
+) -> None:
     """Show a generation and its event history."""
     with _client() as client:
-        record = client.get(generation_id)
+        record = client.get(client.resolve(generation_id))
     out.print(render.record_table(record))
     events = record.get("events")
     if isinstance(events, list) and events:
         out.print(render.events_table([e for e in events if isinstance(e, dict)]))
 
 
-def cancel(generation_id: Annotated[str, typer.Argument(help="The generation id.")]) -> None:
+def cancel(
+    generation_id: Annotated[
+        str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
+    ],
+) -> None:
     """Cancel a generation (upstream too, if it was sent)."""
     with _client() as client:
+        generation_id = client.resolve(generation_id)
         try:
             answer = client.cancel(generation_id)
         except ApiRefused as exc:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.body import JsonBody, storable_text, unstorable_text
 from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
 from api.fal.registry import MODELS, SUPPORTED, validate_input
-from api.listing import Filters, as_utc, list_page
+from api.listing import Filters, as_utc, list_page, prefix_ids
 from api.lookups import events_of, owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
@@ -142,6 +142,10 @@ def list_generations(
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
+    id_prefix: Annotated[
+        str | None,
+        Query(description="Only ids that begin with these hex digits (`genqueue status 5d7e`)"),
+    ] = None,
 ) -> GenerationPage:
     for name, value in (("model", model), ("cursor", cursor)):
         if value is not None and not storable_text(value):
@@ -151,6 +155,7 @@ def list_generations(
         model=model,
         created_after=_bounded(created_after, "created_after"),
         created_before=_bounded(created_before, "created_before"),
+        ids=None if id_prefix is None else prefix_ids(id_prefix),
     )
     rows, next_cursor = list_page(session, caller.tenant_id, filters, limit=limit, cursor=cursor)
     page = GenerationPage(items=[to_public(g) for g in rows], next_cursor=next_cursor)

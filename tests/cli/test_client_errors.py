@@ -168,3 +168,39 @@ def test_cancelling_an_ended_generation_says_so(cli: Cli, api: StubApi) -> None:
     line = one_line(run.err)
     assert line == f"error: generation {ID} has already ended (completed): nothing to cancel"
     assert "HTTP" not in line
+
+
+def test_status_and_cancel_take_a_unique_id_prefix(cli: Cli, api: StubApi) -> None:
+    record = {"id": ID, "model": "m", "status": "running", "input": {"prompt": "x"}}
+    api.on("GET", "/v1/generations", (200, {"items": [record], "next_cursor": None}))
+    api.on("GET", f"/v1/generations/{ID}", (200, record))
+    api.on("POST", f"/v1/generations/{ID}/cancel", (202, {"outcome": "requested"}))
+    shown = cli("status", ID[:6])
+    assert shown.code == 0, shown.err
+    assert ID in shown.out
+    cancelled = cli("cancel", ID[:6])
+    assert cancelled.code == 0, cancelled.err
+    assert cancelled.out.startswith(f"{ID}: ")
+    lookups = [r["path"] for r in api.requests if r["path"].startswith("/v1/generations?")]
+    assert all(f"id_prefix={ID[:6]}" in path and "limit=2" in path for path in lookups)
+    assert len(lookups) == 2
+
+
+def test_an_ambiguous_prefix_is_refused(cli: Cli, api: StubApi) -> None:
+    other = ID[:6] + "00-0000-4000-8000-000000000000"
+    items = [{"id": ID}, {"id": other}]
+    api.on("GET", "/v1/generations", (200, {"items": items, "next_cursor": None}))
+    run = cli("status", ID[:6])
+    assert run.code == EXIT_INVALID
+    line = one_line(run.err)
+    assert ID in line
+    assert other in line
+    assert "more than one" in line
+    assert not any(r["path"].startswith(f"/v1/generations/{ID}") for r in api.requests)
+
+
+def test_a_prefix_of_nothing_is_not_found(cli: Cli, api: StubApi) -> None:
+    api.on("GET", "/v1/generations", (200, {"items": [], "next_cursor": None}))
+    run = cli("status", "abc")
+    assert run.code == EXIT_ERROR
+    assert "no generation's id begins with 'abc'" in one_line(run.err)
