@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     broker_connect_timeout: float = Field(2.0, gt=0)
     stream_poll_interval: float = Field(0.5, gt=0, description="status stream: DB check period")
     stream_ping_interval: float = Field(10.0, gt=0, description="status stream: keepalive period")
+    run_timeout: float = Field(
+        60.0, gt=0, le=3600, description="POST /run/{model}: seconds to wait for the job to end"
+    )
 
     # Processes started by the `genqueue` CLI (`api`, `flower`, `up`) and the worker's /metrics.
     api_host: str = "127.0.0.1"

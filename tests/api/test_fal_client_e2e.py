@@ -5,6 +5,7 @@ this module's own.
 fal-client hard-codes ``https://``; UPSTREAM.md §14: point ``QUEUE_URL_FORMAT`` at genqueue.
 """
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class E2E:
     base_url: str
     key: str
     stack: Stack
+    settings: Settings
     clients: list[fal_client.SyncClient] = field(default_factory=list)
 
     def client(self, key: str | None = None, timeout: float = 30) -> fal_client.SyncClient:
@@ -66,14 +68,15 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             running_stack(database_url=db_url, broker_url=broker_url, extra_env={}) as stack,
             live_server(app) as base_url,
         ):
-            previous = fal_module.QUEUE_URL_FORMAT
+            previous = fal_module.QUEUE_URL_FORMAT, fal_module.RUN_URL_FORMAT
             fal_module.QUEUE_URL_FORMAT = base_url + "/"
-            e2e = E2E(base_url=base_url, key=key, stack=stack)
+            fal_module.RUN_URL_FORMAT = base_url + "/run/"  # as the README says
+            e2e = E2E(base_url=base_url, key=key, stack=stack, settings=settings)
             try:
                 yield e2e
             finally:
                 e2e.close_clients()
-                fal_module.QUEUE_URL_FORMAT = previous
+                fal_module.QUEUE_URL_FORMAT, fal_module.RUN_URL_FORMAT = previous
                 app.state.genqueue.close()
 
 
@@ -206,3 +209,74 @@ def test_fal_client_against_a_wrong_key_gets_401(e2e: E2E) -> None:
         client.submit(MODEL, arguments={"prompt": "x"})
     assert raised.value.status_code == 401
     assert "Invalid" in raised.value.message
+
+
+def test_run_answers_the_model_output(e2e: E2E, sim: Any) -> None:
+    """fal-client's run() (fal's synchronous surface) gets the output, not the queue handle."""
+    arguments = _prompt("run and wait")
+    output = e2e.client().run(APP, arguments=arguments)
+    assert "request_id" not in output, "the output, not a queue handle"
+    assert output["images"][0]["url"], _explain(e2e)
+    assert output["prompt"] == arguments["prompt"]
+    page = httpx.get(
+        f"{e2e.base_url}/v1/generations",
+        params={"status": "completed"},
+        headers={"Authorization": f"Key {e2e.key}"},
+    ).json()
+    [record] = [g for g in page["items"] if g["input"]["prompt"] == arguments["prompt"]]
+    assert record["result"] == output, "stored and followed like any other job"
+
+
+def test_run_answers_a_failure_in_fals_format(e2e: E2E, sim: Any) -> None:
+    arguments = _prompt("run into a wall")
+    body = {"detail": "Runner disconnected", "error_type": "runner_disconnected"}
+    sim.add_fault(
+        op="submit",
+        kind="model_error",
+        status_code=503,
+        body=body,
+        error_type="runner_disconnected",
+        match_prompt=arguments["prompt"],
+    )
+    with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
+        e2e.client().run(APP, arguments=arguments)
+    assert raised.value.status_code == 503, _explain(e2e)
+    assert raised.value.response.json() == body
+    assert raised.value.response.headers["x-fal-request-id"]
+
+
+def test_run_that_takes_too_long_names_the_request_to_follow(e2e: E2E, sim: Any) -> None:
+    sim.configure(run_time=20.0, capacity=4, honor_cancel=True)
+    impatient = create_app(e2e.settings.model_copy(update={"run_timeout": 2.0}))
+    with live_server(impatient) as base_url:
+        previous = fal_module.RUN_URL_FORMAT
+        fal_module.RUN_URL_FORMAT = base_url + "/run/"
+        try:
+            started = time.monotonic()
+            with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
+                e2e.client().run(APP, arguments=_prompt("slow"))
+            waited = time.monotonic() - started
+        finally:
+            fal_module.RUN_URL_FORMAT = previous
+            impatient.state.genqueue.close()
+    error = raised.value
+    assert error.status_code == 504
+    assert 2.0 <= waited < 10, "one bounded wait, never retried"
+    request_id = error.response.headers["x-fal-request-id"]
+    assert f"request {request_id} did not finish within 2 s" in str(error)
+    assert error.response.json()["status_url"] in str(error)
+    status = e2e.client().status(APP, request_id)  # it goes on, and can be followed
+    assert isinstance(status, fal_client.Queued | fal_client.InProgress)
+
+
+def test_stream_is_refused_with_a_message_that_says_why(e2e: E2E, sim: Any) -> None:
+    events = list(e2e.client().stream(APP, arguments=_prompt("stream me")))
+    assert len(events) == 1
+    assert events[0]["error_type"] == "streaming_not_supported"
+    assert "no streaming surface" in events[0]["detail"]
+    answer = httpx.post(
+        f"{e2e.base_url}/run/{APP}/stream",
+        json=_prompt("stream me"),
+        headers={"Authorization": f"Key {e2e.key}"},
+    )
+    assert answer.status_code == 400
