@@ -5,6 +5,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,7 +32,9 @@ def broker_url() -> Iterator[str]:
 
 def _serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         wait_until(
             lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200,
@@ -39,7 +42,7 @@ def _serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> subpro
             what="the API to answer",
         )
     except TimeoutError:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # its worker processes too
         proc.wait(10)
         raise AssertionError(log.read_text()) from None
     return proc
