@@ -24,6 +24,7 @@ def api_settings(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Setti
         max_body_bytes=MAX_BODY,
         stream_poll_interval=0.05,
         stream_ping_interval=0.2,
+        run_timeout=0.2,  # no worker runs here: /run answers 504 at once
     )
 
 
