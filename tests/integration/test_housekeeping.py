@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from genqueue.net import wait_until
 from models import tasknames
 from tests.support.jobs import Jobs
 from tests.support.stack import Stack
@@ -34,6 +35,8 @@ def test_ticks_send_no_task_events_and_log_only_what_they_did(
         thread.start()
         try:
             listening.wait(5)
+            # consuming once the worker's heartbeat (every 2 s) comes through
+            wait_until(lambda: events, 30, what="the first event")
             gen_id = jobs.create("seen in flower")
             [gen] = jobs.wait([gen_id])
             assert gen.status == "completed"
