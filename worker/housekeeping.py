@@ -18,8 +18,10 @@ from celery.signals import beat_init
 from models import tasknames
 
 TICKS = frozenset({tasknames.DISPATCH, tasknames.WEBHOOKS, tasknames.RECONCILE})
-CELERY_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
-"""Where Celery logs "Task … received" and "Task … succeeded in …s: {summary}"."""
+CELERY_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.worker.request")
+"""Where Celery logs "Task … received", "Task … succeeded in …s: {summary}" and "Discarding
+revoked task: …" (a tick that waited past its ``expires`` in a busy worker's queue: it ran
+nothing)."""
 _COUNTED = re.compile(r":\s*[1-9]")
 
 
@@ -33,12 +35,18 @@ class QuietTicks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         data = getattr(record, "data", None)
-        if not isinstance(data, dict) or data.get("name") not in TICKS:
-            return True
-        if did_something(data.get("return_value")):
+        if isinstance(data, dict):
+            if data.get("name") not in TICKS or did_something(data.get("return_value")):
+                return True
+        elif not _discarded_tick(record):
             return True
         record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _discarded_tick(record: logging.LogRecord) -> bool:
+    args = record.args if isinstance(record.args, tuple) else ()
+    return str(record.msg).startswith("Discarding revoked task") and bool(args) and args[0] in TICKS
 
 
 def install(app: Celery) -> None:

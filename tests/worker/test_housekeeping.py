@@ -48,3 +48,15 @@ def test_at_debug_they_are_debug_lines() -> None:
     finally:
         logger.setLevel(before)
     assert (line.levelno, line.levelname) == (logging.DEBUG, "DEBUG")
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [(tasknames.DISPATCH, False), (tasknames.RECONCILE, False), (tasknames.CANCEL, True)],
+)
+def test_a_tick_discarded_past_its_expiry_leaves_the_info_log(name: str, kept: bool) -> None:
+    """A busy worker drops a tick that waited past its ``expires``: it ran nothing."""
+    msg = "Discarding revoked task: %s[%s]"
+    line = logging.LogRecord("celery.worker.request", logging.INFO, __file__, 1, msg, None, None)
+    line.args = (name, "c2144055")
+    assert QuietTicks().filter(line) is kept
