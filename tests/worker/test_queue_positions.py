@@ -17,7 +17,8 @@ def test_every_position_is_kept_in_one_row(private_sessions) -> None:  # type: i
         positions = [p for _, p in series]
         assert len(set(positions)) >= 4, series  # it really moved through the queue
         assert positions == sorted(positions, reverse=True)
-        assert positions[-1] == 0
+        # no `positions[-1] == 0`: position 0 lasts as long as one poll gap, and
+        # under load a poll can go from 1 straight to completed.
         times = [at for at, _ in series]
         assert times == sorted(times)
         assert [e.kind for e in gen.events].count("queue_position") == 1
