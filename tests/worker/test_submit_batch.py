@@ -1,6 +1,8 @@
 """Batched submits called directly: a real database (PostgreSQL, and SQLite where the claim
 differs), the simulator over real HTTP. One claim, concurrent submits, one write-back."""
 
+import contextlib
+import threading
 import time
 import uuid
 from collections import Counter
@@ -419,3 +421,42 @@ def test_one_answer_the_database_refuses_leaves_only_its_row_to_the_reconciler(
                 assert gen.status == GenerationStatus.QUEUED
                 assert gen.upstream_request_id
         assert len(srv.sim.submits()) == 5  # nothing was sent twice meanwhile
+
+
+def test_concurrent_claims_never_exceed_max_in_flight(
+    private_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight claims at once, each of two rows, under a cap of four free slots. Every claim
+    counts the live rows and then waits for the others to have counted too (a barrier that
+    gives up after a second): without serialized claims all eight see four free slots."""
+    with private_sessions() as session:
+        live = session.scalar(
+            select(func.count())
+            .select_from(Generation)
+            .where(Generation.status.in_(["submitting", "queued", "running"]))
+        )
+    cap = int(live or 0) + 4
+    env = lifecycle_env(private_sessions, limits=limits(max_in_flight=cap), run_time=30.0)
+    barrier = threading.Barrier(8)
+    counted = submit_batch._free_slots
+
+    def count_then_wait(ctx: Any, session: Session, *, wanted: int) -> int:
+        free = counted(ctx, session, wanted=wanted)
+        # When the claims take turns the others cannot reach the barrier: it breaks.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=1.0)
+        return free
+
+    monkeypatch.setattr(submit_batch, "_free_slots", count_then_wait)
+    with env as (ctx, srv, _):
+        tag = marker()
+        ids = [new_job(ctx, prompt=f"{tag} {i}") for i in range(16)]
+        with ThreadPoolExecutor(8) as pool:
+            results = list(
+                pool.map(lambda i: submit_generations(ctx, ids[i : i + 2]), range(0, 16, 2))
+            )
+        assert sum(r.get("submitted", 0) for r in results) == 4, results
+        assert sum(r.get("deferred", 0) for r in results) == 12, results
+        statuses = Counter(load(ctx, i).status for i in ids)
+        assert statuses == {GenerationStatus.QUEUED: 4, GenerationStatus.PENDING: 12}
+        assert sum(len(accepted(srv, f"{tag} {i}")) for i in range(16)) == 4

@@ -130,11 +130,22 @@ def _claim(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> Wave:
     return Wave(claims, settled)
 
 
+CAP_LOCK = 0x67_656E_7175_6575  # "genqueue" in the advisory-lock key space of the database
+"""The PostgreSQL advisory lock that serializes claims under ``max_in_flight``."""
+
+
 def _free_slots(ctx: WorkerContext, session: Session, *, wanted: int) -> int:
     """How many rows may go upstream now: all of them without a cap, else what the cap
-    leaves after the rows already live (counted once for the wave)."""
+    leaves after the rows already live (counted once for the wave).
+
+    Under a cap, claims take turns: on PostgreSQL a transaction-scoped advisory lock is held
+    from this count to the claim's commit, so a concurrent claim counts this one's rows as
+    live (two claims that counted at once would both take the same free slots; the cap was
+    seen at twice its value). SQLite's ``BEGIN IMMEDIATE`` already serializes writers."""
     if not ctx.limits.max_in_flight or not wanted:
         return wanted
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CAP_LOCK)))
     live = session.scalar(
         select(func.count())
         .select_from(Generation)
