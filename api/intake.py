@@ -14,13 +14,16 @@ has its rows written one by one (:func:`models.batch.write_together`), so a row 
 refuses fails only its own request.
 
 A fal submit answers with a ``queue_position``: the writer counts the generations waiting to be
-sent upstream once per group (:func:`waiting`), and only for groups with a request that asks.
+sent upstream once per group and tenant (:func:`waiting`), and only for groups with a request
+that asks. Only the caller's own tenant is counted: another tenant's backlog is none of its
+business (issue 19).
 """
 
 import asyncio
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -45,7 +48,7 @@ MAX_COUNTED = 10_000
 @dataclass(frozen=True)
 class Accepted:
     """One request's outcome: the insert (or the key's holder) and, when it was asked for, how
-    many generations were waiting to be sent upstream ahead of it."""
+    many of its tenant's generations were waiting to be sent upstream ahead of it."""
 
     inserted: Inserted
     now: datetime
@@ -171,7 +174,10 @@ class Intake:
 
     def _insert(self, session: Session, batch: Sequence[_Item]) -> list[Accepted | Exception]:
         now = self._clock()
-        ahead = waiting(session) if any(item.position for item in batch) else None
+        ahead = {
+            tenant: waiting(session, tenant_id=tenant)
+            for tenant in {item.new.tenant_id for item in batch if item.position}
+        }
         inserted = insert_generations(
             session,
             [item.new for item in batch],
@@ -181,10 +187,11 @@ class Intake:
         )
         out: list[Accepted | Exception] = []
         for item, outcome in zip(batch, inserted, strict=True):
-            position = min(ahead, MAX_COUNTED) if ahead is not None and item.position else None
+            tenant = item.new.tenant_id
+            position = min(ahead[tenant], MAX_COUNTED) if item.position else None
             out.append(Accepted(outcome, now, position))
-            if ahead is not None:
-                ahead += outcome.created
+            if tenant in ahead:
+                ahead[tenant] += outcome.created
         return out
 
 
@@ -193,10 +200,15 @@ def _refused(_: _Item, exc: Exception) -> Exception:
     return exc
 
 
-def waiting(session: Session, *, created_before: datetime | None = None) -> int:
-    """Generations not yet accepted upstream (created before ``created_before``, if given),
-    counted up to ``MAX_COUNTED``."""
-    query = select(Generation.id).where(Generation.status.in_([s.value for s in WAITING]))
+def waiting(
+    session: Session, *, tenant_id: uuid.UUID, created_before: datetime | None = None
+) -> int:
+    """Tenant ``tenant_id``'s generations not yet accepted upstream (created before
+    ``created_before``, if given), counted up to ``MAX_COUNTED``. Other tenants' are not
+    counted: a position must not tell one tenant how busy another is."""
+    query = select(Generation.id).where(
+        Generation.tenant_id == tenant_id, Generation.status.in_([s.value for s in WAITING])
+    )
     if created_before is not None:
         query = query.where(Generation.created_at < created_before)
     ahead = query.limit(MAX_COUNTED).subquery()

@@ -40,7 +40,8 @@ def events_of(session: Session, generation_id: uuid.UUID) -> Sequence[Generation
 
 def queue_position(session: Session, gen: Generation) -> int:
     """Requests in front of this one: upstream's count once it is there, before that the
-    number of older generations still waiting to be sent upstream (:func:`api.intake.waiting`)."""
+    number of the same tenant's older generations still waiting to be sent upstream
+    (:func:`api.intake.waiting`; other tenants' load is not revealed)."""
     if gen.status not in WAITING:
         return gen.queue_position or 0
-    return waiting(session, created_before=gen.created_at)
+    return waiting(session, tenant_id=gen.tenant_id, created_before=gen.created_at)

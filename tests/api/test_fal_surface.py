@@ -88,6 +88,22 @@ def test_queue_position_counts_older_pending_generations(client: TestClient, key
     assert second["queue_position"] == first["queue_position"] + 1
 
 
+def test_queue_position_counts_only_the_callers_own_tenant(
+    client: TestClient, key: str, other_key: str
+) -> None:
+    """Tenant A's backlog is not B's business: B's first request is first in B's line, at
+    submit and on its status, however many of A's wait; A's positions count A's alone."""
+    a_handles = [_submit(client, key) for _ in range(4)]
+    assert [h["queue_position"] for h in a_handles] == [0, 1, 2, 3]
+    b_handle = _submit(client, other_key)
+    assert b_handle["queue_position"] == 0
+    b_status = _status(client, other_key, b_handle["request_id"]).json()
+    assert (b_status["status"], b_status["queue_position"]) == ("IN_QUEUE", 0)
+    a_status = _status(client, key, a_handles[3]["request_id"]).json()
+    assert a_status["queue_position"] == 3
+    assert _submit(client, key)["queue_position"] == 4, "B's request is not in A's line"
+
+
 def _status(client: TestClient, key: str, rid: str, suffix: str = "/status", **params: Any) -> Any:
     return client.get(f"/fal-ai/flux-pro/requests/{rid}{suffix}", headers=auth(key), params=params)
 
