@@ -5,6 +5,7 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,25 @@ class DataDir:
     def metrics(self, port: int) -> Path:
         return self.root / "metrics" / f"worker-{port}"
 
+    def make_private(self) -> None:
+        """Create the data dir 0700 and make everything in it private to its owner: directories
+        0700, files 0600 (sockets and links left alone). A data dir of an earlier version
+        (0755, files 0644) is tightened too. What is created later is private through the
+        0700 directory (and ``genqueue up``'s umask)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            _make_private(str(self.root), 0o700)
+            for top, dirs, files in os.walk(self.root):
+                for name in dirs:
+                    _make_private(os.path.join(top, name), 0o700)
+                for name in files:
+                    _make_private(os.path.join(top, name), 0o600)
+        except PermissionError as exc:
+            raise CliError(
+                f"cannot make {exc.filename} private to this user ({exc.strerror}); "
+                f"{self.root} must belong to the user that runs genqueue"
+            ) from None
+
     def read_secret(self, path: Path) -> str | None:
         try:
             value = path.read_text().strip()
@@ -98,7 +118,7 @@ class DataDir:
         """Hold the data dir for one `genqueue up`; the lock file (with its pid) exists exactly
         while it is held, whatever way `up` ends."""
         while True:
-            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -118,6 +138,16 @@ class DataDir:
         finally:
             self.lock_file.unlink(missing_ok=True)  # before the unlock: nobody can lock it then
             os.close(fd)
+
+
+def _make_private(path: str, mode: int) -> None:
+    """chmod a directory or a regular file (not a link, a socket or what has gone)."""
+    try:
+        kind = os.lstat(path).st_mode
+        if stat.S_ISDIR(kind) or stat.S_ISREG(kind):
+            os.chmod(path, mode)
+    except FileNotFoundError:
+        pass
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from genqueue.database import display_url, migrate
 from genqueue.datadir import DataDir
 from genqueue.errors import EXIT_INVALID, CliError
+from genqueue.flower_guard import password_problem, require_auth_everywhere
 from models.settings import Settings
 
 PASSTHROUGH: dict[str, Any] = {
@@ -34,7 +35,7 @@ def load_settings() -> Settings:
 
 def _data_dir(settings: Settings) -> DataDir:
     data = DataDir(settings.data_dir.expanduser().resolve())
-    data.root.mkdir(parents=True, exist_ok=True)
+    data.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     return data
 
 
@@ -89,9 +90,10 @@ def beat(ctx: typer.Context) -> None:
 
 
 def flower(ctx: typer.Context) -> None:
-    """Run Flower behind basic auth (GENQUEUE_FLOWER_USER/PASSWORD).
+    """Run Flower behind basic auth (GENQUEUE_FLOWER_USER/PASSWORD), on every route.
 
-    Its state is kept in the data dir. Other arguments go to Flower (e.g. --port=5556)."""
+    A placeholder password (change-me, password, …) is refused. Its state is kept in the data
+    dir. Other arguments go to Flower (e.g. --port=5556)."""
     settings = load_settings()
     if settings.flower_password is None:
         raise CliError(
@@ -102,6 +104,10 @@ def flower(ctx: typer.Context) -> None:
     password = settings.flower_password.get_secret_value()
     if ":" in settings.flower_user or "," in password or "," in settings.flower_user:
         raise CliError("GENQUEUE_FLOWER_USER must not contain ':' or ','; the password no ','")
+    problem = password_problem(settings.flower_user, password)
+    if problem:
+        raise CliError(problem, code=EXIT_INVALID)
+    require_auth_everywhere()
     data = _data_dir(settings)
     data.flower_db.parent.mkdir(parents=True, exist_ok=True)
     # Through the environment, not argv: `ps` shows argv to every user of the machine.

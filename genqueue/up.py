@@ -5,6 +5,10 @@ worker (thread pool: SQLite has one writer, and one process keeps metrics simple
 client webhook deliveries alone, beat, Flower, and the simulator when no upstream is
 configured. Everything lives in the data dir, so a restart
 finds its jobs, queue and key again.
+
+The data dir is private to the user (0700, files 0600, made so on every start), Redis listens
+on a unix socket inside it and on no TCP port, and secrets go only to the child that uses
+them: the upstream key to the worker that calls upstream, Flower's password to Flower.
 """
 
 import json
@@ -24,7 +28,8 @@ from rich.console import Console
 from genqueue import embedded_redis
 from genqueue.database import display_url, migrate, open_database
 from genqueue.datadir import DataDir
-from genqueue.errors import CliError
+from genqueue.errors import EXIT_INVALID, CliError
+from genqueue.flower_guard import password_problem
 from genqueue.net import free_port, port_free
 from genqueue.services import load_settings
 from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
@@ -36,6 +41,12 @@ START_TIMEOUT = 90.0
 WORKER_THREADS = 8
 WEBHOOK_THREADS = 2
 """Delivery ticks at once; each runs its deliveries on threads of its own (GENQUEUE_WEBHOOK_…)."""
+PRIVATE_UMASK = 0o077
+"""Whatever `up` and its children create (database, AOF, logs, state) is the user's alone."""
+UPSTREAM_KEY_ENV = ("GENQUEUE_UPSTREAM_KEY", "FAL_KEY")
+"""Only the child that calls upstream (``worker``) is given these."""
+UPSTREAM_CALLER = "worker"
+FLOWER_PASSWORD_ENV = "GENQUEUE_FLOWER_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,8 @@ class Plan:
     api_port: int
     flower_port: int
     metrics_port: int
-    redis_port: int | None
+    redis_dir: Path | None
+    """The embedded Redis's directory (its socket, its AOF); None with an outside broker."""
     simulator_port: int | None
 
     @property
@@ -74,8 +86,14 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
     if data_dir is not None:
         os.environ["GENQUEUE_DATA_DIR"] = str(data_dir.expanduser().resolve())
     settings = load_settings()
+    flower_problem = settings.flower_password and password_problem(
+        settings.flower_user, settings.flower_password.get_secret_value()
+    )
+    if flower_problem:
+        raise CliError(flower_problem, code=EXIT_INVALID)
+    os.umask(PRIVATE_UMASK)
     data = DataDir(settings.data_dir.expanduser().resolve())
-    data.root.mkdir(parents=True, exist_ok=True)
+    data.make_private()
     with data.locked():
         plan = _plan(settings, data, host, port)
         env = _child_env(settings, data, plan)
@@ -83,18 +101,19 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
         shutil.rmtree(data.root / "metrics", ignore_errors=True)
         migrate(env["GENQUEUE_DATABASE_URL"])
         dev_key = _dev_key(settings, data)
-        env["GENQUEUE_FLOWER_PASSWORD"] = (
+        flower_password = (
             settings.flower_password.get_secret_value()
             if settings.flower_password
             else data.flower_password()
         )
+        env[FLOWER_PASSWORD_ENV] = flower_password
         supervisor = Supervisor(
-            _specs(plan, data),
+            _specs(plan, data, (settings.flower_user, flower_password)),
             env=env,
             log_dir=None if verbose else data.logs,
             say=lambda line: console.print(f"[bold]genqueue up:[/bold] {line}"),
         )
-        _serve(supervisor, settings, data, plan, dev_key, env["GENQUEUE_FLOWER_PASSWORD"])
+        _serve(supervisor, settings, data, plan, dev_key, flower_password)
 
 
 def _serve(
@@ -154,13 +173,19 @@ def _plan(settings: Settings, data: DataDir, host: str | None, port: int | None)
             raise CliError(f"port {value} for {name} is in use; choose another with {env}")
     metrics_port = settings.worker_metrics_port or free_port()
     external_broker = bool(os.environ.get("GENQUEUE_BROKER_URL"))
+    if not external_broker and not embedded_redis.socket_fits(data.redis):
+        raise CliError(
+            f"the data dir {data.root} is too long a path for the embedded Redis's unix socket "
+            f"(at most {embedded_redis.MAX_SOCKET_PATH} bytes with "
+            f"redis/{embedded_redis.SOCKET_NAME}); choose a shorter --data-dir"
+        )
     use_simulator = not (settings.upstream_key_value() or os.environ.get("GENQUEUE_UPSTREAM_URL"))
     return Plan(
         host=host,
         api_port=api_port,
         flower_port=settings.flower_port,
         metrics_port=metrics_port,
-        redis_port=None if external_broker else (settings.redis_port or free_port()),
+        redis_dir=None if external_broker else data.redis,
         simulator_port=_simulator_port(data) if use_simulator else None,
     )
 
@@ -197,23 +222,23 @@ def _child_env(settings: Settings, data: DataDir, plan: Plan) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    if plan.redis_port is not None:
-        env["GENQUEUE_BROKER_URL"] = embedded_redis.redis_url(plan.redis_port)
+    if plan.redis_dir is not None:
+        env["GENQUEUE_BROKER_URL"] = embedded_redis.redis_url(plan.redis_dir)
     if plan.simulator_url:
         env["GENQUEUE_UPSTREAM_URL"] = plan.simulator_url
     return env
 
 
-def _specs(plan: Plan, data: DataDir) -> list[ChildSpec]:
+def _specs(plan: Plan, data: DataDir, flower_auth: tuple[str, str]) -> list[ChildSpec]:
     gq = [sys.executable, "-m", "genqueue"]
     specs: list[ChildSpec] = []
-    if plan.redis_port is not None:
-        port = plan.redis_port
+    if plan.redis_dir is not None:
+        redis_dir = plan.redis_dir
         specs.append(
             ChildSpec(
                 "redis",
-                embedded_redis.redis_argv(port=port, directory=data.redis),
-                ready=lambda: embedded_redis.answers(port),
+                embedded_redis.redis_argv(directory=redis_dir),
+                ready=lambda: embedded_redis.answers(redis_dir),
             )
         )
     if plan.simulator_port is not None:
@@ -263,9 +288,14 @@ def _specs(plan: Plan, data: DataDir) -> list[ChildSpec]:
         ChildSpec(
             "flower",
             [*gq, "flower", f"--address={plan.local_host}", f"--port={plan.flower_port}"],
-            ready=_http_answers(f"{plan.flower_url}/healthcheck"),
+            ready=_http_answers(f"{plan.flower_url}/healthcheck", auth=flower_auth),
         ),
     ]  # fmt: skip
+    for spec in specs:
+        if spec.name != UPSTREAM_CALLER:
+            spec.unset = (*spec.unset, *UPSTREAM_KEY_ENV)
+        if spec.name != "flower":
+            spec.unset = (*spec.unset, FLOWER_PASSWORD_ENV)
     return specs
 
 
@@ -323,10 +353,10 @@ def _banner(
     console.print("  Ctrl-C stops everything.")
 
 
-def _http_answers(url: str) -> Callable[[], bool]:
+def _http_answers(url: str, auth: tuple[str, str] | None = None) -> Callable[[], bool]:
     def check() -> bool:
         try:
-            return httpx.get(url, timeout=2.0).status_code == 200
+            return httpx.get(url, auth=auth, timeout=2.0).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -103,9 +103,6 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         None, ge=0, le=65535, description="serve the worker's Prometheus /metrics on this port"
     )
-    redis_port: int = Field(
-        0, ge=0, le=65535, description="`genqueue up`'s embedded Redis; 0 = any free port"
-    )
 
     log_json: bool = False
     log_level: str = "INFO"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import redis
 
-from genqueue.embedded_redis import answers, redis_argv
-from genqueue.net import free_port, wait_until
+from genqueue.embedded_redis import answers, redis_argv, socket_path
+from genqueue.net import wait_until
 
 MB = 1024 * 1024
 
@@ -14,15 +14,13 @@ MB = 1024 * 1024
 def test_the_append_only_file_stays_bounded_under_churn(tmp_path: Path) -> None:
     """24 MB of messages pushed and popped (what a broker does all day) leave a few MB of
     append-only file, not 24: it is rewritten to the live data whenever it passes 4 MB."""
-    port = free_port()
+    directory = tmp_path / "redis"
     proc = subprocess.Popen(
-        redis_argv(port=port, directory=tmp_path / "redis"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        redis_argv(directory=directory), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_until(lambda: answers(port), 20, what="the embedded redis")
-        conn = redis.Redis(port=port)
+        wait_until(lambda: answers(directory), 20, what="the embedded redis")
+        conn = redis.Redis(unix_socket_path=str(socket_path(directory)))
         message = b"m" * 8192
 
         def settled() -> bool:
@@ -40,9 +38,10 @@ def test_the_append_only_file_stays_bounded_under_churn(tmp_path: Path) -> None:
                 pipe.rpop("celery")
             pipe.execute()
             wait_until(settled, 30, interval=0.05, what="the AOF rewrite to finish")
-        on_disk = sum(p.stat().st_size for p in (tmp_path / "redis").rglob("*") if p.is_file())
+        on_disk = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
         assert on_disk < 12 * MB, f"{on_disk / MB:.1f} MB of append-only file for 24 MB sent"
         assert conn.llen("celery") == 0
+        conn.close()
     finally:
         proc.terminate()
         proc.wait(10)

@@ -12,8 +12,10 @@ import pytest
 from genqueue.datadir import DataDir
 
 
-def genqueue(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENQUEUE_")}
+def genqueue(
+    *args: str, cwd: Path, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENQUEUE_")} | (env or {})
     env["GENQUEUE_DATA_DIR"] = str(data_dir)
     return subprocess.run(
         [sys.executable, "-m", "genqueue", *args],
@@ -87,6 +89,21 @@ def test_flower_refuses_to_run_without_a_password(elsewhere: Path, tmp_path: Pat
     run = genqueue("flower", cwd=elsewhere, data_dir=tmp_path / "d")
     assert run.returncode != 0
     assert "GENQUEUE_FLOWER_PASSWORD" in run.stderr
+
+
+@pytest.mark.parametrize("password", ["change-me", "CHANGEME", "password", "admin", "short"])
+@pytest.mark.parametrize("command", ["flower", "up"])
+def test_flower_and_up_refuse_a_placeholder_password(
+    elsewhere: Path, tmp_path: Path, command: str, password: str
+) -> None:
+    data = tmp_path / "data"
+    run = genqueue(
+        command, cwd=elsewhere, data_dir=data, env={"GENQUEUE_FLOWER_PASSWORD": password}
+    )
+    assert run.returncode == 2, run.stdout
+    [line] = run.stderr.splitlines()
+    assert line.startswith("error: GENQUEUE_FLOWER_PASSWORD "), line
+    assert not data.exists(), "refused before anything was created"
 
 
 @pytest.mark.parametrize(

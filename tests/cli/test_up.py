@@ -101,12 +101,13 @@ class Up:
         )
 
 
-def start_up(tmp_path: Path, data: Path, run: str) -> Up:
+def start_up(tmp_path: Path, data: Path, run: str, extra_env: dict[str, str] | None = None) -> Up:
     env = {
         k: v
         for k, v in os.environ.items()
         if not (k.startswith("GENQUEUE_") or k in ("FAL_KEY", "PROMETHEUS_MULTIPROC_DIR"))
     }
+    env.update(extra_env or {})
     env["GENQUEUE_FLOWER_PORT"] = str(free_port())
     env["GENQUEUE_WORKER_METRICS_PORT"] = str(free_port())
     api_port = free_port()
