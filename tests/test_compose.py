@@ -23,6 +23,11 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 APP_SERVICES = [name for name, svc in SERVICES.items() if "build" in svc]
 PASSTHROUGH = {"worker", "beat", "flower", "simulator"}
+COMPOSE_VARIABLES = {"GENQUEUE_BIND"}
+"""Read by the compose file itself (interpolated), not by genqueue."""
+UPSTREAM_KEY_VARIABLES = ("GENQUEUE_UPSTREAM_KEY", "FAL_KEY")
+UPSTREAM_CALLERS = {"worker"}
+"""The services that call upstream: the only ones given its key."""
 
 
 def known_variables() -> set[str]:
@@ -105,8 +110,23 @@ def test_the_example_env_file_names_only_settings() -> None:
         re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
     )
     unknown = {n for n in names if n.startswith("GENQUEUE_")} - known_variables()
+    unknown -= COMPOSE_VARIABLES
     assert not unknown, sorted(unknown)
     assert "GENQUEUE_FLOWER_PASSWORD" in names
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    for name in COMPOSE_VARIABLES:
+        assert f"${{{name}:-" in compose_text, f"the compose file does not read {name}"
+
+
+def test_the_example_env_file_cannot_start_flower_as_it_is() -> None:
+    """`cp .env.example .env` and nothing else must not give Flower a known password."""
+    from genqueue.flower_guard import password_problem
+
+    values = dict(
+        re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    )
+    password = values["GENQUEUE_FLOWER_PASSWORD"]
+    assert password == "" or password_problem(values["GENQUEUE_FLOWER_USER"], password)
 
 
 def test_services_and_profiles() -> None:
@@ -161,6 +181,40 @@ def test_flower_has_auth_and_persistent_state() -> None:
     assert env.get("GENQUEUE_FLOWER_PASSWORD", "").startswith("${GENQUEUE_FLOWER_PASSWORD:?")
     assert any(v.endswith(":/data") for v in flower["volumes"])
     assert env["GENQUEUE_FLOWER_HOST"] == "0.0.0.0"
+    assert command_of(flower)[:2] == ["genqueue", "flower"], "genqueue's checks and auth"
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if SERVICES[n].get("ports")])
+def test_published_ports_listen_on_localhost_unless_told(name: str) -> None:
+    """Operator surfaces are published on the host's 127.0.0.1 by default; GENQUEUE_BIND
+    publishes them elsewhere."""
+    for mapping in SERVICES[name]["ports"]:
+        assert isinstance(mapping, str), f"{name}: {mapping!r} (the long form is not checked)"
+        assert mapping.startswith("${GENQUEUE_BIND:-127.0.0.1}:"), f"{name}: {mapping}"
+        assert mapping.count(":") == 3, f"{name}: {mapping} names host address, port, port"
+
+
+def test_databases_and_worker_metrics_are_not_published() -> None:
+    for name in ("postgres", "redis", "worker", "webhooks", "beat", "migrate"):
+        assert not SERVICES[name].get("ports"), f"{name} is published"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_the_upstream_key_reaches_only_the_worker(name: str) -> None:
+    """.env (env_file) reaches every service; an `environment` entry overrides it, so every
+    service that does not call upstream must blank the key, and the worker must not."""
+    service = SERVICES[name]
+    env = environment(service)
+    if "env_file" not in service:
+        assert not set(UPSTREAM_KEY_VARIABLES) & set(env), f"{name} is given the key"
+        return
+    for variable in UPSTREAM_KEY_VARIABLES:
+        if name in UPSTREAM_CALLERS:
+            assert variable not in env, f"{name} must get {variable} from .env"
+        else:
+            assert env.get(variable) == "", f"{name} is not kept from {variable}"
+    if name != "flower":
+        assert env.get("GENQUEUE_FLOWER_PASSWORD") == "", f"{name} gets Flower's password"
 
 
 @pytest.mark.parametrize("name", ["worker", "webhooks"])
@@ -194,8 +248,19 @@ def test_dockerfile_ships_every_package() -> None:
     packages = [p.strip('" *') for p in include.group(1).split(",")]
     for package in packages:
         assert f"COPY {package}/ {package}/" in dockerfile, f"Dockerfile does not copy {package}"
-    assert "pip install ." in dockerfile
+    assert "pip install -c constraints.txt ." in dockerfile, "every package at its pinned version"
+    assert re.search(r"^COPY .*\bconstraints\.txt\b", dockerfile, re.MULTILINE)
     assert re.search(r'^CMD \["genqueue", ', dockerfile, re.MULTILINE)
+
+
+def test_dockerfile_pins_its_base_image() -> None:
+    """An exact version and Debian release (or a digest), never a moving tag like 3.11-slim."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert default, "the base image is a build argument with a pinned default"
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", dockerfile, re.MULTILINE)
+    image = default.group(1)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", image), image
 
 
 def test_readme_documents_every_setting() -> None:
