@@ -112,6 +112,28 @@ def test_requests_that_arrive_during_a_write_are_committed_and_published_togethe
     assert sorted(created) == sorted(stored)
 
 
+def test_positions_in_one_group_count_each_tenants_own_requests(
+    gated: tuple[Intake, GatedPublisher], pg_sessions: sessionmaker[Session]
+) -> None:
+    """Two tenants' requests written in one group: each is told its place among its own
+    tenant's waiting requests, never the other's."""
+    with pg_sessions.begin() as session:
+        a, b = (create_key(session, name=f"in-{uuid.uuid4().hex[:8]}")[0].tenant_id for _ in "ab")
+    intake, publisher = gated
+    first = intake.submit(NewGeneration(a, MODEL, {"prompt": "first of a"}))
+    assert publisher.first_publish.wait(10)  # the next requests gather into one group
+    tenants = [a, b, b, a, b, a, a, b]
+    futures = [
+        intake.submit(NewGeneration(t, MODEL, {"prompt": f"p{i}"}), position=True)
+        for i, t in enumerate(tenants)
+    ]
+    publisher.release.set()
+    _results([first])
+    positions = [r.queue_position for r in _results(futures)]
+    assert [p for t, p in zip(tenants, positions, strict=True) if t == a] == [1, 2, 3, 4]
+    assert [p for t, p in zip(tenants, positions, strict=True) if t == b] == [0, 1, 2, 3]
+
+
 def test_a_database_outage_fails_every_request_of_the_group_and_publishes_nothing(
     tenant: uuid.UUID,
 ) -> None:
