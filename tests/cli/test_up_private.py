@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -38,42 +38,37 @@ def open_parent() -> Iterator[Path]:
 
 
 NOBODY = 65534
+AS_NOBODY = """
+import os, socket, sys
+action, path = sys.argv[1:]
+os.setgroups([])
+os.setgid(int(os.environ["NOBODY"]))
+os.setuid(int(os.environ["NOBODY"]))
+try:
+    if action == "connect":
+        socket.socket(socket.AF_UNIX).connect(path)
+    else:
+        open(path, "rb").read(1)
+    print("done")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
 
 
-def as_nobody(attempt: Callable[[], object]) -> str:
-    """Run ``attempt`` in a child process as the unprivileged user ``nobody`` (uid 65534): the
-    name of the ``OSError`` it raised, or "done"."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: no return from here, whatever happens
-        outcome = b"crashed"
-        try:
-            os.close(reader)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            try:
-                attempt()
-                outcome = b"done"
-            except OSError as exc:
-                outcome = type(exc).__name__.encode()
-        finally:
-            os.write(writer, outcome)
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        answer = pipe.read().decode()
-    os.waitpid(pid, 0)
-    return answer
-
-
-def connect_unix(path: Path) -> None:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(str(path))
-
-
-def read_file(path: Path) -> None:
-    path.read_bytes()
+def as_nobody(action: str, path: Path) -> str:
+    """As the unprivileged user ``nobody``, ``connect`` to a unix socket or ``read`` a file:
+    the name of the ``OSError`` that stopped it, or "done". (Python starts as root and drops
+    to nobody itself: nobody may not run the interpreter where it is installed.)"""
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", AS_NOBODY, action, str(path)],
+        env={**os.environ, "NOBODY": str(NOBODY)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
 
 
 def loose_data_dir(data: Path) -> None:
@@ -148,9 +143,9 @@ def test_up_keeps_its_data_broker_and_secrets_to_itself(tmp_path: Path, open_par
             own.connect(str(sock))  # the user's own processes can
 
         if os.geteuid() == 0:  # runuser needs root; the modes above say the same
-            assert as_nobody(lambda: connect_unix(sock)) == "PermissionError"
-            assert as_nobody(lambda: read_file(data / "genqueue.db")) == "PermissionError"
-            assert as_nobody(lambda: read_file(data / "dev-api-key")) == "PermissionError"
+            assert as_nobody("connect", sock) == "PermissionError"
+            assert as_nobody("read", data / "genqueue.db") == "PermissionError"
+            assert as_nobody("read", data / "dev-api-key") == "PermissionError"
 
         # The upstream key reaches the worker that calls upstream, and no other process.
         assert UPSTREAM_KEY in worker_env
