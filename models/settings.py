@@ -18,7 +18,9 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Read once at each edge (app factory, Celery app, CLI) and passed on as values."""
 
-    model_config = SettingsConfigDict(env_prefix="GENQUEUE_", extra="ignore")
+    # An empty variable counts as unset (a blank ``GENQUEUE_X=`` line in ``.env``): it takes
+    # the default, and an empty ``GENQUEUE_UPSTREAM_KEY`` no longer hides ``FAL_KEY``.
+    model_config = SettingsConfigDict(env_prefix="GENQUEUE_", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = ""
