@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.access_log import install_access_log_redaction
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.openapi import install_openapi
@@ -43,6 +44,7 @@ def create_app(
         broker_url=settings.broker_url, connect_timeout=settings.broker_connect_timeout
     )
     state = AppState(settings, publisher, clock=clock)
+    install_access_log_redaction()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -79,16 +79,31 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,
+        # X-Forwarded-* are genqueue's to judge (GENQUEUE_TRUSTED_PROXIES, api/proxies.py):
+        # uvicorn's own handling believes 127.0.0.1 by default and rewrites the scheme.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
         # uvicorn spawns each worker process, which imports the whole app before it answers the
         # supervisor's health ping; its 5 s default killed children mid-import on a loaded
         # machine, over and over (seen with the load average at 7 on 2 cores).
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
+    sockets = listeners(config, settings)
     if workers == 1:
         server = uvicorn.Server(config)
-        server.run()
+        server.run(sockets=sockets)
         if not server.started:
             sys.exit(3)  # uvicorn's startup-failure code: the port is taken, say
         return
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    Multiprocess(config, sockets=sockets).run()
+
+
+def listeners(config: uvicorn.Config, settings: Settings) -> list[socket.socket]:
+    """The API's socket, and with ``GENQUEUE_METRICS_PORT`` a second one on
+    ``GENQUEUE_METRICS_HOST`` that answers ``/metrics`` alone (the app tells them apart by the
+    port a request came in on: :func:`api.metrics.install_metrics`)."""
+    sockets = [config.bind_socket()]
+    if settings.metrics_port is not None:
+        internal = _Config(config.app, host=settings.metrics_host, port=settings.metrics_port)
+        sockets.append(internal.bind_socket())
+    return sockets

@@ -3,12 +3,13 @@
 Each app has its own registry, so several apps in one process (tests) do not collide.
 """
 
+import hmac
 import os
 import time
 from collections.abc import Iterator
 
-from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,11 +24,21 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import ApiError
 from api.state import AppState
 from models.status import GenerationStatus
 from models.tables import Generation
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED = "unmatched"
+"""Label values are bounded whatever clients send: a method outside :data:`METHODS` counts as
+``other``, a path no route matched as ``unmatched`` (routes by template, never the raw path)."""
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else OTHER_METHOD
 
 
 class GenerationsCollector(Collector):
@@ -83,10 +94,34 @@ class RequestMetrics:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = str(scope.get("method", ""))
+            template = getattr(route, "path", None) or UNMATCHED
+            method = method_label(str(scope.get("method", "")))
             self.requests.labels(method, template, str(code)).inc()
             self.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+def _local_port(scope: Scope) -> int | None:
+    server = scope.get("server")
+    return int(server[1]) if server and server[1] is not None else None
+
+
+class MetricsListener:
+    """ASGI middleware: the internal metrics listener (``GENQUEUE_METRICS_PORT``) answers
+    ``/metrics`` and nothing else."""
+
+    def __init__(self, app: ASGIApp, *, port: int) -> None:
+        self.app = app
+        self.port = port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and _local_port(scope) == self.port
+            and scope["path"] != "/metrics"
+        ):
+            await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def install_metrics(app: FastAPI, state: AppState) -> None:
@@ -112,6 +147,27 @@ def install_metrics(app: FastAPI, state: AppState) -> None:
         MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
     exposed.register(GenerationsCollector(state))
 
+    token = state.settings.metrics_token
+    internal_port = state.settings.metrics_port
+    if internal_port is not None:
+        app.add_middleware(MetricsListener, port=internal_port)
+
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        if internal_port is not None and _local_port(request.scope) != internal_port:
+            raise ApiError(404, "Not Found")  # served on GENQUEUE_METRICS_PORT only
+        if token is not None and not bearer_matches(request, token.get_secret_value()):
+            raise ApiError(401, METRICS_AUTH, headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
+
+
+METRICS_AUTH = "Metrics need 'Authorization: Bearer <GENQUEUE_METRICS_TOKEN>'"
+
+
+def bearer_matches(request: Request, token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>`` (compared in constant
+    time, ``hmac.compare_digest``)."""
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())

@@ -36,6 +36,7 @@ _DESCRIPTIONS = {
     409: "Conflict",
     413: "Request body too large",
     422: "Invalid input: `detail` names each field",
+    429: "Too many at once: `detail` says which limit",
     503: DB_UNAVAILABLE,
 }
 
@@ -75,6 +76,34 @@ def _add_seed_examples(schema: dict[str, Any]) -> None:
             ok["example"] = SEED_SUBMIT_ANSWER
 
 
+def _create_variants(create: dict[str, Any]) -> dict[str, Any]:
+    """``GenerationCreate`` as the server checks it: ``input`` follows the schema of ``model``,
+    so the document says so, one variant per input schema (``anyOf``; the models differ)."""
+    groups: dict[str, list[str]] = {}
+    for spec in MODELS.values():
+        groups.setdefault(spec.schema_name, []).append(spec.endpoint_id)
+    properties = create["properties"]
+    variants = [
+        {
+            "type": "object",
+            "properties": {
+                **properties,
+                "model": {**properties["model"], "enum": endpoint_ids},
+                "input": {"$ref": REF.format(model=name)},
+            },
+            "required": create["required"],
+            "additionalProperties": False,
+        }
+        for name, endpoint_ids in groups.items()
+    ]
+    outer = {
+        k: v
+        for k, v in create.items()
+        if k not in ("properties", "required", "type", "additionalProperties")
+    }
+    return {**outer, "anyOf": variants}
+
+
 def install_openapi(app: FastAPI) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -88,6 +117,8 @@ def install_openapi(app: FastAPI) -> None:
         _, defs = models_json_schema([(m, "validation") for m in BODY_MODELS], ref_template=REF)
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {}).update(defs.get("$defs", {}))
+        schemas = components["schemas"]
+        schemas["GenerationCreate"] = _create_variants(schemas["GenerationCreate"])
         components["securitySchemes"] = SECURITY_SCHEMES
         _add_seed_examples(schema)
         app.openapi_schema = schema

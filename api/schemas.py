@@ -67,7 +67,11 @@ class GenerationCreate(BaseModel):
         json_schema_extra={"enum": list(SUPPORTED)},
     )
     input: dict[str, Any]
-    webhook_url: str | None = Field(None, description="stored with the generation")
+    webhook_url: str | None = Field(
+        None,
+        description="http(s) URL the outcome is POSTed to",
+        json_schema_extra={"pattern": "^https?://"},
+    )
 
 
 class GenerationEventPublic(BaseModel):

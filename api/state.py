@@ -13,7 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Authenticator, Caller
+from api.fal.watcher import StreamWatcher
 from api.intake import Intake, IntakeLimits
+from api.proxies import TrustedProxies
 from api.publisher import Publisher
 from models.db import make_engine, make_session_factory, normalize_url
 from models.settings import Settings
@@ -61,6 +63,12 @@ class AppState:
                 publish_chunk=settings.submit_batch_size,
             ),
             clock=clock,
+        )
+        self.proxies = TrustedProxies.parse(settings.trusted_proxies)
+        self.streams = StreamWatcher(
+            sessions=lambda: self.sessions,
+            interval=settings.stream_poll_interval,
+            max_per_key=settings.stream_max_per_key,
         )
         self.auth = Authenticator(
             sessions=lambda: self.sessions, ttl=settings.api_key_cache_seconds

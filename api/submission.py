@@ -2,10 +2,12 @@
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +22,18 @@ from models.tables import Generation
 
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"
+"""1-255 printable ASCII characters, neither beginning nor ending with a space (HTTP would drop
+it). The OpenAPI document declares this pattern; :func:`check_idempotency_key` enforces it."""
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN.replace("$", r"\Z"))
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        description="same key and body → the same generation; 1-255 printable ASCII characters",
+        json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+    ),
+]
 
 
 def request_hash(*, model: str, input: dict[str, Any], webhook_url: str | None) -> str:
@@ -37,14 +51,19 @@ def request_hash(*, model: str, input: dict[str, Any], webhook_url: str | None) 
 def check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
-    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY or not value.isprintable():
+    if _IDEMPOTENCY_KEY.match(value) is None:
         raise invalid(
             ["header", IDEMPOTENCY_HEADER],
-            f"{IDEMPOTENCY_HEADER} must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+            f"{IDEMPOTENCY_HEADER} must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters, "
+            "not beginning or ending with a space",
             type="value_error",
-            input=value,
+            input=value[:300],
         )
     return value
+
+
+WEBHOOK_URL_PATTERN = "^https?://"
+"""What the OpenAPI document says of a webhook URL (:func:`check_webhook_url` checks more)."""
 
 
 def check_webhook_url(url: str | None, loc: list[str | int]) -> str | None:

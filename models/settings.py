@@ -79,13 +79,33 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="base URL the API hands out in fal URLs (default: the request's host)"
     )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses/networks whose X-Forwarded-Proto/-Host are "
+        "believed; '*' = every peer; empty = none",
+    )
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve the API's /metrics here, not on the API port"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="the API's /metrics answers only 'Authorization: Bearer <token>'"
+    )
     api_key_cache_seconds: float = Field(
         5.0, ge=0, description="an API process trusts a key lookup this long (revocation lag)"
     )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1, description="larger request bodies get 413")
     db_connect_timeout: float = Field(5.0, gt=0)
     broker_connect_timeout: float = Field(2.0, gt=0)
-    stream_poll_interval: float = Field(0.5, gt=0, description="status stream: DB check period")
+    stream_poll_interval: float = Field(
+        0.5, gt=0, description="status streams: period of the one DB check for all of them"
+    )
+    stream_max_per_key: int = Field(
+        50, ge=1, description="status streams one API key may hold open per API process"
+    )
+    stream_max_seconds: float = Field(
+        600.0, gt=0, description="a status stream ends after this long (the client reconnects)"
+    )
     stream_ping_interval: float = Field(10.0, gt=0, description="status stream: keepalive period")
     run_timeout: float = Field(
         60.0, gt=0, le=3600, description="POST /run/{model}: seconds to wait for the job to end"

@@ -1,5 +1,5 @@
 """What the fal surface says about a generation: submit, status, result and cancel answers, and
-the URLs in them (on genqueue's own host: configured, forwarded, or as requested).
+the URLs in them (on genqueue's own host: configured, from a trusted proxy, or as requested).
 
 Native statuses map onto fal's three: pending/submitting/queued are IN_QUEUE, running is
 IN_PROGRESS, and every terminal state is COMPLETED (a failure carries ``error``/``error_type``,
@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request
 
+from api.proxies import TrustedProxies
 from models.endpoint_id import app_id
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation, GenerationEvent
@@ -43,15 +44,17 @@ def _first(value: str | None) -> str | None:
     return head or None
 
 
-def public_base(request: Request, configured: str | None) -> str:
-    """``GENQUEUE_PUBLIC_URL`` if set; else the proxy's ``X-Forwarded-Proto``/``-Host``; else
-    the scheme and ``Host`` of the request itself."""
+def public_base(request: Request, configured: str | None, proxies: TrustedProxies) -> str:
+    """``GENQUEUE_PUBLIC_URL`` if set; else, from a trusted proxy (``GENQUEUE_TRUSTED_PROXIES``)
+    its ``X-Forwarded-Proto``/``-Host``; else the scheme and ``Host`` of the request itself."""
     if configured:
         return configured
-    proto = _first(request.headers.get("x-forwarded-proto"))
+    forwarded = proxies.trusts(request.client.host if request.client else None)
+    proto = _first(request.headers.get("x-forwarded-proto")) if forwarded else None
     if proto not in ("http", "https"):
         proto = request.url.scheme
-    host = _first(request.headers.get("x-forwarded-host")) or request.headers.get("host")
+    host = _first(request.headers.get("x-forwarded-host")) if forwarded else None
+    host = host or request.headers.get("host")
     if not host or not _HOST.match(host):
         host = request.url.netloc
     return f"{proto}://{host}"

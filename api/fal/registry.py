@@ -30,13 +30,33 @@ AspectRatio = Literal["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16",
 OutputFormat = Literal["jpeg", "png"]
 TOLERANCES = ("1", "2", "3", "4", "5", "6")
 MAX_SEED = 2**63 - 1
-URL_PATTERN = r"^(https?://\S+|data:\S+)$"
+MAX_PROMPT_LENGTH = 10_000
+"""Characters in a prompt. fal's schema sets no bound; its text encoder reads a few hundred
+tokens, so this only stops absurd inputs (a 3.9 MB prompt) from being stored and sent."""
+MAX_IMAGE_URLS = 10
+"""Images in one ``image_urls`` list (the multi-image endpoints combine a handful)."""
+URL_PATTERN = r"^(https?://|data:)[!-~]+$"
+"""An http(s) URL or a data URI, in printable ASCII (percent-encode anything else)."""
+
+
+def _whole_number(value: Any) -> Any:
+    """``3.0`` as ``3``: JSON Schema counts a number with no fraction as an integer, and so do
+    the OpenAPI document and this server (``3.5`` stays a float and is refused)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _tolerance_as_string(value: Any) -> Any:
+    value = _whole_number(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+# Integers that also accept 3.0 (the bounds come first: they apply to the integer).
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_whole_number)]
+NumImages = Annotated[int, Field(ge=1, le=4), BeforeValidator(_whole_number)]
 
 
 SafetyTolerance = Annotated[
@@ -66,6 +86,7 @@ Prompt = Annotated[
     str,
     Field(
         min_length=1,
+        max_length=MAX_PROMPT_LENGTH,
         json_schema_extra={"pattern": r"\S"},  # what _not_blank checks, with a clearer message
         description="The prompt to generate an image from (not only white space).",
     ),
@@ -79,16 +100,14 @@ class KontextBase(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     prompt: Prompt
-    seed: int | None = Field(
-        None, ge=0, le=MAX_SEED, description="Same seed and prompt give the same image."
-    )
+    seed: Seed | None = Field(None, description="Same seed and prompt give the same image.")
     guidance_scale: float = Field(
         3.5, ge=1, le=20, description="CFG scale: how closely the model follows the prompt."
     )
     sync_mode: bool = Field(
         False, description="Return the image as a data URI instead of a URL (not kept upstream)."
     )
-    num_images: int = Field(1, ge=1, le=4, description="Number of images to generate.")
+    num_images: NumImages = Field(1, description="Number of images to generate.")
     output_format: OutputFormat = Field("jpeg", description="Format of the generated images.")
     safety_tolerance: SafetyTolerance = Field(
         "2", description='Safety tolerance, "1" (strictest) to "6"; an integer is accepted too.'
@@ -114,7 +133,9 @@ class KontextEditInput(KontextBase):
 class KontextMultiInput(KontextBase):
     """Input of ``fal-ai/flux-pro/kontext/multi`` and ``…/kontext/max/multi``: several images."""
 
-    image_urls: list[ImageUrl] = Field(min_length=1, description="The images to combine.")
+    image_urls: list[ImageUrl] = Field(
+        min_length=1, max_length=MAX_IMAGE_URLS, description="The images to combine."
+    )
     aspect_ratio: AspectRatio | None = Field(
         None, description="Aspect ratio; by default the input images'."
     )

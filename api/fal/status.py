@@ -1,24 +1,17 @@
 """The fal status body of one generation, once (polling) or as server-sent events (stream)."""
 
+import asyncio
 import json
-import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from api.fal.answers import COMPLETED, fal_urls, log_entries, status_body
+from api.fal.watcher import StreamWatcher, Watch
 from api.lookups import events_of, queue_position
-from api.state import AppState
 from models.tables import Generation
-
-log = logging.getLogger(__name__)
 
 
 def current_status(
@@ -35,41 +28,33 @@ def current_status(
     )
 
 
-def _look(
-    state: AppState, tenant_id: uuid.UUID, generation_id: uuid.UUID, base: str, with_logs: bool
-) -> dict[str, Any] | None:
-    with state.sessions() as session:
-        gen = session.scalar(
-            select(Generation).where(
-                Generation.id == generation_id, Generation.tenant_id == tenant_id
-            )
-        )
-        return None if gen is None else current_status(session, gen, base, with_logs=with_logs)
-
-
 async def status_events(
-    state: AppState, tenant_id: uuid.UUID, generation_id: uuid.UUID, base: str, with_logs: bool
+    watcher: StreamWatcher, watch: Watch, *, ping_interval: float, max_seconds: float
 ) -> AsyncIterator[str]:
-    """``data: <status JSON>`` whenever the status changes, ``: ping`` while it does not, and
-    the end of the stream after COMPLETED. A database hiccup is waited out, not reported."""
-    settings = state.settings
+    """``data: <status JSON>`` whenever the status changes, ``: ping`` while it does not; the
+    stream ends after COMPLETED, when the generation is gone, or after ``max_seconds`` (the
+    client reconnects). The bodies come from ``watcher``'s shared check."""
+    watcher.ensure_running()
+    ends = time.monotonic() + max_seconds
     last_text: str | None = None
     last_write = time.monotonic()
-    while True:
+    while not watch.gone:
+        watch.changed.clear()
+        body = watch.body
+        if body is not None:
+            text = json.dumps(body)
+            if text != last_text:
+                yield f"data: {text}\n\n"
+                last_text, last_write = text, time.monotonic()
+            if body.get("status") == COMPLETED:
+                return
+        now = time.monotonic()
+        if now >= ends:
+            return
+        wait = min(last_write + ping_interval, ends) - now
         try:
-            body = await run_in_threadpool(_look, state, tenant_id, generation_id, base, with_logs)
-        except SQLAlchemyError as exc:
-            log.warning("status stream: database error, retrying: %s", type(exc).__name__)
-            body = json.loads(last_text) if last_text else {"status": None}
-        if body is None:
-            return
-        text = json.dumps(body)
-        if text != last_text and body.get("status"):
-            yield f"data: {text}\n\n"
-            last_text, last_write = text, time.monotonic()
-        elif time.monotonic() - last_write >= settings.stream_ping_interval:
-            yield ": ping\n\n"
-            last_write = time.monotonic()
-        if body.get("status") == COMPLETED:
-            return
-        await anyio.sleep(settings.stream_poll_interval)
+            await asyncio.wait_for(watch.changed.wait(), timeout=max(wait, 0))
+        except TimeoutError:
+            if time.monotonic() - last_write >= ping_interval:
+                yield ": ping\n\n"
+                last_write = time.monotonic()

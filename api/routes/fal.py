@@ -5,11 +5,12 @@
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
 from api.body import JsonBody
@@ -28,11 +29,12 @@ from api.fal.answers import (
 from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
 from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
 from api.fal.status import current_status, status_events
+from api.fal.watcher import Watch
 from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.state import CallerDep, SessionDep, StateDep, authenticate
-from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, submit
+from api.submission import WEBHOOK_URL_PATTERN, IdempotencyKey, check_webhook_url, submit
 from models import tasknames
 from models.endpoint_id import app_id
 from models.generations import CancelRequestOutcome, request_cancel
@@ -42,10 +44,6 @@ from models.tables import Generation
 router = APIRouter(tags=["fal-compatible queue"])
 REQUEST = "/{owner}/{app}/requests/{request_id}"
 LogsFlag = Literal["1", "0", "true", "false"]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias=IDEMPOTENCY_HEADER, description="same key and body → the same request_id"),
-]
 
 
 def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
@@ -56,7 +54,11 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
         state: StateDep,
         idempotency_key: IdempotencyKey = None,
         fal_webhook: Annotated[
-            str | None, Query(description="URL stored with the request (fal's webhook query)")
+            str | None,
+            Query(
+                description="http(s) URL the outcome is POSTed to (fal's webhook query)",
+                json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
+            ),
         ] = None,
     ) -> JSONResponse:
         input = validate_input(spec, body, loc=["body"])
@@ -71,7 +73,9 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             position=True,
         )
         rid = str(done.inserted.id)
-        urls = fal_urls(public_base(request, state.settings.public_url), spec.endpoint_id, rid)
+        urls = fal_urls(
+            public_base(request, state.settings.public_url, state.proxies), spec.endpoint_id, rid
+        )
         position = done.queue_position or 0
         return JSONResponse(submit_body(rid, urls, queue_position=position, webhook=bool(webhook)))
 
@@ -128,7 +132,7 @@ def request_status(
     gen = _owned(session, caller, owner, app, request_id)
     if gen is None:
         raise ApiError(404, "Request not found")
-    base = public_base(request, state.settings.public_url)
+    base = public_base(request, state.settings.public_url, state.proxies)
     body = current_status(session, gen, base, with_logs=logs in ("1", "true"))
     return JSONResponse(body, status_code=200 if body["status"] == COMPLETED else 202)
 
@@ -142,7 +146,7 @@ def request_status(
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
             "description": "`data: <status JSON>` events, `: ping` keepalives",
         },
-        **errors(401, 404, 422, 503),
+        **errors(401, 404, 422, 429, 503),
     },
     openapi_extra={"security": SECURITY},
 )
@@ -159,14 +163,39 @@ def request_status_stream(
     gen = _owned(session, caller, owner, app, request_id)
     if gen is None:
         raise ApiError(404, "Request not found")
-    session.close()  # the stream opens a short session per look; hold no connection meanwhile
-    base = public_base(request, state.settings.public_url)
-    events = status_events(state, caller.tenant_id, gen.id, base, logs in ("1", "true"))
-    return StreamingResponse(
+    base = public_base(request, state.settings.public_url, state.proxies)
+    with_logs = logs in ("1", "true")
+    first = current_status(session, gen, base, with_logs=with_logs)
+    session.close()  # the stream holds no connection: the watcher checks for every stream
+    watch = state.streams.open(Watch(caller.key_id, gen.id, base, with_logs, first))
+    settings = state.settings
+    events = status_events(
+        state.streams,
+        watch,
+        ping_interval=settings.stream_ping_interval,
+        max_seconds=settings.stream_max_seconds,
+    )
+    return WatchedStream(
         events,
+        on_end=lambda: state.streams.close(watch),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class WatchedStream(StreamingResponse):
+    """A stream that gives its watch back when it ends, however it ends (the client may go
+    before the first byte)."""
+
+    def __init__(self, content: Any, *, on_end: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.on_end = on_end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_end()
 
 
 @router.get(
@@ -175,6 +204,11 @@ def request_status_stream(
     response_model=FalOutput,
     responses={
         **errors(400, 401, 404, 503, described={400: "Not completed yet"}),
+        499: {
+            "description": "Cancelled (upstream's answer to the honoured cancel, or genqueue's "
+            "`{detail, error_type}`)",
+            "content": {"application/json": {"schema": {}}},
+        },
         "default": {
             "description": "A failed request: the failure's own status code and body "
             "(upstream's, or genqueue's `{detail, error_type}`)",

@@ -30,9 +30,8 @@ from api.fal.answers import FalAnswer, fal_urls, public_base, result_answer
 from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
 from api.fal.schemas import FalOutput
 from api.openapi import SECURITY, errors, json_request_body
-from api.routes.fal import IdempotencyKey
 from api.state import AppState, CallerDep, StateDep, authenticate
-from api.submission import submit
+from api.submission import IdempotencyKey, submit
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 
@@ -90,7 +89,11 @@ def _run_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
         rid = str(gen_id)
         answer = await _wait(state, request, caller.tenant_id, gen_id)
         if answer is None:
-            urls = fal_urls(public_base(request, state.settings.public_url), spec.endpoint_id, rid)
+            urls = fal_urls(
+                public_base(request, state.settings.public_url, state.proxies),
+                spec.endpoint_id,
+                rid,
+            )
             detail = (
                 f"request {rid} did not finish within {state.settings.run_timeout:g} s; it goes "
                 f"on: follow it at {urls['status_url']} (its result: {urls['response_url']})"

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.body import JsonBody, storable_text, unstorable_text
 from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
 from api.fal.registry import MODELS, SUPPORTED, validate_input
-from api.listing import Filters, as_utc, list_page, prefix_ids
+from api.listing import CURSOR_PATTERN, ID_PREFIX_PATTERN, Filters, as_utc, list_page, prefix_ids
 from api.lookups import events_of, owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
@@ -25,7 +25,13 @@ from api.schemas import (
     GenerationPage,
 )
 from api.state import AppState, CallerDep, SessionDep, StateDep
-from api.submission import IDEMPOTENCY_HEADER, check_webhook_url, key_holder, submit
+from api.submission import (
+    IDEMPOTENCY_HEADER,
+    IdempotencyKey,
+    check_webhook_url,
+    key_holder,
+    submit,
+)
 from api.views import new_detail, to_detail, to_public
 from models import tasknames
 from models.generations import CancelRequestOutcome, request_cancel
@@ -74,7 +80,7 @@ async def create_generation_route(
     caller: CallerDep,
     body: JsonBody,
     state: StateDep,
-    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> GenerationDetail:
     create, input = _parse_create(body)
     done = await submit(
@@ -141,15 +147,24 @@ def list_generations(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="The `next_cursor` of the previous page (creation time in "
+            "microseconds since the epoch, `_`, the last id in hex)",
+        ),
+    ] = None,
     id_prefix: Annotated[
         str | None,
-        Query(description="Only ids that begin with these hex digits (`genqueue status 5d7e`)"),
+        Query(
+            description="Only ids that begin with these hex digits (`genqueue status 5d7e`)",
+            json_schema_extra={"pattern": ID_PREFIX_PATTERN},
+        ),
     ] = None,
 ) -> GenerationPage:
-    for name, value in (("model", model), ("cursor", cursor)):
-        if value is not None and not storable_text(value):
-            raise unstorable_text(["query", name])
+    if model is not None and not storable_text(model):
+        raise unstorable_text(["query", "model"])
     filters = Filters(
         statuses=status or (),
         model=model,

@@ -59,13 +59,35 @@ def test_submit_answers_the_seed_shape_and_publishes_after_commit(
     assert recorder.published == [(tasknames.SUBMIT_MANY, [[rid]])]
 
 
-def test_urls_follow_forwarded_headers(client: TestClient, key: str) -> None:
-    body = _submit(
-        client, key, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "gq.example.com"}
-    )
-    assert body["status_url"].startswith("https://gq.example.com/fal-ai/flux-pro/requests/")
-    spoofed = _submit(client, key, headers={"X-Forwarded-Host": "evil/host"})
-    assert spoofed["status_url"].startswith("http://testserver/")
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example.com"}
+
+
+def test_a_client_cannot_rewrite_the_urls_with_forwarded_headers(
+    client: TestClient, key: str
+) -> None:
+    body = _submit(client, key, headers=FORWARDED)
+    for name in ("status_url", "response_url", "cancel_url"):
+        assert body[name].startswith("http://testserver/fal-ai/flux-pro/requests/"), body
+    status = client.get(body["status_url"], headers={**auth(key), **FORWARDED}).json()
+    assert status["status_url"] == body["status_url"]
+
+
+def test_urls_follow_forwarded_headers_of_a_trusted_proxy(
+    api_settings: Any, recorder: RecordingPublisher, key: str
+) -> None:
+    from api.app import create_app
+
+    settings = api_settings.model_copy(update={"trusted_proxies": "10.0.0.0/8, 192.0.2.1"})
+    app = create_app(settings, publisher=recorder)
+    with TestClient(app, client=("10.1.2.3", 40000)) as proxy:
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "gq.example.com"}
+        body = _submit(proxy, key, headers=forwarded)
+        assert body["status_url"].startswith("https://gq.example.com/fal-ai/flux-pro/requests/")
+        spoofed = _submit(proxy, key, headers={"X-Forwarded-Host": "evil/host"})
+        assert spoofed["status_url"].startswith("http://testserver/")
+    with TestClient(app, client=("203.0.113.9", 40000)) as stranger:
+        body = _submit(stranger, key, headers=FORWARDED)
+        assert body["status_url"].startswith("http://testserver/")
 
 
 def test_urls_use_the_configured_public_url(

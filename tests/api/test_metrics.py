@@ -1,10 +1,16 @@
 """Prometheus ``/metrics``: requests by route template and code, generations by status."""
 
+import random
 import re
+import string
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from tests.api.support import MODEL, auth
+from api.app import create_app
+from api.metrics import METHODS, OTHER_METHOD
+from models.settings import Settings
+from tests.api.support import MODEL, RecordingPublisher, auth
 
 
 def _value(text: str, name: str, **labels: str) -> float:
@@ -50,3 +56,49 @@ def test_metrics_count_requests_by_route_template_and_generations_by_status(
     assert _value(text, "genqueue_generations", status="pending") >= 1
     assert _value(text, "genqueue_database_up") == 1
     assert f"/requests/{rid}" not in text  # templates, never raw paths
+
+
+def _series(text: str) -> set[str]:
+    """Every series of the exposition, without its value."""
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")}
+
+
+def _junk(client: TestClient, rng: random.Random, count: int) -> None:
+    letters = string.ascii_uppercase
+    for _ in range(count):
+        method = rng.choice(["GET", "POST", "".join(rng.choices(letters, k=rng.randint(3, 12)))])
+        path = "/" + "/".join(
+            "".join(rng.choices(string.ascii_lowercase + string.digits, k=rng.randint(1, 10)))
+            for _ in range(rng.randint(1, 4))
+        )
+        client.request(method, path)
+
+
+def test_junk_methods_and_paths_do_not_grow_the_exposition(client: TestClient) -> None:
+    """Issue 19: 3,000 requests with random methods and paths grew /metrics to megabytes (a
+    series per method). Label values are now bounded: the series after 3,000 such requests are
+    the series after the first 300."""
+    rng = random.Random(19)
+    _junk(client, rng, 300)
+    early = client.get("/metrics").text
+    _junk(client, rng, 2700)
+    late = client.get("/metrics").text
+    assert _series(late) == _series(early)
+    assert len(late.encode()) < 64 * 1024, len(late.encode())
+    methods = set(re.findall(r'method="([^"]*)"', late))
+    assert methods <= {*METHODS, OTHER_METHOD}
+    assert OTHER_METHOD in methods
+
+
+def test_metrics_token_is_required_when_set(
+    api_settings: Settings, recorder: RecordingPublisher
+) -> None:
+    settings = api_settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    with TestClient(create_app(settings, publisher=recorder)) as other:
+        assert other.get("/metrics").status_code == 401
+        wrong = other.get("/metrics", headers={"Authorization": "Bearer scrape-you"})
+        assert wrong.status_code == 401
+        assert "GENQUEUE_METRICS_TOKEN" in wrong.json()["detail"]
+        right = other.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert right.status_code == 200
+        assert "genqueue_http_requests_total" in right.text

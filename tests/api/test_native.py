@@ -1,5 +1,6 @@
 """The native surface: records, events, listing with filters and cursors, cancel, idempotency."""
 
+import base64
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +39,7 @@ RECORD_FIELDS = {
 
 
 def _create(
-    client: TestClient, key: str, *, headers: dict[str, str] | None = None, **body: Any
+    client: TestClient, key: str, *, headers: dict[str, Any] | None = None, **body: Any
 ) -> Any:
     payload = {"model": MODEL, "input": PROMPT, **body}
     return client.post("/v1/generations", json=payload, headers={**auth(key), **(headers or {})})
@@ -263,9 +264,21 @@ def test_fal_submit_honours_idempotency_keys(
 
 
 def test_idempotency_key_is_validated(client: TestClient, key: str) -> None:
-    response = _create(client, key, headers={"Idempotency-Key": "x" * 256})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    bad_keys: list[str | bytes] = ["x" * 256, b"caf\xe9-1", "tab\tkey"]
+    for bad in bad_keys:
+        response = _create(client, key, headers={"Idempotency-Key": bad})
+        assert response.status_code == 422, bad
+        assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert _create(client, key, headers={"Idempotency-Key": "k" * 255}).status_code == 201
+
+
+def test_a_crafted_cursor_is_refused_not_parsed(client: TestClient, key: str) -> None:
+    """The cursor of issue 19: base64 of 3,000 ``[`` made the old JSON cursor recurse (500)."""
+    nested = base64.urlsafe_b64encode(b"[" * 3000).decode()
+    for cursor in (nested, "1" * 18 + "_" + "0" * 32, "12_" + "g" * 32):
+        response = client.get("/v1/generations", params={"cursor": cursor}, headers=auth(key))
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
 def test_concurrent_duplicates_make_one_generation(

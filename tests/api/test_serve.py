@@ -169,3 +169,52 @@ def test_a_serving_process_freezes_what_it_built_before_serving(tmp_path: Path) 
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert int(out.stdout.strip()) > 10_000  # the app, its schemas, the ORM: not a handful
+
+
+def test_served_api_redacts_fal_webhook_in_its_access_log_and_ignores_forwarded_headers(
+    pg_url: str, broker_url: str, pg_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A webhook URL may carry a token: the access log shows ``fal_webhook=[redacted]``. And
+    uvicorn's own proxy-header handling (which believes 127.0.0.1) is off: X-Forwarded-Proto
+    from a peer not in GENQUEUE_TRUSTED_PROXIES changes no URL."""
+    port = free_port()
+    env = _env(pg_url, broker_url, tmp_path)
+    code = f"from api.main import serve; serve('127.0.0.1', {port})"
+    log = tmp_path / "serve.log"
+    proc = _serve([sys.executable, "-c", code], env, port, log)
+    try:
+        secret = "s3cr3t-webhook-token"
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/{MODEL}",
+            params={"fal_webhook": f"https://hooks.example/fal?token={secret}", "x": "1"},
+            json={"prompt": "x"},
+            headers={**auth(new_key(pg_sessions)), "X-Forwarded-Proto": "https"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status_url"].startswith(f"http://127.0.0.1:{port}/")
+        wait_until(lambda: "fal_webhook=" in log.read_text(), 10, what="the access log line")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    text = log.read_text()
+    assert secret not in text
+    assert "fal_webhook=[redacted]&x=1" in text
+
+
+def test_metrics_can_be_served_on_an_internal_port_only(pg_url: str, tmp_path: Path) -> None:
+    port, internal = free_port(), free_port()
+    env = {
+        **_env(pg_url, "redis://127.0.0.1:1/0", tmp_path),
+        "GENQUEUE_METRICS_PORT": str(internal),
+    }
+    code = f"from api.main import serve; serve('127.0.0.1', {port})"
+    proc = _serve([sys.executable, "-c", code], env, port, tmp_path / "serve.log")
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        scraped = httpx.get(f"http://127.0.0.1:{internal}/metrics")
+        assert scraped.status_code == 200
+        assert 'route="/healthz"' in scraped.text  # the API port's requests are counted
+        assert httpx.get(f"http://127.0.0.1:{internal}/healthz").status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.fal.registry import MAX_IMAGE_URLS, MAX_PROMPT_LENGTH
 from tests.api.support import EDIT_MODEL, MODEL, RecordingPublisher, auth
 
 PROMPT = {"prompt": "a lighthouse at dusk"}
@@ -44,7 +45,9 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({**PROMPT, "safety_tolerance": 0}, "safety_tolerance", "literal_error"),
     ({**PROMPT, "safety_tolerance": 7}, "safety_tolerance", "literal_error"),
     ({**PROMPT, "safety_tolerance": True}, "safety_tolerance", "literal_error"),
-    ({**PROMPT, "safety_tolerance": 2.0}, "safety_tolerance", "literal_error"),
+    ({**PROMPT, "safety_tolerance": 2.5}, "safety_tolerance", "literal_error"),
+    ({**PROMPT, "seed": 1.5}, "seed", "int_type"),
+    ({"prompt": "x" * (MAX_PROMPT_LENGTH + 1)}, "prompt", "string_too_long"),
     ({**PROMPT, "aspect_ratio": "5:4"}, "aspect_ratio", "literal_error"),
     ({**PROMPT, "aspect_ratio": 1}, "aspect_ratio", "literal_error"),
     ({**PROMPT, "seed": -1}, "seed", "greater_than_equal"),
@@ -111,6 +114,39 @@ def test_safety_tolerance_string_or_integer_is_stored_as_string(
     response = _submit(client, key, {**PROMPT, "safety_tolerance": given})
     assert response.status_code == 200, response.text
     assert _stored_input(client, key, response.json()["request_id"])["safety_tolerance"] == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ({"num_images": 3.0}, {"num_images": 3}),
+        ({"seed": 42.0}, {"seed": 42}),
+        ({"safety_tolerance": 4.0}, {"safety_tolerance": "4"}),
+    ],
+)
+def test_whole_numbers_count_as_integers_as_in_json_schema(
+    client: TestClient, key: str, given: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    response = _submit(client, key, {**PROMPT, **given})
+    assert response.status_code == 200, response.text
+    assert _stored_input(client, key, response.json()["request_id"]).items() >= stored.items()
+
+
+def test_prompt_and_image_list_have_upper_bounds(
+    client: TestClient, key: str, recorder: RecordingPublisher
+) -> None:
+    longest = _submit(client, key, {"prompt": "x" * MAX_PROMPT_LENGTH})
+    assert longest.status_code == 200, longest.text
+    urls = [f"https://img.example/{i}.png" for i in range(MAX_IMAGE_URLS + 1)]
+    multi = "fal-ai/flux-pro/kontext/multi"
+    most = _submit(client, key, {**PROMPT, "image_urls": urls[:-1]}, model=multi)
+    assert most.status_code == 200, most.text
+    recorder.published.clear()
+    too_many = _submit(client, key, {**PROMPT, "image_urls": urls}, model=multi)
+    assert too_many.status_code == 422, too_many.text
+    [error] = too_many.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "image_urls"], "too_long")
+    assert recorder.published == []
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,162 @@
+"""One database check per interval for every open status stream of an API process.
+
+Each stream registers a :class:`Watch` (which generation, for which URL base, with or without
+logs). A single task looks at the set of watched generations in one query every
+``GENQUEUE_STREAM_POLL_INTERVAL`` and hands each watch its new status body; 400 streams on one
+job cost what one does. A key may hold ``GENQUEUE_STREAM_MAX_PER_KEY`` streams at once in a
+process (429 beyond). The task runs only while some stream is open.
+"""
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from api.fal.answers import fal_urls, log_entries, status_body
+from api.lookups import events_of, queue_position
+from models.tables import Generation
+
+log = logging.getLogger(__name__)
+Variant = tuple[uuid.UUID, str, bool]
+"""What a body depends on: generation, URL base, with logs."""
+
+
+@dataclass(eq=False)
+class Watch:
+    """One open stream: the latest status body, and an event set whenever it changes."""
+
+    key_id: uuid.UUID
+    generation_id: uuid.UUID
+    base: str
+    with_logs: bool
+    body: dict[str, Any] | None
+    gone: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def variant(self) -> Variant:
+        return (self.generation_id, self.base, self.with_logs)
+
+
+def too_many_streams(limit: int) -> ApiError:
+    return ApiError(
+        429,
+        f"This API key already has {limit} open status streams (GENQUEUE_STREAM_MAX_PER_KEY); "
+        "close one, or poll the status URL",
+        headers={"Retry-After": "5"},
+    )
+
+
+def look(session: Session, variants: set[Variant]) -> dict[Variant, dict[str, Any] | None]:
+    """The status body of every variant (``None``: the generation no longer exists), from one
+    query for all watched rows; a queue position and the events once per generation."""
+    ids = {gid for gid, _, _ in variants}
+    rows = session.scalars(select(Generation).where(Generation.id.in_(ids))).all()
+    found = {gen.id: gen for gen in rows}
+    positions = {gid: queue_position(session, gen) for gid, gen in found.items()}
+    logs = {
+        gid: log_entries(events_of(session, gid))
+        for gid in {gid for gid, _, with_logs in variants if with_logs and gid in found}
+    }
+    bodies: dict[Variant, dict[str, Any] | None] = {}
+    for gid, base, with_logs in variants:
+        gen = found.get(gid)
+        bodies[(gid, base, with_logs)] = (
+            None
+            if gen is None
+            else status_body(
+                gen,
+                fal_urls(base, gen.model, str(gid)),
+                queue_position=positions[gid],
+                logs=logs.get(gid) if with_logs else None,
+            )
+        )
+    return bodies
+
+
+class StreamWatcher:
+    """The process's watches, counted per key, and the one task that refreshes them."""
+
+    def __init__(
+        self,
+        *,
+        sessions: Callable[[], sessionmaker[Session]],
+        interval: float,
+        max_per_key: int,
+    ) -> None:
+        self._sessions = sessions
+        self.interval = interval
+        self.max_per_key = max_per_key
+        self._lock = threading.Lock()
+        self._watches: set[Watch] = set()
+        self._per_key: Counter[uuid.UUID] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self.looks = 0
+        """Database checks made so far (one per interval while streams are open)."""
+
+    def open(self, watch: Watch) -> Watch:
+        """Register ``watch``; 429 if its key holds :attr:`max_per_key` already. Thread-safe
+        (routes call it from a worker thread)."""
+        with self._lock:
+            if self._per_key[watch.key_id] >= self.max_per_key:
+                raise too_many_streams(self.max_per_key)
+            self._per_key[watch.key_id] += 1
+            self._watches.add(watch)
+        return watch
+
+    def close(self, watch: Watch) -> None:
+        with self._lock:
+            if watch not in self._watches:
+                return
+            self._watches.discard(watch)
+            self._per_key[watch.key_id] -= 1
+            if self._per_key[watch.key_id] <= 0:
+                del self._per_key[watch.key_id]
+
+    def open_count(self, key_id: uuid.UUID | None = None) -> int:
+        with self._lock:
+            return len(self._watches) if key_id is None else self._per_key[key_id]
+
+    def ensure_running(self) -> None:
+        """Start the refresh task on the running loop unless it runs already."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            with self._lock:
+                watches = list(self._watches)
+            if not watches:
+                return  # the next stream starts a new task
+            try:
+                bodies = await run_in_threadpool(self._look, {w.variant for w in watches})
+            except SQLAlchemyError as exc:  # waited out: the streams keep their last body
+                log.warning("status streams: database error, retrying: %s", type(exc).__name__)
+                continue
+            for watch in watches:
+                self._hand(watch, bodies.get(watch.variant))
+
+    def _look(self, variants: set[Variant]) -> dict[Variant, dict[str, Any] | None]:
+        self.looks += 1
+        with self._sessions()() as session:
+            return look(session, variants)
+
+    @staticmethod
+    def _hand(watch: Watch, body: dict[str, Any] | None) -> None:
+        if body is None:
+            watch.gone = True
+        elif body == watch.body:
+            return
+        watch.body = body
+        watch.changed.set()
