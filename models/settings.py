@@ -1,11 +1,12 @@
 """One typed settings object shared by every process (environment prefix ``GENQUEUE_``)."""
 
+import ipaddress
 import os
 from dataclasses import field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_UPSTREAM_URL = "https://queue.fal.run"
@@ -128,6 +129,18 @@ class Settings(BaseSettings):
 
     log_json: bool = False
     log_level: str = "INFO"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        """Every entry an address or a network (or ``*``): a typo fails at start, by name."""
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or network: {entry!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

@@ -5,9 +5,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import tasknames
+from models.settings import Settings
 from models.status import GenerationStatus
 from tests.api.support import MODEL, RecordingPublisher, auth, complete, fail, move
 
@@ -88,6 +90,11 @@ def test_urls_follow_forwarded_headers_of_a_trusted_proxy(
     with TestClient(app, client=("203.0.113.9", 40000)) as stranger:
         body = _submit(stranger, key, headers=FORWARDED)
         assert body["status_url"].startswith("http://testserver/")
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    with pytest.raises(ValidationError, match=r"not an IP address or network: 'proxy\.local'"):
+        Settings(trusted_proxies="10.0.0.0/8, proxy.local")
 
 
 def test_urls_use_the_configured_public_url(
