@@ -1,5 +1,9 @@
 """Prometheus ``/metrics``: requests by route template and code, latency, generations by status.
 
+Label values are bounded (unknown methods are ``other``, unmatched paths ``unmatched``). With
+``GENQUEUE_METRICS_TOKEN`` a scrape needs ``Authorization: Bearer <token>``; with
+``GENQUEUE_METRICS_PORT`` only the internal listener ``api.main.serve`` opens answers it.
+
 Each app has its own registry, so several apps in one process (tests) do not collide.
 """
 

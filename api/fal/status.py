@@ -3,10 +3,12 @@
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.types import Receive, Scope, Send
 
 from api.fal.answers import COMPLETED, fal_urls, log_entries, status_body
 from api.fal.watcher import StreamWatcher, Watch
@@ -58,3 +60,18 @@ async def status_events(
             if time.monotonic() - last_write >= ping_interval:
                 yield ": ping\n\n"
                 last_write = time.monotonic()
+
+
+class WatchedStream(StreamingResponse):
+    """A stream that gives its watch back when it ends, however it ends (the client may go
+    before the first byte)."""
+
+    def __init__(self, content: Any, *, on_end: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.on_end = on_end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_end()

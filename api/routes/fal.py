@@ -5,12 +5,11 @@
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session
-from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller
 from api.body import JsonBody
@@ -28,7 +27,7 @@ from api.fal.answers import (
 )
 from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
 from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
-from api.fal.status import current_status, status_events
+from api.fal.status import WatchedStream, current_status, status_events
 from api.fal.watcher import Watch
 from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
@@ -181,21 +180,6 @@ def request_status_stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-class WatchedStream(StreamingResponse):
-    """A stream that gives its watch back when it ends, however it ends (the client may go
-    before the first byte)."""
-
-    def __init__(self, content: Any, *, on_end: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self.on_end = on_end
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.on_end()
 
 
 @router.get(
