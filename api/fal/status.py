@@ -36,11 +36,11 @@ async def status_events(
     """``data: <status JSON>`` whenever the status changes, ``: ping`` while it does not; the
     stream ends after COMPLETED, when the generation is gone, or after ``max_seconds`` (the
     client reconnects). The bodies come from ``watcher``'s shared check."""
-    watcher.ensure_running()
     ends = time.monotonic() + max_seconds
     last_text: str | None = None
     last_write = time.monotonic()
     while not watch.gone:
+        watcher.ensure_running()
         watch.changed.clear()
         body = watch.body
         if body is not None:

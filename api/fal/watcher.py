@@ -128,9 +128,11 @@ class StreamWatcher:
             return len(self._watches) if key_id is None else self._per_key[key_id]
 
     def ensure_running(self) -> None:
-        """Start the refresh task on the running loop unless it runs already."""
+        """Start the refresh task on the running loop unless it runs already. Streams call it
+        whenever they wake, so a task that died of an unexpected error is started again."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task.add_done_callback(_report_failure)
 
     async def _run(self) -> None:
         while True:
@@ -160,3 +162,8 @@ class StreamWatcher:
             return
         watch.body = body
         watch.changed.set()
+
+
+def _report_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("status streams: the watcher stopped; the next stream restarts it", exc_info=exc)
