@@ -217,6 +217,15 @@ def test_the_upstream_key_reaches_only_the_worker(name: str) -> None:
         assert env.get("GENQUEUE_FLOWER_PASSWORD") == "", f"{name} gets Flower's password"
 
 
+def test_the_apis_metrics_are_on_a_port_that_is_not_published() -> None:
+    """Issue 19: /metrics was open on the published API port."""
+    env = environment(SERVICES["api"])
+    port = env["GENQUEUE_METRICS_PORT"]
+    published = [mapping.rsplit(":", 1)[1] for mapping in SERVICES["api"]["ports"]]
+    assert port not in published
+    assert env["GENQUEUE_METRICS_HOST"] == "0.0.0.0"  # the compose network, not the host
+
+
 @pytest.mark.parametrize("name", ["worker", "webhooks"])
 def test_worker_exposes_metrics(name: str) -> None:
     env = environment(SERVICES[name])
