@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_UPSTREAM_URL = "https://queue.fal.run"
+MIN_METRICS_TOKEN = 16
 
 
 def default_data_dir() -> Path:
@@ -90,7 +91,8 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="serve the API's /metrics here, not on the API port"
     )
     metrics_token: SecretStr | None = Field(
-        None, description="the API's /metrics answers only 'Authorization: Bearer <token>'"
+        None,
+        description="the API's /metrics answers only 'Authorization: Bearer <token>' (16+ chars)",
     )
     api_key_cache_seconds: float = Field(
         5.0, ge=0, description="an API process trusts a key lookup this long (revocation lag)"
@@ -129,6 +131,13 @@ class Settings(BaseSettings):
 
     log_json: bool = False
     log_level: str = "INFO"
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_METRICS_TOKEN:
+            raise ValueError(f"a metrics token has at least {MIN_METRICS_TOKEN} characters")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -4,8 +4,9 @@ import random
 import re
 import string
 
+import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from api.app import create_app
 from api.metrics import METHODS, OTHER_METHOD
@@ -93,12 +94,14 @@ def test_junk_methods_and_paths_do_not_grow_the_exposition(client: TestClient) -
 def test_metrics_token_is_required_when_set(
     api_settings: Settings, recorder: RecordingPublisher
 ) -> None:
-    settings = api_settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    settings = api_settings.model_copy(update={"metrics_token": SecretStr("scrape-me-0123456789")})
     with TestClient(create_app(settings, publisher=recorder)) as other:
         assert other.get("/metrics").status_code == 401
-        wrong = other.get("/metrics", headers={"Authorization": "Bearer scrape-you"})
+        wrong = other.get("/metrics", headers={"Authorization": "Bearer scrape-you-0123456789"})
         assert wrong.status_code == 401
         assert "GENQUEUE_METRICS_TOKEN" in wrong.json()["detail"]
-        right = other.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        right = other.get("/metrics", headers={"Authorization": "Bearer scrape-me-0123456789"})
         assert right.status_code == 200
         assert "genqueue_http_requests_total" in right.text
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(metrics_token="short")
