@@ -324,6 +324,19 @@ def _publish_state(data: DataDir, plan: Plan, supervisor: Supervisor) -> None:
     data.state_file.write_text(json.dumps(state, indent=2))
 
 
+def api_metrics_url(settings: Settings, plan: Plan) -> str:
+    """Where the API's /metrics answers: its own listener when GENQUEUE_METRICS_PORT is set
+    (the API port then answers 404), with a note when it wants a token."""
+    if settings.metrics_port:
+        host = (
+            "127.0.0.1" if settings.metrics_host in ("0.0.0.0", "::", "") else settings.metrics_host
+        )
+        url = f"http://{host}:{settings.metrics_port}/metrics"
+    else:
+        url = f"{plan.api_url}/metrics"
+    return f"{url} (Bearer token)" if settings.metrics_token else url
+
+
 def _banner(
     settings: Settings, data: DataDir, plan: Plan, dev_key: str, flower_password: str
 ) -> None:
@@ -336,7 +349,7 @@ def _banner(
     rows = [
         ("API", f"{plan.api_url}   (docs: {plan.api_url}/docs)"),
         ("Flower", f"{plan.flower_url}   user {settings.flower_user}, password {flower_password}"),
-        ("Metrics", f"{plan.api_url}/metrics   worker: {plan.metrics_url}"),
+        ("Metrics", f"{api_metrics_url(settings, plan)}   worker: {plan.metrics_url}"),
         ("Dev key", dev_key),
         ("Upstream", upstream),
         ("Database", display_url(settings.database_url)),
