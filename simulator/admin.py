@@ -75,6 +75,9 @@ def admin_app(sim: Simulator) -> Starlette:  # noqa: C901 (ten one-branch handle
     async def stats(_: Request) -> Response:
         return JSONResponse(sim.stats())
 
+    async def rotate_key(_: Request) -> Response:
+        return JSONResponse({"kid": sim.rotate_webhook_key()})
+
     routes = [
         Route("/_sim/health", health, methods=["GET"]),
         Route("/_sim/config", get_config, methods=["GET"]),
@@ -86,5 +89,6 @@ def admin_app(sim: Simulator) -> Starlette:  # noqa: C901 (ten one-branch handle
         Route("/_sim/requests/{request_id}", request_info, methods=["GET"]),
         Route("/_sim/submits", submits, methods=["GET"]),
         Route("/_sim/stats", stats, methods=["GET"]),
+        Route("/_sim/webhook-key/rotate", rotate_key, methods=["POST"]),
     ]
     return Starlette(routes=routes)

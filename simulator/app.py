@@ -17,6 +17,8 @@ from simulator.streaming import hold, read_body, send_reply, stream_status, wait
 from simulator.transport import abort_connection
 
 logger = logging.getLogger("simulator.http")
+JWKS_PATH = "/.well-known/jwks.json"
+"""Where the public keys of the webhook signatures are (fal: ``rest.fal.ai``'s)."""
 
 
 def create_app(sim: Simulator) -> ASGIApp:
@@ -34,6 +36,8 @@ def create_app(sim: Simulator) -> ASGIApp:
             outcome = await _serve_admin(admin, scope, receive, send)
         elif path.startswith("/files/"):
             outcome = await _serve_file(sim, scope, send)
+        elif path == JWKS_PATH:
+            outcome = await _serve_jwks(sim, scope, send)
         else:
             outcome = await _serve_queue(sim, scope, receive, send)
         logger.info("%s %s %s", scope["method"], path, outcome)
@@ -77,6 +81,15 @@ async def _serve_file(sim: Simulator, scope: Scope, send: Send) -> str:
     body = b"" if scope["method"] == "HEAD" else data
     reply = Reply(200, body, headers, content_type)
     return await send_reply(send, reply, content_length=len(data))
+
+
+async def _serve_jwks(sim: Simulator, scope: Scope, send: Send) -> str:
+    if scope["method"] not in ("GET", "HEAD"):
+        return await send_reply(send, detail(405, "Method Not Allowed"))
+    keys = sim.jwks()
+    if keys is None:
+        return await send_reply(send, detail(503, "key server unavailable (jwks_down)"))
+    return await send_reply(send, Reply(200, keys, {"cache-control": "max-age=3600"}))
 
 
 class Route(NamedTuple):

@@ -20,8 +20,15 @@ RUNTIME_FIELDS = frozenset(
         "public_url",
         "stream_interval",
         "stream_ping_interval",
+        "webhook_drop",
+        "webhook_duplicate",
+        "webhook_delay",
+        "webhook_forge",
+        "webhook_retry_scale",
+        "jwks_down",
     }
 )
+WebhookForgery = Literal["bad_signature", "wrong_key", "stale_timestamp", "other_payload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,18 @@ class SimulatorConfig:
     stream_interval: float = 0.1
     #: Real seconds between ``: ping`` keepalives of an SSE status stream.
     stream_ping_interval: float = 5.0
+    #: Share (0..1) of webhooks never sent, on no try.
+    webhook_drop: float = 0.0
+    #: Share (0..1) of webhooks sent twice.
+    webhook_duplicate: float = 0.0
+    #: Each webhook copy waits a random 0..this many seconds (so they arrive out of order).
+    webhook_delay: float = 0.0
+    #: Before each genuine webhook, one forged copy of each kind listed.
+    webhook_forge: tuple[WebhookForgery, ...] = ()
+    #: Multiplies fal's retry gaps (10 tries over about 2 h); 0.001 makes them milliseconds.
+    webhook_retry_scale: float = 1.0
+    #: ``/.well-known/jwks.json`` answers 503 (the key server is down).
+    jwks_down: bool = False
 
     def __post_init__(self) -> None:
         _non_negative("run_time", self.run_time)
@@ -55,6 +74,7 @@ class SimulatorConfig:
         _non_negative("result_ttl", self.result_ttl)
         _positive("stream_interval", self.stream_interval)
         _positive("stream_ping_interval", self.stream_ping_interval)
+        self._check_webhook_knobs()
         if self.capacity is not None and (
             isinstance(self.capacity, bool) or not isinstance(self.capacity, int)
         ):
@@ -73,6 +93,23 @@ class SimulatorConfig:
             raise ValueError("seed must be an integer or None")
         if self.public_url is not None and not isinstance(self.public_url, str):
             raise ValueError("public_url must be a string or None")
+
+    def _check_webhook_knobs(self) -> None:
+        _non_negative("webhook_delay", self.webhook_delay)
+        _non_negative("webhook_retry_scale", self.webhook_retry_scale)
+        for name in ("webhook_drop", "webhook_duplicate"):
+            _non_negative(name, getattr(self, name))
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name} must be a share between 0 and 1")
+        forge = self.webhook_forge
+        if isinstance(forge, str) or not isinstance(forge, list | tuple):
+            raise ValueError("webhook_forge must be a list of forgery kinds")
+        kinds = get_args(WebhookForgery)
+        if any(kind not in kinds for kind in forge):
+            raise ValueError(f"webhook_forge kinds are {', '.join(kinds)}")
+        object.__setattr__(self, "webhook_forge", tuple(forge))
+        if not isinstance(self.jwks_down, bool):
+            raise ValueError("jwks_down must be a boolean")
 
     @property
     def unlimited(self) -> bool:

@@ -18,6 +18,7 @@ from simulator.images import ImageCache, image_file
 from simulator.jobs import Job, JobState
 from simulator.payloads import job_info, status_body, submit_body, webhook_payload
 from simulator.replies import Reply, detail, fault_reply
+from simulator.signing import WebhookSigner
 from simulator.store import JobStore
 from simulator.validation import gen_params, parse_json_body
 from simulator.webhooks import WebhookSender
@@ -52,7 +53,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._images = ImageCache()
         self._outbox: list[WebhookDelivery] = []
-        self._webhooks = WebhookSender(self.take_webhooks)
+        self._webhooks = WebhookSender(self.take_webhooks, config=lambda: self._config)
         self._store = store
         self._dirty: dict[str, Job] = {}
         self._reset_state()
@@ -94,6 +95,7 @@ class Simulator:
             if self._store is not None:
                 self._store.clear()
         self._images.clear()
+        self._webhooks.reset()
 
     def request_info(self, request_id: str) -> dict[str, Any] | None:
         """A job's lifecycle and per-op call counts, or None when unknown."""
@@ -103,17 +105,33 @@ class Simulator:
             if job is None:
                 return None
             position = self._queue.position(job) if job.state is JobState.IN_QUEUE else None
-            return job_info(job, position, self._wall_of)
+            info = job_info(job, position, self._wall_of)
+        info["webhooks"] = self._webhooks.attempts(request_id)
+        return info
 
     def submits(self) -> list[dict[str, Any]]:
         """Every submit accepted or rejected at validation, oldest first."""
         with self._lock:
             return [dict(record) for record in self._submits]
 
+    def jwks(self) -> dict[str, Any] | None:
+        """The public keys webhooks are signed with; None while ``jwks_down``."""
+        return None if self._config.jwks_down else self._webhooks.signer.jwks()
+
+    def rotate_webhook_key(self) -> str:
+        """Sign webhooks with a new key from now on (the JWKS lists only it); its ``kid``."""
+        return self._webhooks.signer.rotate()
+
+    @property
+    def webhook_signer(self) -> WebhookSigner:
+        return self._webhooks.signer
+
     def stats(self) -> dict[str, Any]:
+        webhooks = self._webhooks.counts()
         with self._changing():
             self._advance()
             return {
+                "webhooks": webhooks,
                 "calls": {op: self._calls[op] for op in OPS},
                 "responses": dict(self._responses),
                 "jobs": {

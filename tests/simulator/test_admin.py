@@ -78,6 +78,7 @@ def test_requests_submits_and_stats(api: SimClient) -> None:
         "calls": {"submit": 1, "status": 2, "result": 0, "cancel": 0},
         "responses": {"submit:200": 1, "status:202": 2},
         "jobs": {"in_queue": 0, "in_progress": 0, "completed": 1},
+        "webhooks": {},
     }
 
 
