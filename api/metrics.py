@@ -142,6 +142,13 @@ def install_metrics(app: FastAPI, state: AppState) -> None:
         ["method", "route"],
         registry=registry,
     )
+    webhooks = Counter(
+        "genqueue_upstream_webhooks",
+        "fal webhooks received, by outcome (what they changed, or why they were refused)",
+        ["outcome"],
+        registry=registry,
+    )
+    state.count_webhook = lambda outcome: webhooks.labels(outcome).inc()
     app.add_middleware(RequestMetrics, requests=requests, latency=latency)
     exposed = registry
     if os.environ.get(MULTIPROC_ENV):

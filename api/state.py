@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Authenticator, Caller
+from api.fal.jwks import JwksCache
 from api.fal.watcher import StreamWatcher
 from api.intake import Intake, IntakeLimits
 from api.proxies import TrustedProxies
@@ -73,6 +74,13 @@ class AppState:
         self.auth = Authenticator(
             sessions=lambda: self.sessions, ttl=settings.api_key_cache_seconds
         )
+        self.fal_keys = JwksCache(
+            url=settings.fal_jwks_url,
+            ttl=settings.fal_jwks_cache_seconds,
+            refresh_interval=settings.fal_jwks_refresh_interval,
+        )
+        self.count_webhook: Callable[[str], None] = lambda outcome: None
+        """Counts one upstream webhook by outcome (``api.metrics`` wires it)."""
 
     @property
     def engine(self) -> Engine:
@@ -113,6 +121,7 @@ class AppState:
 
     def close(self) -> None:
         self.intake.close()
+        self.fal_keys.close()
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()

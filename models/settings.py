@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_UPSTREAM_URL = "https://queue.fal.run"
 MIN_METRICS_TOKEN = 16
+DEFAULT_FAL_JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
 
 
 def default_data_dir() -> Path:
@@ -38,6 +39,26 @@ class Settings(BaseSettings):
     upstream_max_connections: int = Field(64, ge=1)
     upstream_start_timeout: float | None = Field(None, gt=1)
     max_in_flight: int = Field(0, ge=0, description="cap on jobs live upstream; 0 = no cap")
+    upstream_webhook_url: str | None = Field(
+        None, description="genqueue's public POST /webhooks/fal, sent as ?fal_webhook=; unset: off"
+    )
+    fal_jwks_url: str = Field(
+        DEFAULT_FAL_JWKS_URL, description="the public keys fal signs its webhooks with"
+    )
+    fal_jwks_cache_seconds: float = Field(
+        86400.0, gt=0, le=86400.0, description="the JWKS is fetched again after this long"
+    )
+    fal_jwks_refresh_interval: float = Field(
+        60.0,
+        ge=0,
+        description="a signature no cached key verifies refetches the JWKS at most this often",
+    )
+    webhook_poll_margin: float = Field(
+        15.0, gt=0, description="webhook jobs: first status check this long after the likely finish"
+    )
+    webhook_poll_interval: float = Field(
+        60.0, gt=0, description="webhook jobs: seconds between the safety-net status checks"
+    )
 
     poll_min_delay: float = Field(0.5, gt=0)
     poll_max_delay: float = Field(10.0, gt=0)
@@ -160,6 +181,8 @@ class Settings(BaseSettings):
         self.upstream_url = self.upstream_url.rstrip("/")
         if self.public_url:
             self.public_url = self.public_url.rstrip("/")
+        if not self.upstream_webhook_url:
+            self.upstream_webhook_url = None
         return self
 
     def upstream_key_value(self) -> str | None:

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -93,6 +95,8 @@ class Generation(Base):
     submit_attempts: Mapped[int] = mapped_column(Integer, default=0)
     poll_count: Mapped[int] = mapped_column(Integer, default=0)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
+    expects_webhook: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Submitted with ``?fal_webhook=``: fal pushes the outcome, polls are the safety net."""
     run_seconds: Mapped[float | None] = mapped_column(Float)
     """Estimated seconds from upstream accept to upstream finish (feeds poll scheduling)."""
 

@@ -39,6 +39,9 @@ class EventKind(StrEnum):
     """Ended ``failed``: rejected or failed upstream, or out of retries; ``error`` says which."""
     COMPLETED = "completed"
     """Ended ``completed``: the result is stored."""
+    UPSTREAM_WEBHOOK = "upstream_webhook"
+    """fal's signed webhook arrived and was verified; ``detail`` says what it changed (its
+    ``outcome``: ``completed``, ``failed``, ``cancelled``, ``fetch``, or ``ignored`` with why)."""
     WEBHOOK_DELIVERED = "webhook_delivered"
     """The client's webhook answered 2xx."""
     WEBHOOK_FAILED = "webhook_failed"

@@ -1,26 +1,12 @@
-"""The ``error`` column's shape: what ended a job, with the upstream's own code and body kept."""
+"""The ``error`` column's shape (``models.errors``), filled from an upstream error."""
 
 from typing import Any
 
+from models.errors import error_record
 from models.vocabulary import ErrorType
 from worker.upstream import UpstreamError
 
-
-def error_record(
-    kind: ErrorType,
-    message: str,
-    *,
-    http_status: int | None = None,
-    body: Any = None,
-    error_type: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "type": kind.value,
-        "message": message,
-        "http_status": http_status,
-        "error_type": error_type,
-        "body": body,
-    }
+__all__ = ["error_record", "from_upstream"]
 
 
 def from_upstream(kind: ErrorType, exc: UpstreamError) -> dict[str, Any]:

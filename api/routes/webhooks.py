@@ -1,0 +1,58 @@
+"""``POST /webhooks/fal``: fal's signed webhooks (``GENQUEUE_UPSTREAM_WEBHOOK_URL``).
+
+No API key: the ED25519 signature is the credential (``api/fal/webhook.py``). A webhook that is
+not proven to be fal's gets 401, an unreadable one 400, and neither changes anything; when the
+keys cannot be fetched the answer is 503, so fal tries again (polling carries on meanwhile). A
+verified one settles its job as a poll would (``models/upstream_webhook.py``) and gets 200,
+also when it changed nothing (a duplicate, a job already ended, an unknown request id). Every
+webhook is counted by outcome (``genqueue_upstream_webhooks_total``).
+"""
+
+import logging
+import time
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.fal.webhook import WebhookRefused, parse, verify
+from api.openapi import errors
+from api.state import AppState, StateDep
+from models.upstream_webhook import WebhookOutcome, settle_from_webhook
+
+router = APIRouter(tags=["upstream webhooks"])
+log = logging.getLogger(__name__)
+
+
+class WebhookAnswer(BaseModel):
+    outcome: str
+    """What the webhook did (``WebhookOutcome``)."""
+
+
+@router.post(
+    "/webhooks/fal",
+    response_model=WebhookAnswer,
+    summary="fal's signed webhook (the signature is the credential, no API key)",
+    responses=errors(400, 401, 503),
+)
+async def fal_webhook(request: Request, state: StateDep) -> JSONResponse:
+    body = await request.body()
+    return await run_in_threadpool(receive, state, request.headers, body)
+
+
+def receive(state: AppState, headers: Mapping[str, str], body: bytes) -> JSONResponse:
+    try:
+        request_id = verify(headers, body, keys=state.fal_keys, now=time.time())
+        hook = parse(body, signed_request_id=request_id)
+    except WebhookRefused as refused:
+        state.count_webhook(f"refused_{refused.reason}")
+        log.warning("fal webhook refused (%d): %s", refused.status_code, refused.detail)
+        raise
+    with state.sessions.begin() as session:
+        outcome = settle_from_webhook(session, hook, now=state.clock())
+    state.count_webhook(outcome.value)
+    if outcome is WebhookOutcome.UNKNOWN_REQUEST:
+        log.info("fal webhook for unknown request %s ignored", request_id)
+    return JSONResponse({"outcome": outcome.value})

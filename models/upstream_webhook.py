@@ -1,0 +1,213 @@
+"""What a verified fal webhook does to its job (UPSTREAM.md §11): it settles the job exactly as
+a poll would, through the same compare-and-set, so a duplicate, a webhook racing a poll, or one
+for a job that already ended changes nothing.
+
+- ``OK`` with a payload: ``completed``, the payload is the result.
+- ``OK`` with no payload (``null``, or ``payload_error`` set): the job's next poll is due now;
+  the poller sees COMPLETED and fetches the result once.
+- ``ERROR``: ``failed``, upstream's message, status code and body kept; a cancelled one
+  (``client_cancelled``/``client_disconnected``, or 499) is ``cancelled`` (``failed`` /
+  ``deadline_exceeded`` when genqueue itself cancelled it at its deadline).
+
+Every webhook for a known job is an ``upstream_webhook`` event, whatever it changed.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.errors import error_record
+from models.state import record_event, transition, update_where
+from models.status import ACTIVE, TERMINAL, GenerationStatus
+from models.tables import Generation
+from models.vocabulary import ErrorType, EventKind
+
+CANCELLED_TYPES = frozenset({"client_cancelled", "client_disconnected"})
+_STATUS_CODE = re.compile(r"status code:?\s*(\d{3})", re.IGNORECASE)
+
+
+class WebhookOutcome(StrEnum):
+    """What one verified webhook did (the metric label and the answer's ``outcome``)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    FETCH = "fetch"
+    """OK without a payload: the poller fetches the result now."""
+    ALREADY_ENDED = "already_ended"
+    """The job had ended (a duplicate, or a poll was first): nothing changed."""
+    NOT_ACTIVE = "not_active"
+    """The job is not upstream under this request id any more (being resubmitted)."""
+    UNKNOWN_REQUEST = "unknown_request"
+    """No job has this upstream request id."""
+
+
+@dataclass(frozen=True)
+class FalWebhook:
+    """The body of a webhook, as fal sends it."""
+
+    request_id: str
+    status: str
+    """``OK`` or ``ERROR``."""
+    payload: Any
+    error: str | None
+    payload_error: str | None
+
+
+def settle_from_webhook(session: Session, hook: FalWebhook, *, now: datetime) -> WebhookOutcome:
+    """Apply ``hook`` in the caller's transaction; what it did."""
+    row = session.execute(
+        select(
+            Generation.id,
+            Generation.status,
+            Generation.submitted_at,
+            Generation.cancel_requested_at,
+            Generation.deadline_at,
+        )
+        .where(Generation.upstream_request_id == hook.request_id)
+        .order_by(Generation.created_at.desc())
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return WebhookOutcome.UNKNOWN_REQUEST
+    gen_id, status = row.id, GenerationStatus(row.status)
+    if status in TERMINAL:
+        outcome = WebhookOutcome.ALREADY_ENDED
+    elif status not in ACTIVE:
+        outcome = WebhookOutcome.NOT_ACTIVE
+    elif hook.status == "OK" and (hook.payload is None or hook.payload_error):
+        outcome = _fetch_now(session, gen_id, now=now)
+    elif hook.status == "OK":
+        outcome = _complete(session, gen_id, hook, row.submitted_at, row.cancel_requested_at, now)
+    else:
+        outcome = _fail(session, gen_id, hook, row.cancel_requested_at, row.deadline_at, now)
+    detail: dict[str, Any] = {"request_id": hook.request_id, "status": hook.status}
+    detail["outcome"] = outcome.value
+    if hook.payload_error:
+        detail["payload_error"] = hook.payload_error
+    record_event(session, gen_id, kind=EventKind.UPSTREAM_WEBHOOK, now=now, detail=detail)
+    return outcome
+
+
+def _ended(outcome: WebhookOutcome, won: bool) -> WebhookOutcome:
+    return outcome if won else WebhookOutcome.ALREADY_ENDED
+
+
+def _terminal_values(now: datetime) -> dict[str, Any]:
+    return {
+        "completed_at": now,
+        "next_poll_at": None,
+        "lease_token": None,
+        "lease_until": None,
+        "queue_position": None,
+        "error_count": 0,
+    }
+
+
+def _fetch_now(session: Session, gen_id: uuid.UUID, *, now: datetime) -> WebhookOutcome:
+    won = update_where(session, gen_id, now=now, statuses=ACTIVE, values={"next_poll_at": now})
+    return WebhookOutcome.FETCH if won else WebhookOutcome.ALREADY_ENDED
+
+
+def _complete(
+    session: Session,
+    gen_id: uuid.UUID,
+    hook: FalWebhook,
+    submitted_at: datetime | None,
+    cancel_requested_at: datetime | None,
+    now: datetime,
+) -> WebhookOutcome:
+    detail: dict[str, Any] = {"via": "webhook"}
+    if cancel_requested_at:
+        detail.update(cancel_requested=True, note="cancel came too late: upstream finished the job")
+    run_seconds = (now - submitted_at).total_seconds() if submitted_at else None
+    won = transition(
+        session,
+        gen_id,
+        to=GenerationStatus.COMPLETED,
+        now=now,
+        allowed_from=ACTIVE,
+        values={
+            **_terminal_values(now),
+            "result": hook.payload,
+            "error": None,
+            "run_seconds": run_seconds,
+        },
+        event_kind=EventKind.COMPLETED,
+        detail=detail,
+    )
+    return _ended(WebhookOutcome.COMPLETED, won)
+
+
+def _fail(
+    session: Session,
+    gen_id: uuid.UUID,
+    hook: FalWebhook,
+    cancel_requested_at: datetime | None,
+    deadline_at: datetime,
+    now: datetime,
+) -> WebhookOutcome:
+    http_status = _status_code(hook.error)
+    error_type = _error_type(hook.payload)
+    cancelled = http_status == 499 or (error_type or "") in CANCELLED_TYPES
+    message = hook.error or _message(hook.payload) or "upstream reported an error"
+    kind, to, event, outcome = (
+        ErrorType.UPSTREAM_ERROR,
+        GenerationStatus.FAILED,
+        EventKind.FAILED,
+        WebhookOutcome.FAILED,
+    )
+    if cancelled and not cancel_requested_at and now >= deadline_at:
+        kind, event = ErrorType.DEADLINE_EXCEEDED, EventKind.DEADLINE_EXCEEDED
+        message = "the job's deadline passed; upstream cancelled it"
+    elif cancelled:
+        kind, to, event = ErrorType.CANCELLED, GenerationStatus.CANCELLED, EventKind.CANCELLED
+        outcome = WebhookOutcome.CANCELLED
+    error = error_record(
+        kind, message, http_status=http_status, body=hook.payload, error_type=error_type
+    )
+    won = transition(
+        session,
+        gen_id,
+        to=to,
+        now=now,
+        allowed_from=ACTIVE,
+        values={**_terminal_values(now), "error": error},
+        event_kind=event,
+        detail={"via": "webhook", "error_type": kind.value},
+    )
+    return _ended(outcome, won)
+
+
+def _status_code(error: str | None) -> int | None:
+    """fal's ``error`` reads ``Invalid status code: 422``: the model's HTTP status."""
+    found = _STATUS_CODE.search(error or "")
+    return int(found.group(1)) if found else None
+
+
+def _error_type(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("error_type"), str):
+        return str(payload["error_type"])
+    detail = payload.get("detail")
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        found = detail[0].get("type")
+        return found if isinstance(found, str) else None
+    return None
+
+
+def _message(payload: Any) -> str | None:
+    if isinstance(payload, dict):
+        detail = payload.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            return "; ".join(str(d.get("msg", "")) for d in detail)
+    return None
