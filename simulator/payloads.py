@@ -68,6 +68,7 @@ def job_info(job: Job, position: int | None, wall: Wall) -> dict[str, Any]:
         "completed_at": at(job.ended),
         "calls": dict(job.calls),
         "cancel_requested": job.cancel_requested,
+        "webhook_url": job.webhook_url,
     }
 
 

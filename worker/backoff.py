@@ -28,6 +28,11 @@ class BackoffPolicy:
     """Longest gap between polls inside the likely-finish window."""
     max_estimated_sleep: float = 300.0
     min_samples: int = 5
+    webhook_margin: float = from_setting("webhook_poll_margin")
+    """Jobs expecting a webhook: their first status check waits this long past the likely
+    finish (the model's p90 run time)."""
+    webhook_interval: float = from_setting("webhook_poll_interval")
+    """… and then comes every this many seconds (also the first, without run-time history)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BackoffPolicy":
@@ -81,6 +86,30 @@ def next_poll_delay(
     overdue = age - estimate.p90
     late = min(policy.max_delay, max(policy.min_delay, overdue * 0.5))
     return _jittered(late, policy, rand)
+
+
+def safety_net_delay(
+    *,
+    age: float,
+    policy: BackoffPolicy,
+    rand: float,
+    estimate: RunTimeEstimate | None = None,
+) -> float:
+    """Seconds until the next status call of a job that expects fal's webhook.
+
+    The webhook settles it; polls only find a webhook that was lost. The first comes at the
+    likely finish plus a margin (``p90 + webhook_margin``; ``webhook_interval`` without enough
+    history), the next ones every ``webhook_interval``. A lost webhook is therefore found at
+    most ``max(p90 + webhook_margin, webhook_interval × (1 + jitter))`` after the job ended.
+    """
+    if estimate is not None and estimate.samples >= policy.min_samples:
+        first = estimate.p90 + policy.webhook_margin
+    else:
+        first = policy.webhook_interval
+    if age < first:
+        # never earlier than planned: jitter only spreads the checks later
+        return max(policy.min_delay, (first - age) * (1.0 + policy.jitter * rand))
+    return _jittered(policy.webhook_interval, policy, rand)
 
 
 def next_error_delay(

@@ -56,6 +56,8 @@ class Limits:
     retention_days: float = from_setting("retention_days")
     """Days after it ended that a job and its events are deleted; 0 = kept forever."""
     start_timeout: float | None = from_setting("upstream_start_timeout")
+    webhook_url: str | None = from_setting("upstream_webhook_url")
+    """genqueue's ``POST /webhooks/fal``, sent with every submit as ``?fal_webhook=``."""
     webhook_timeout: float = from_setting("webhook_timeout")
     webhook_concurrency: int = from_setting("webhook_concurrency")
     webhook_per_destination: int = from_setting("webhook_per_destination")

@@ -5,7 +5,13 @@ from typing import Any
 import pytest
 
 from models.status import GenerationStatus
-from worker.backoff import BackoffPolicy, RunTimeEstimate, next_error_delay, next_poll_delay
+from worker.backoff import (
+    BackoffPolicy,
+    RunTimeEstimate,
+    next_error_delay,
+    next_poll_delay,
+    safety_net_delay,
+)
 from worker.lifecycle.estimates import estimate_from, quantile
 
 NO_JITTER = BackoffPolicy(min_delay=0.5, max_delay=10.0, growth=2.0, jitter=0.0)
@@ -116,3 +122,32 @@ def test_quantiles_and_estimates() -> None:
     assert est is not None
     assert (est.p10, est.p50, est.p90, est.samples) == (11.0, 51.0, 90.0, 100)
     assert estimate_from([]) is None
+
+
+NET = BackoffPolicy(min_delay=0.5, jitter=0.0, webhook_margin=15.0, webhook_interval=60.0)
+
+
+def net(age: float, estimate: RunTimeEstimate | None = None, **kw: Any) -> float:
+    return safety_net_delay(age=age, policy=kw.pop("policy", NET), rand=0.5, estimate=estimate)
+
+
+def test_a_webhook_job_is_first_checked_past_its_likely_finish() -> None:
+    learned = RunTimeEstimate(p10=50.0, p50=60.0, p90=70.0, samples=20)
+    assert net(0.0, learned) == 85.0  # p90 70 s + margin 15 s
+    assert net(80.0, learned) == 5.0
+    assert net(85.0, learned) == 60.0  # then sparse
+
+
+def test_without_history_a_webhook_job_is_checked_every_interval() -> None:
+    few = RunTimeEstimate(p10=1.0, p50=2.0, p90=3.0, samples=2)
+    assert net(0.0) == net(0.0, few) == 60.0
+    assert net(60.0) == net(200.0) == 60.0
+
+
+def test_safety_net_jitter_only_ever_delays() -> None:
+    policy = BackoffPolicy(min_delay=0.5, jitter=0.2, webhook_margin=15.0, webhook_interval=60.0)
+    low = safety_net_delay(age=0.0, policy=policy, rand=0.0)
+    high = safety_net_delay(age=0.0, policy=policy, rand=0.999)
+    assert low == 60.0
+    assert 60.0 < high <= 72.0
+    assert safety_net_delay(age=59.9, policy=policy, rand=0.0) == 0.5  # min_delay floor

@@ -26,6 +26,9 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         dispatch_limit=99,
         retention_days=30.0,
         upstream_start_timeout=30.0,
+        upstream_webhook_url="https://gq.example.com/webhooks/fal",
+        webhook_poll_margin=7.5,
+        webhook_poll_interval=45.0,
         webhook_timeout=2.5,
         webhook_concurrency=6,
         webhook_per_destination=2,
@@ -48,6 +51,7 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         "dispatch_limit": 99,
         "retention_days": 30.0,
         "start_timeout": 30.0,
+        "webhook_url": "https://gq.example.com/webhooks/fal",
         "webhook_timeout": 2.5,
         "webhook_concurrency": 6,
         "webhook_per_destination": 2,
@@ -61,7 +65,9 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         policy.jitter,
         policy.error_min_delay,
         policy.error_max_delay,
-    ) == (0.25, 4.0, 0.0, 2.0, 20.0)
+        policy.webhook_margin,
+        policy.webhook_interval,
+    ) == (0.25, 4.0, 0.0, 2.0, 20.0, 7.5, 45.0)
     assert policy.growth == BackoffPolicy().growth  # not a setting
 
 

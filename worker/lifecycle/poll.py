@@ -130,6 +130,7 @@ def _claim(ctx: WorkerContext, ids: list[uuid.UUID], batch_token: str) -> list[L
                 last_polled_at=g.last_polled_at,
                 created_at=g.created_at,
                 token=mine,
+                expects_webhook=g.expects_webhook,
             )
             for g in rows
         ]

@@ -22,7 +22,12 @@ from models.state import record_event, transition, update_where
 from models.status import ACTIVE, TERMINAL, GenerationStatus
 from models.tables import GENERATIONS
 from models.vocabulary import ErrorType, EventKind
-from worker.backoff import RunTimeEstimate, next_error_delay, next_poll_delay
+from worker.backoff import (
+    RunTimeEstimate,
+    next_error_delay,
+    next_poll_delay,
+    safety_net_delay,
+)
 from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.upstream import (
@@ -59,6 +64,7 @@ class LeasedRow:
     last_polled_at: datetime | None
     created_at: datetime
     token: str
+    expects_webhook: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,15 +153,19 @@ def progress(
     queued = report.state is QueueState.IN_QUEUE
     state = GenerationStatus.QUEUED if queued else GenerationStatus.RUNNING
     position = report.queue_position if queued else None
-    delay = next_poll_delay(
-        attempt=row.poll_count + 1,
-        state=state,
-        queue_position=position,
-        age=(now - row.submitted_at).total_seconds(),
-        policy=ctx.policy,
-        rand=ctx.rand(),
-        estimate=estimate,
-    )
+    age = (now - row.submitted_at).total_seconds()
+    if row.expects_webhook:
+        delay = safety_net_delay(age=age, policy=ctx.policy, rand=ctx.rand(), estimate=estimate)
+    else:
+        delay = next_poll_delay(
+            attempt=row.poll_count + 1,
+            state=state,
+            queue_position=position,
+            age=age,
+            policy=ctx.policy,
+            rand=ctx.rand(),
+            estimate=estimate,
+        )
     values: dict[str, Any] = {
         "queue_position": position,
         "poll_count": GENERATIONS.c.poll_count + 1,

@@ -44,7 +44,9 @@ from models.batch import each, write_together
 from models.state import transition_many
 from models.status import LIVE, GenerationStatus
 from models.tables import GENERATIONS, Generation
+from worker.backoff import RunTimeEstimate
 from worker.context import WorkerContext
+from worker.lifecycle.estimates import estimates_for
 from worker.lifecycle.submit_outcome import (
     Answer,
     Claim,
@@ -76,8 +78,12 @@ def _submit_wave(ctx: WorkerContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, Su
         settled.report(ctx.observer)
     recorded: dict[uuid.UUID, Recorded] = dict(wave.settled)
     if wave.claims:
+        webhook = ctx.limits.webhook_url is not None
+        estimates = estimates_for(ctx, {c.model for c in wave.claims}) if webhook else {}
         with ThreadPoolExecutor(len(wave.claims), thread_name_prefix="submit") as pool:
-            answers = list(pool.map(lambda claim: _call(ctx, claim), wave.claims))
+            answers = list(
+                pool.map(lambda claim: _call(ctx, claim, estimates.get(claim.model)), wave.claims)
+            )
             written = _write_back(ctx, answers)
             orphans = [r.orphan for r in written if r.orphan]
             list(pool.map(lambda handle: _cancel_orphan(ctx, handle), orphans))
@@ -191,12 +197,15 @@ def _to_submitting(
     ]
 
 
-def _call(ctx: WorkerContext, claim: Claim) -> Answer:
+def _call(ctx: WorkerContext, claim: Claim, estimate: RunTimeEstimate | None) -> Answer:
+    webhook = ctx.limits.webhook_url
     try:
-        handle = ctx.client.submit(claim.model, claim.input, start_timeout=ctx.limits.start_timeout)
+        handle = ctx.client.submit(
+            claim.model, claim.input, start_timeout=ctx.limits.start_timeout, webhook_url=webhook
+        )
     except Exception as exc:  # classified by record_answer, in the write-back
         return Answer(claim, exc, ctx.clock())
-    return Answer(claim, handle, ctx.clock())
+    return Answer(claim, handle, ctx.clock(), webhook=webhook is not None, estimate=estimate)
 
 
 def _write_back(ctx: WorkerContext, answers: list[Answer]) -> list[Recorded]:

@@ -25,7 +25,7 @@ from models.state import record_event, transition
 from models.status import GenerationStatus
 from models.tables import GENERATIONS, Generation
 from models.vocabulary import ErrorType, EventKind
-from worker.backoff import next_error_delay, next_poll_delay
+from worker.backoff import RunTimeEstimate, next_error_delay, next_poll_delay, safety_net_delay
 from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
 from worker.upstream import SubmitAmbiguous, SubmitHandle, UpstreamRejected, UpstreamTransient
@@ -61,6 +61,10 @@ class Answer:
     claim: Claim
     outcome: SubmitHandle | Exception
     at: datetime
+    webhook: bool = False
+    """The submit carried ``?fal_webhook=``: the job expects fal's webhook."""
+    estimate: RunTimeEstimate | None = None
+    """The model's run times, when the job expects a webhook (its first poll waits for them)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def record_answer(ctx: WorkerContext, session: Session, answer: Answer) -> Recor
     """Branch on what the call returned or raised, as UPSTREAM.md classifies submits."""
     claim, outcome, now = answer.claim, answer.outcome, answer.at
     if isinstance(outcome, SubmitHandle):
-        return _accepted(ctx, session, claim, outcome, now=now)
+        return _accepted(ctx, session, answer, outcome, now=now)
     if isinstance(outcome, UpstreamRejected):
         return _fail(session, claim, from_upstream(ErrorType.UPSTREAM_REJECTED, outcome), now=now)
     if isinstance(outcome, SubmitAmbiguous):
@@ -100,16 +104,22 @@ def record_answer(ctx: WorkerContext, session: Session, answer: Answer) -> Recor
 
 
 def _accepted(
-    ctx: WorkerContext, session: Session, claim: Claim, handle: SubmitHandle, *, now: datetime
+    ctx: WorkerContext, session: Session, answer: Answer, handle: SubmitHandle, *, now: datetime
 ) -> Recorded:
-    delay = next_poll_delay(
-        attempt=0,
-        state=GenerationStatus.QUEUED,
-        queue_position=handle.queue_position,
-        age=0.0,
-        policy=ctx.policy,
-        rand=ctx.rand(),
-    )
+    claim = answer.claim
+    if answer.webhook:
+        delay = safety_net_delay(
+            age=0.0, policy=ctx.policy, rand=ctx.rand(), estimate=answer.estimate
+        )
+    else:
+        delay = next_poll_delay(
+            attempt=0,
+            state=GenerationStatus.QUEUED,
+            queue_position=handle.queue_position,
+            age=0.0,
+            policy=ctx.policy,
+            rand=ctx.rand(),
+        )
     won = transition(
         session,
         claim.id,
@@ -128,10 +138,15 @@ def _accepted(
             "lease_token": None,
             "lease_until": None,
             "error": None,
+            "expects_webhook": answer.webhook,
         },
         event_kind=EventKind.SUBMITTED,
         queue_position=handle.queue_position,
-        detail={"request_id": handle.request_id, "attempt": claim.attempts},
+        detail={
+            "request_id": handle.request_id,
+            "attempt": claim.attempts,
+            **({"webhook": True} if answer.webhook else {}),
+        },
     )
     if won:
         log.info("generation %s submitted as upstream %s", claim.id, handle.request_id)
