@@ -137,6 +137,7 @@ class Stack:
         with_api: bool = False,
         with_flower: bool = False,
         supervise: bool = False,
+        upstream_webhooks: bool = False,
     ) -> None:
         self.supervise = supervise
         self._supervisor: threading.Thread | None = None
@@ -168,6 +169,7 @@ class Stack:
             "GENQUEUE_ERROR_MAX_DELAY": "2",
             "GENQUEUE_UPSTREAM_READ_TIMEOUT": "2",
             "GENQUEUE_UPSTREAM_CONNECT_TIMEOUT": "2",
+            **self._webhook_env(upstream_webhooks),
             **extra_env,
         }
         py = sys.executable
@@ -266,6 +268,16 @@ class Stack:
             self.dir,
         )
         self.sim = SimAdmin(self.sim_url)
+
+    def _webhook_env(self, on: bool) -> dict[str, str]:
+        """fal's webhooks, played by the simulator, to this stack's API (which must run)."""
+        if not on:
+            return {}
+        self.with_api = True
+        return {
+            "GENQUEUE_UPSTREAM_WEBHOOK_URL": f"{self.api_url}/webhooks/fal",
+            "GENQUEUE_FAL_JWKS_URL": f"{self.sim_url}/.well-known/jwks.json",
+        }
 
     @property
     def processes(self) -> list[Process]:
