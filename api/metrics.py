@@ -34,6 +34,8 @@ from models.status import GenerationStatus
 from models.tables import Generation
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+TERMINAL_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+"""The worker's buckets for the same series."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "other"
 UNMATCHED = "unmatched"
@@ -149,6 +151,15 @@ def install_metrics(app: FastAPI, state: AppState) -> None:
         registry=registry,
     )
     state.count_webhook = lambda outcome: webhooks.labels(outcome).inc()
+    to_terminal = Histogram(
+        "genqueue_time_to_terminal_seconds",
+        "Seconds from a generation's creation to its terminal status, for the jobs a fal "
+        "webhook ended (the worker's series has the ones its polls ended)",
+        ["status"],
+        buckets=TERMINAL_BUCKETS,
+        registry=registry,
+    )
+    state.observe_terminal = lambda status, s: to_terminal.labels(status).observe(max(0.0, s))
     app.add_middleware(RequestMetrics, requests=requests, latency=latency)
     exposed = registry
     if os.environ.get(MULTIPROC_ENV):

@@ -81,6 +81,8 @@ class AppState:
         )
         self.count_webhook: Callable[[str], None] = lambda outcome: None
         """Counts one upstream webhook by outcome (``api.metrics`` wires it)."""
+        self.observe_terminal: Callable[[str, float], None] = lambda status, seconds: None
+        """A webhook ended a job: its status and seconds since creation (``api.metrics``)."""
 
     @property
     def engine(self) -> Engine:

@@ -28,6 +28,12 @@ class Scale:
     b2_falclient_threads: int = 20
     b2_falclient_run_time: float = 60.0
 
+    b4_jobs: int = 5000
+    b4_drop: float = 0.3
+    """Share of webhooks the simulator drops in B4's last phase."""
+    b4_safety_net: tuple[float, float] | None = None
+    """(``webhook_poll_margin``, ``webhook_poll_interval``); None: the settings' defaults."""
+
     b3_levels: tuple[int, ...] = (50, 200)
     b3_seconds: float = 10.0
     b3_warmup: float = 2.0
@@ -55,6 +61,7 @@ QUICK = Scale(
     b2_naive_run_time=5.0,
     b2_falclient_threads=10,
     b2_falclient_run_time=15.0,
+    b4_jobs=1000,
     b3_seconds=4.0,
     b3_warmup=1.0,
     phase_timeout=300.0,
@@ -74,6 +81,8 @@ TOY = Scale(
     b2_naive_interval=0.1,
     b2_falclient_threads=4,
     b2_falclient_run_time=0.5,
+    b4_jobs=20,
+    b4_safety_net=(0.5, 1.0),
     b3_levels=(4, 8),
     b3_seconds=0.5,
     b3_warmup=0.2,

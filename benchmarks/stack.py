@@ -79,6 +79,7 @@ class Stack:
             "GENQUEUE_UPSTREAM_URL": self.sim_url,
             "GENQUEUE_UPSTREAM_KEY": SIM_KEY,
             "GENQUEUE_UPSTREAM_AUTH_SCHEME": "Key",
+            "GENQUEUE_FAL_JWKS_URL": f"{self.sim_url}/.well-known/jwks.json",
             **worker.env(),
         }
         self.simulator = self._proc(
@@ -127,8 +128,19 @@ class Stack:
             what=f"the API\n{self.api.tail()}",
         )
 
-    def start_workers(self) -> None:
-        """The genqueue worker and beat; returns once the worker answers a ping."""
+    def start_workers(
+        self, *, webhooks: bool = False, safety_net: tuple[float, float] | None = None
+    ) -> None:
+        """The genqueue worker and beat; returns once the worker answers a ping. With
+        ``webhooks`` every submit asks for fal's webhook (to this stack's API); ``safety_net``
+        is (margin, interval) of the polls of such jobs."""
+        env = dict(self.env)
+        if webhooks:
+            env["GENQUEUE_UPSTREAM_WEBHOOK_URL"] = f"{self.api_url}/webhooks/fal"
+        if safety_net is not None:
+            env["GENQUEUE_WEBHOOK_POLL_MARGIN"] = str(safety_net[0])
+            env["GENQUEUE_WEBHOOK_POLL_INTERVAL"] = str(safety_net[1])
+        self.worker.env = env
         self.worker.start()
         self._wait_worker(self.worker)
         self.beat.start()

@@ -226,6 +226,9 @@ def _child_env(settings: Settings, data: DataDir, plan: Plan) -> dict[str, str]:
         env["GENQUEUE_BROKER_URL"] = embedded_redis.redis_url(plan.redis_dir)
     if plan.simulator_url:
         env["GENQUEUE_UPSTREAM_URL"] = plan.simulator_url
+        # The simulator plays fal's webhooks too: to this API, signed with its own key.
+        env.setdefault("GENQUEUE_UPSTREAM_WEBHOOK_URL", f"{plan.api_url}/webhooks/fal")
+        env.setdefault("GENQUEUE_FAL_JWKS_URL", f"{plan.simulator_url}/.well-known/jwks.json")
     return env
 
 

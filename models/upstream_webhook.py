@@ -60,7 +60,19 @@ class FalWebhook:
     payload_error: str | None
 
 
-def settle_from_webhook(session: Session, hook: FalWebhook, *, now: datetime) -> WebhookOutcome:
+@dataclass(frozen=True)
+class Settled:
+    outcome: WebhookOutcome
+    created_at: datetime | None
+    """The job's creation, when the webhook found one."""
+
+    @property
+    def ended(self) -> bool:
+        """The webhook moved the job into a terminal status."""
+        return self.outcome in TERMINAL_OUTCOMES
+
+
+def settle_from_webhook(session: Session, hook: FalWebhook, *, now: datetime) -> Settled:
     """Apply ``hook`` in the caller's transaction; what it did."""
     row = session.execute(
         select(
@@ -69,13 +81,14 @@ def settle_from_webhook(session: Session, hook: FalWebhook, *, now: datetime) ->
             Generation.submitted_at,
             Generation.cancel_requested_at,
             Generation.deadline_at,
+            Generation.created_at,
         )
         .where(Generation.upstream_request_id == hook.request_id)
         .order_by(Generation.created_at.desc())
         .limit(1)
     ).one_or_none()
     if row is None:
-        return WebhookOutcome.UNKNOWN_REQUEST
+        return Settled(WebhookOutcome.UNKNOWN_REQUEST, None)
     gen_id, status = row.id, GenerationStatus(row.status)
     if status in TERMINAL:
         outcome = WebhookOutcome.ALREADY_ENDED
@@ -92,7 +105,12 @@ def settle_from_webhook(session: Session, hook: FalWebhook, *, now: datetime) ->
     if hook.payload_error:
         detail["payload_error"] = hook.payload_error
     record_event(session, gen_id, kind=EventKind.UPSTREAM_WEBHOOK, now=now, detail=detail)
-    return outcome
+    return Settled(outcome, row.created_at)
+
+
+TERMINAL_OUTCOMES = frozenset(
+    {WebhookOutcome.COMPLETED, WebhookOutcome.FAILED, WebhookOutcome.CANCELLED}
+)
 
 
 def _ended(outcome: WebhookOutcome, won: bool) -> WebhookOutcome:

@@ -50,9 +50,13 @@ def receive(state: AppState, headers: Mapping[str, str], body: bytes) -> JSONRes
         state.count_webhook(f"refused_{refused.reason}")
         log.warning("fal webhook refused (%d): %s", refused.status_code, refused.detail)
         raise
+    now = state.clock()
     with state.sessions.begin() as session:
-        outcome = settle_from_webhook(session, hook, now=state.clock())
+        settled = settle_from_webhook(session, hook, now=now)
+    outcome = settled.outcome
     state.count_webhook(outcome.value)
+    if settled.ended and settled.created_at is not None:
+        state.observe_terminal(outcome.value, (now - settled.created_at).total_seconds())
     if outcome is WebhookOutcome.UNKNOWN_REQUEST:
         log.info("fal webhook for unknown request %s ignored", request_id)
     return JSONResponse({"outcome": outcome.value})
