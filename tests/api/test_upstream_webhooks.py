@@ -218,6 +218,9 @@ def test_a_verified_ok_completes_the_job_once(
     assert (again.status_code, again.json()) == (200, {"outcome": "already_ended"})
     gen = _row(pg_sessions, gen_id)
     assert (gen.status, gen.result, gen.completed_at) == ("completed", RESULT, completed_at)
+    metrics = hooks.get("/metrics").text  # the webhook ended it once: counted once
+    assert 'genqueue_time_to_terminal_seconds_count{status="completed"} 1.0' in metrics
+    assert 'genqueue_upstream_webhooks_total{outcome="already_ended"} 1.0' in metrics
     kinds = [(e.kind, (e.detail or {}).get("outcome")) for e in gen.events]
     assert kinds[-3:] == [
         ("completed", None),
