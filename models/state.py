@@ -60,6 +60,18 @@ def log_events(
         log_event(generation_id, kind, status, None, None)
 
 
+def event_row(
+    generation_id: uuid.UUID,
+    *,
+    kind: EventKind,
+    now: datetime,
+    status: GenerationStatus | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An event row for a Core ``insert(EVENTS)`` of the caller's own (logged now)."""
+    return _event(generation_id, kind, now, status, None, detail)
+
+
 def _event(
     generation_id: uuid.UUID,
     kind: EventKind,

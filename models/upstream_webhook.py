@@ -19,15 +19,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Float, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from models.errors import error_record
-from models.state import record_event, transition, update_where
+from models.state import event_row, record_event, transition, update_where
 from models.status import ACTIVE, TERMINAL, GenerationStatus
-from models.tables import Generation
+from models.tables import EVENTS, GENERATIONS, Generation
+from models.types import UTCDateTime
 from models.vocabulary import ErrorType, EventKind
 
+TOO_LATE = "cancel came too late: upstream finished the job"
 CANCELLED_TYPES = frozenset({"client_cancelled", "client_disconnected"})
 _STATUS_CODE = re.compile(r"status code:?\s*(\d{3})", re.IGNORECASE)
 
@@ -74,6 +76,10 @@ class Settled:
 
 def settle_from_webhook(session: Session, hook: FalWebhook, *, now: datetime) -> Settled:
     """Apply ``hook`` in the caller's transaction; what it did."""
+    if hook.status == "OK" and hook.payload is not None and not hook.payload_error:
+        settled = _complete_at_once(session, hook, now=now)
+        if settled is not None:
+            return settled
     row = session.execute(
         select(
             Generation.id,
@@ -128,6 +134,57 @@ def _terminal_values(now: datetime) -> dict[str, Any]:
     }
 
 
+def _complete_at_once(session: Session, hook: FalWebhook, *, now: datetime) -> Settled | None:
+    """The common case, a success for a job still upstream, in two statements: the
+    compare-and-set ``UPDATE … RETURNING`` and one insert of its two events. None when the
+    compare-and-set found no active job (the caller then finds out why)."""
+    won = session.execute(
+        update(GENERATIONS)
+        .where(
+            GENERATIONS.c.upstream_request_id == hook.request_id,
+            GENERATIONS.c.status.in_([s.value for s in ACTIVE]),
+        )
+        .values(
+            status=GenerationStatus.COMPLETED.value,
+            updated_at=now,
+            result=hook.payload,
+            error=None,
+            run_seconds=_seconds_since_submit(session, now),
+            **_terminal_values(now),
+        )
+        .returning(GENERATIONS.c.id, GENERATIONS.c.created_at, GENERATIONS.c.cancel_requested_at)
+    ).all()
+    if not won:
+        return None
+    rows = []
+    for gen_id, _, cancel_requested_at in won:
+        detail: dict[str, Any] = {"via": "webhook"}
+        if cancel_requested_at:
+            detail.update(cancel_requested=True, note=TOO_LATE)
+        completed = GenerationStatus.COMPLETED
+        rows.append(
+            event_row(gen_id, kind=EventKind.COMPLETED, now=now, status=completed, detail=detail)
+        )
+        rows.append(
+            event_row(
+                gen_id,
+                kind=EventKind.UPSTREAM_WEBHOOK,
+                now=now,
+                detail={"request_id": hook.request_id, "status": "OK", "outcome": "completed"},
+            )
+        )
+    session.execute(insert(EVENTS), rows)
+    return Settled(WebhookOutcome.COMPLETED, won[0].created_at)
+
+
+def _seconds_since_submit(session: Session, now: datetime) -> ColumnElement[float]:
+    """``now - submitted_at`` in seconds, computed by the database in the UPDATE."""
+    at = literal(now, UTCDateTime())
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.extract("epoch", at - GENERATIONS.c.submitted_at), Float)
+    return (func.julianday(at) - func.julianday(GENERATIONS.c.submitted_at)) * 86400.0
+
+
 def _fetch_now(session: Session, gen_id: uuid.UUID, *, now: datetime) -> WebhookOutcome:
     won = update_where(session, gen_id, now=now, statuses=ACTIVE, values={"next_poll_at": now})
     return WebhookOutcome.FETCH if won else WebhookOutcome.ALREADY_ENDED
@@ -143,7 +200,7 @@ def _complete(
 ) -> WebhookOutcome:
     detail: dict[str, Any] = {"via": "webhook"}
     if cancel_requested_at:
-        detail.update(cancel_requested=True, note="cancel came too late: upstream finished the job")
+        detail.update(cancel_requested=True, note=TOO_LATE)
     run_seconds = (now - submitted_at).total_seconds() if submitted_at else None
     won = transition(
         session,
