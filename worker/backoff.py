@@ -99,16 +99,19 @@ def safety_net_delay(
 
     The webhook settles it; polls only find a webhook that was lost. The first comes at the
     likely finish plus a margin (``p90 + webhook_margin``; ``webhook_interval`` without enough
-    history), the next ones every ``webhook_interval``. A lost webhook is therefore found at
-    most ``max(p90 + webhook_margin, webhook_interval × (1 + jitter))`` after the job ended.
+    history), the next ones every ``webhook_interval``. Jitter only ever delays, and the first
+    check's only by a share of the margin, so a lost webhook is found at most
+    ``max(p90 + webhook_margin × (1 + jitter), webhook_interval × (1 + jitter))`` after submit,
+    or ``webhook_interval × (1 + jitter)`` after the job ended if that is later.
     """
     if estimate is not None and estimate.samples >= policy.min_samples:
-        first = estimate.p90 + policy.webhook_margin
+        first, spread = estimate.p90 + policy.webhook_margin, policy.webhook_margin
     else:
-        first = policy.webhook_interval
+        first, spread = policy.webhook_interval, policy.webhook_interval
     if age < first:
-        # never earlier than planned: jitter only spreads the checks later
-        return max(policy.min_delay, (first - age) * (1.0 + policy.jitter * rand))
+        # never earlier than planned: the jitter spreads the checks later, by a share of the
+        # margin (not of the whole wait, which would push a 60 s model's check 15 s further)
+        return max(policy.min_delay, first - age + spread * policy.jitter * rand)
     return _jittered(policy.webhook_interval, policy, rand)
 
 

@@ -151,3 +151,6 @@ def test_safety_net_jitter_only_ever_delays() -> None:
     assert low == 60.0
     assert 60.0 < high <= 72.0
     assert safety_net_delay(age=59.9, policy=policy, rand=0.0) == 0.5  # min_delay floor
+    learned = RunTimeEstimate(p10=50.0, p50=60.0, p90=70.0, samples=20)
+    late = safety_net_delay(age=0.0, policy=policy, rand=0.999, estimate=learned)
+    assert 85.0 < late <= 88.0  # p90 + margin, plus at most a fifth of the margin
