@@ -25,6 +25,8 @@ from simulator.webhooks import WebhookSender
 
 Clock = Callable[[], float]
 OPS = ("submit", "status", "result", "cancel")
+KEY_FILE = "webhook-key.pem"
+"""With a store: the webhook signing key, beside the jobs, so a restart keeps it."""
 #: (url, payload, copies) of a webhook due for delivery.
 WebhookDelivery = tuple[str, dict[str, Any], int]
 
@@ -53,7 +55,10 @@ class Simulator:
         self._lock = threading.Lock()
         self._images = ImageCache()
         self._outbox: list[WebhookDelivery] = []
-        self._webhooks = WebhookSender(self.take_webhooks, config=lambda: self._config)
+        signer = WebhookSigner(key_file=store.directory / KEY_FILE if store is not None else None)
+        self._webhooks = WebhookSender(
+            self.take_webhooks, config=lambda: self._config, signer=signer
+        )
         self._store = store
         self._dirty: dict[str, Job] = {}
         self._reset_state()

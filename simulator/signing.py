@@ -8,12 +8,19 @@ Ed25519``, ``x`` base64url) at ``/.well-known/jwks.json``. The ED25519 maths is 
 
 import base64
 import hashlib
+import os
 import threading
-import uuid
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 REQUEST_ID = "X-Fal-Webhook-Request-Id"
 USER_ID = "X-Fal-Webhook-User-Id"
@@ -34,22 +41,51 @@ def jwk_of(key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA"}
 
 
+def kid_of(key: Ed25519PrivateKey) -> str:
+    """A key id that follows from the public key, so a key read back keeps its id."""
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
 class WebhookSigner:
     """The key pair the simulator signs its webhooks with. ``rotate`` replaces it (the JWKS
-    then lists the new key only, as after a rotation whose old key was withdrawn)."""
+    then lists the new key only, as after a rotation whose old key was withdrawn).
 
-    def __init__(self, user_id: str = "simulator-user") -> None:
+    With a ``key_file`` (the simulator's state dir) the key is read from it, or made and
+    written there (PEM, mode 0600), so a restarted simulator signs with the key its receivers
+    already hold instead of making them refetch its JWKS."""
+
+    def __init__(self, user_id: str = "simulator-user", *, key_file: Path | None = None) -> None:
         self.user_id = user_id
         self._lock = threading.Lock()
-        self._key = Ed25519PrivateKey.generate()
-        self._kid = uuid.uuid4().hex[:16]
+        self._key_file = key_file
+        if key_file is not None and key_file.exists():
+            loaded = load_pem_private_key(key_file.read_bytes(), password=None)
+            if not isinstance(loaded, Ed25519PrivateKey):
+                raise ValueError(f"{key_file} does not hold an ED25519 private key")
+            self._key = loaded
+        else:
+            self._key = Ed25519PrivateKey.generate()
+            self._save()
+        self._kid = kid_of(self._key)
 
     def rotate(self) -> str:
         """A new key; returns its ``kid``."""
         with self._lock:
             self._key = Ed25519PrivateKey.generate()
-            self._kid = uuid.uuid4().hex[:16]
+            self._kid = kid_of(self._key)
+            self._save()
             return self._kid
+
+    def _save(self) -> None:
+        if self._key_file is None:
+            return
+        pem = self._key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        partial = self._key_file.with_suffix(".tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+        os.replace(partial, self._key_file)
 
     def jwks(self) -> dict[str, Any]:
         with self._lock:

@@ -38,6 +38,7 @@ class JobStore:
 
     def __init__(self, directory: Path, *, keep_seconds: float = KEEP_SECONDS) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
         self.path = directory / FILE_NAME
         self.keep_seconds = keep_seconds
         self._lock = threading.Lock()

@@ -175,3 +175,30 @@ def test_the_cli_keeps_its_jobs_in_the_state_dir(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+
+
+def test_the_webhook_signing_key_survives_a_restart(tmp_path: Path) -> None:
+    first = Run(tmp_path, WALL)
+    jwks = first.sim.jwks()
+    first.sim.close()
+    key_file = tmp_path / "webhook-key.pem"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    second = Run(tmp_path, WALL + 60)
+    assert second.sim.jwks() == jwks  # receivers that cached the JWKS still verify
+    kid = second.sim.rotate_webhook_key()
+    second.sim.close()
+    third = Run(tmp_path, WALL + 120)
+    rotated = third.sim.jwks()
+    third.sim.close()
+    assert rotated is not None
+    assert [k["kid"] for k in rotated["keys"]] == [kid]
+    assert rotated != jwks
+
+
+def test_without_a_store_each_simulator_has_its_own_key() -> None:
+    one, two = Simulator(SimulatorConfig()), Simulator(SimulatorConfig())
+    try:
+        assert one.jwks() != two.jwks()
+    finally:
+        one.close()
+        two.close()
