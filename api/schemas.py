@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from api.fal.registry import SEED_EXAMPLE, SUPPORTED
+from models.destinations import MAX_URL_LENGTH
 from models.status import GenerationStatus
 
 
@@ -69,7 +70,9 @@ class GenerationCreate(BaseModel):
     input: dict[str, Any]
     webhook_url: str | None = Field(
         None,
-        description="http(s) URL the outcome is POSTed to",
+        max_length=MAX_URL_LENGTH,
+        description="http(s) URL POSTed a signed message when the generation ends: no "
+        "userinfo, a public address unless the operator allows private ones",
         json_schema_extra={"pattern": "^https?://"},
     )
 

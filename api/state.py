@@ -19,6 +19,7 @@ from api.intake import Intake, IntakeLimits
 from api.proxies import TrustedProxies
 from api.publisher import Publisher
 from models.db import make_engine, make_session_factory, normalize_url
+from models.destinations import AddressPolicy
 from models.settings import Settings
 from models.types import utcnow
 
@@ -71,6 +72,8 @@ class AppState:
             interval=settings.stream_poll_interval,
             max_per_key=settings.stream_max_per_key,
         )
+        self.webhook_policy = AddressPolicy.from_settings(settings)
+        """Where client webhooks may go: checked at create (the worker checks at connect)."""
         self.auth = Authenticator(
             sessions=lambda: self.sessions, ttl=settings.api_key_cache_seconds
         )

@@ -17,6 +17,7 @@ from api.errors import ApiError, invalid
 from api.intake import Accepted
 from api.lookups import queue_position
 from api.state import AppState
+from models.destinations import MAX_URL_LENGTH, AddressPolicy, RefusedDestination
 from models.generations import NewGeneration
 from models.tables import Generation
 
@@ -66,14 +67,23 @@ WEBHOOK_URL_PATTERN = "^https?://"
 """What the OpenAPI document says of a webhook URL (:func:`check_webhook_url` checks more)."""
 
 
-def check_webhook_url(url: str | None, loc: list[str | int]) -> str | None:
-    """A webhook URL is storable text with an http(s) scheme; ``loc`` names where it came from."""
+def check_webhook_url(url: str | None, loc: list[str | int], policy: AddressPolicy) -> str | None:
+    """A webhook URL is storable text the address policy accepts (``models/destinations.py``:
+    parses, http(s), no userinfo, at most 2048 characters, no refused literal address); ``loc``
+    names where it came from. A name is resolved at delivery, not here."""
     if url is None:
         return None
     if not storable_text(url):
         raise unstorable_text(loc)
     if not url.startswith(("http://", "https://")):
         raise invalid(loc, "URL scheme should be 'http' or 'https'", type="url_scheme", input=url)
+    try:
+        policy.check(url)
+    except RefusedDestination as exc:
+        shown = url if len(url) <= MAX_URL_LENGTH else url[:100] + "…"
+        raise invalid(
+            loc, f"Webhook URL refused: {exc.reason}", type="webhook_url", input=shown
+        ) from None
     return url
 
 

@@ -92,6 +92,9 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
     if flower_problem:
         raise CliError(flower_problem, code=EXIT_INVALID)
     os.umask(PRIVATE_UMASK)
+    if "GENQUEUE_WEBHOOK_ALLOW_PRIVATE" not in os.environ:
+        # One machine, receivers on it: client webhooks may go to any address (the banner says).
+        settings = settings.model_copy(update={"webhook_allow_private": True})
     data = DataDir(settings.data_dir.expanduser().resolve())
     data.make_private()
     with data.locked():
@@ -219,6 +222,7 @@ def _child_env(settings: Settings, data: DataDir, plan: Plan) -> dict[str, str]:
             "GENQUEUE_WORKER_METRICS_PORT": str(plan.metrics_port),
             "GENQUEUE_WORKER_METRICS_HOST": "127.0.0.1",
             "GENQUEUE_FLOWER_USER": settings.flower_user,
+            "GENQUEUE_WEBHOOK_ALLOW_PRIVATE": str(settings.webhook_allow_private).lower(),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -355,6 +359,7 @@ def _banner(
         ("Metrics", f"{api_metrics_url(settings, plan)}   worker: {plan.metrics_url}"),
         ("Dev key", dev_key),
         ("Upstream", upstream),
+        ("Webhooks", _webhook_policy(settings)),
         ("Database", display_url(settings.database_url)),
         ("Data", f"{data.root}   (logs in {data.logs})"),
     ]
@@ -367,6 +372,12 @@ def _banner(
         soft_wrap=True,
     )
     console.print("  Ctrl-C stops everything.")
+
+
+def _webhook_policy(settings: Settings) -> str:
+    if settings.webhook_allow_private:
+        return "may go to any address, private ones too (GENQUEUE_WEBHOOK_ALLOW_PRIVATE=true)"
+    return "public addresses only (GENQUEUE_WEBHOOK_ALLOW_PRIVATE=false)"
 
 
 def _http_answers(url: str, auth: tuple[str, str] | None = None) -> Callable[[], bool]:

@@ -14,8 +14,8 @@ def delete_ended_before(
 ) -> int:
     """Delete up to ``limit`` generations that ended before ``cutoff`` and their events, oldest
     first, in the caller's transaction; return how many. A job whose client webhook is still
-    being tried (undelivered, fewer than ``webhook_attempts`` attempts) is kept until that
-    ends. Rows another transaction holds are skipped (PostgreSQL), not waited for."""
+    being tried (undelivered, not stopped, fewer than ``webhook_attempts`` attempts) is kept
+    until that ends. Rows another transaction holds are skipped (PostgreSQL), not waited for."""
     g = GENERATIONS.c
     ids = list(
         session.scalars(
@@ -26,6 +26,7 @@ def delete_ended_before(
                 or_(
                     g.webhook_url.is_(None),
                     g.webhook_delivered_at.is_not(None),
+                    g.webhook_stopped_at.is_not(None),
                     g.webhook_attempts >= webhook_attempts,
                 ),
             )

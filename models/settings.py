@@ -4,14 +4,18 @@ import ipaddress
 import os
 from dataclasses import field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_UPSTREAM_URL = "https://queue.fal.run"
 MIN_METRICS_TOKEN = 16
 DEFAULT_FAL_JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
+MIN_SECRET_KEY = 32
+"""Characters ``GENQUEUE_SECRET_KEY`` must have at least."""
+CommaList = Annotated[tuple[str, ...], NoDecode]
+"""A setting written ``a,b,c`` in the environment."""
 
 
 def default_data_dir() -> Path:
@@ -22,8 +26,11 @@ class Settings(BaseSettings):
     """Read once at each edge (app factory, Celery app, CLI) and passed on as values."""
 
     # An empty variable counts as unset (a blank ``GENQUEUE_X=`` line in ``.env``): it takes
-    # the default, and an empty ``GENQUEUE_UPSTREAM_KEY`` no longer hides ``FAL_KEY``.
-    model_config = SettingsConfigDict(env_prefix="GENQUEUE_", extra="ignore", env_ignore_empty=True)
+    # the default, and an empty ``GENQUEUE_UPSTREAM_KEY`` no longer hides ``FAL_KEY``. A refused
+    # secret must not be echoed in the error (hide_input_in_errors).
+    model_config = SettingsConfigDict(
+        env_prefix="GENQUEUE_", extra="ignore", env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = ""
@@ -90,13 +97,27 @@ class Settings(BaseSettings):
     )
 
     webhook_timeout: float = Field(
-        5.0, gt=0, description="client webhook: seconds to connect, to send, to get the answer"
+        15.0, gt=0, description="client webhook: seconds to connect, to send, to get the answer"
     )
     webhook_concurrency: int = Field(
         16, ge=1, description="client webhook deliveries in flight at once, all workers together"
     )
     webhook_per_destination: int = Field(
         4, ge=1, description="client webhook deliveries in flight to one scheme://host:port"
+    )
+    webhook_allow_private: bool = Field(
+        False, description="client webhooks may go to any address (development; `genqueue up`)"
+    )
+    webhook_allowed_hosts: CommaList = Field(
+        (), description="hosts (`a.example`, `*.corp.example`) webhooks may reach at any address"
+    )
+    webhook_allowed_networks: CommaList = Field(
+        (), description="CIDRs webhooks may reach even where private (`10.1.0.0/16,fd00::/8`)"
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description=f"encrypts the webhook signing secrets (>= {MIN_SECRET_KEY} characters); "
+        "unset: a key file in the data dir",
     )
 
     public_url: str | None = Field(
@@ -170,6 +191,27 @@ class Settings(BaseSettings):
                     ipaddress.ip_network(entry, strict=False)
                 except ValueError:
                     raise ValueError(f"not an IP address or network: {entry!r}") from None
+        return value
+
+    @field_validator("webhook_allowed_hosts", "webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ipaddress.ip_network(entry)  # ValueError names the entry
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY} characters")
         return value
 
     @model_validator(mode="after")

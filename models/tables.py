@@ -125,6 +125,9 @@ class Generation(Base):
     per-destination cap on deliveries in flight counts by."""
     webhook_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """A delivery attempt is in flight until then (a worker that dies mid-attempt costs this)."""
+    webhook_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """No more attempts although none got a 2xx: the destination is refused by the address
+    policy, the receiver answered 410 Gone, or the retries ran out."""
 
     events: Mapped[list["GenerationEvent"]] = relationship(
         back_populates="generation", order_by="GenerationEvent.id", passive_deletes=True

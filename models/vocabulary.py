@@ -48,6 +48,11 @@ class EventKind(StrEnum):
     """A webhook attempt failed; it is tried again later."""
     WEBHOOK_ABANDONED = "webhook_abandoned"
     """The last webhook attempt failed; no more are made."""
+    WEBHOOK_BLOCKED = "webhook_blocked"
+    """The webhook's destination is refused by the address policy: nothing was sent, and no
+    more attempts are made."""
+    WEBHOOK_GONE = "webhook_gone"
+    """The receiver answered 410 Gone: no more attempts are made."""
 
 
 class ErrorType(StrEnum):

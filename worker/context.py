@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.settings import Settings, from_setting, setting_values
 from models.types import utcnow
 from worker.backoff import BackoffPolicy
+from worker.lifecycle.webhook_http import Sender
 from worker.upstream import UpstreamClient
 
 
@@ -80,5 +81,6 @@ class WorkerContext:
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
     observer: Observer = field(default_factory=Observer)
-    send_webhook: Callable[[str, dict[str, Any]], int] | None = None
-    """POSTs a client webhook (a client without the upstream key); None: no delivery."""
+    send_webhook: Sender | None = None
+    """POSTs a client webhook under the address policy (a client without the upstream key);
+    None: no delivery."""

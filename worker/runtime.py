@@ -9,11 +9,12 @@ from typing import Any
 from celery import Celery
 
 from models.db import make_engine, make_session_factory
+from models.destinations import AddressPolicy
 from models.settings import Settings
 from worker import metrics
 from worker.backoff import BackoffPolicy
 from worker.context import Limits, Observer, WorkerContext
-from worker.lifecycle.webhooks import http_client, http_sender
+from worker.lifecycle.webhook_http import WebhookHttp
 from worker.upstream import UpstreamClient
 
 _lock = threading.Lock()
@@ -48,7 +49,11 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
     def publish(task_name: str, args: Sequence[Any]) -> None:
         app.send_task(task_name, args=list(args))
 
-    webhook_http = http_client(settings.webhook_timeout, settings.webhook_concurrency)
+    webhook_http = WebhookHttp(
+        AddressPolicy.from_settings(settings),
+        timeout=settings.webhook_timeout,
+        max_connections=settings.webhook_concurrency,
+    )
     return WorkerContext(
         sessions=make_session_factory(engine),
         client=client,
@@ -56,7 +61,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         policy=BackoffPolicy.from_settings(settings),
         limits=Limits.from_settings(settings),
         observer=MetricsObserver(),
-        send_webhook=http_sender(webhook_http),
+        send_webhook=webhook_http.send,
     )
 
 

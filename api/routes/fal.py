@@ -35,6 +35,7 @@ from api.publisher import publish_after_commit
 from api.state import CallerDep, SessionDep, StateDep, authenticate
 from api.submission import WEBHOOK_URL_PATTERN, IdempotencyKey, check_webhook_url, submit
 from models import tasknames
+from models.destinations import MAX_URL_LENGTH
 from models.endpoint_id import app_id
 from models.generations import CancelRequestOutcome, request_cancel
 from models.status import TERMINAL, GenerationStatus
@@ -55,13 +56,16 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
         fal_webhook: Annotated[
             str | None,
             Query(
-                description="http(s) URL the outcome is POSTed to (fal's webhook query)",
+                max_length=MAX_URL_LENGTH,
+                description="http(s) URL POSTed a signed message when the request ends (fal's "
+                "webhook query): no userinfo, a public address unless the operator allows "
+                "private ones",
                 json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
             ),
         ] = None,
     ) -> JSONResponse:
         input = validate_input(spec, body, loc=["body"])
-        webhook = check_webhook_url(fal_webhook, ["query", "fal_webhook"])
+        webhook = check_webhook_url(fal_webhook, ["query", "fal_webhook"], state.webhook_policy)
         done = await submit(
             state,
             caller,

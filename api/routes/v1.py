@@ -34,6 +34,7 @@ from api.submission import (
 )
 from api.views import new_detail, to_detail, to_public
 from models import tasknames
+from models.destinations import AddressPolicy
 from models.generations import CancelRequestOutcome, request_cancel
 from models.status import GenerationStatus
 from models.tables import Generation
@@ -47,7 +48,7 @@ def _detail(session: Session, gen: Generation) -> GenerationDetail:
     return to_detail(gen, events_of(session, gen.id))
 
 
-def _parse_create(body: Any) -> tuple[GenerationCreate, dict[str, Any]]:
+def _parse_create(body: Any, policy: AddressPolicy) -> tuple[GenerationCreate, dict[str, Any]]:
     try:
         create = GenerationCreate.model_validate(body, strict=True)
     except ValidationError as exc:
@@ -61,7 +62,7 @@ def _parse_create(body: Any) -> tuple[GenerationCreate, dict[str, Any]]:
             input=create.model,
             ctx={"expected": list(SUPPORTED)},
         )
-    check_webhook_url(create.webhook_url, ["body", "webhook_url"])
+    check_webhook_url(create.webhook_url, ["body", "webhook_url"], policy)
     return create, validate_input(spec, create.input, loc=["body", "input"])
 
 
@@ -82,7 +83,7 @@ async def create_generation_route(
     state: StateDep,
     idempotency_key: IdempotencyKey = None,
 ) -> GenerationDetail:
-    create, input = _parse_create(body)
+    create, input = _parse_create(body, state.webhook_policy)
     done = await submit(
         state,
         caller,

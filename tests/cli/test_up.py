@@ -184,6 +184,7 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         assert up.banner_value("Flower") == up.flower_url
         dev_key = up.banner_value("Dev key")
         assert dev_key.startswith("gq_")
+        assert "(GENQUEUE_WEBHOOK_ALLOW_PRIVATE=true)" in up.text()  # receivers on this machine
 
         # The seed request through the CLI, waited for, its image saved and readable.
         out_dir = tmp_path / "images"

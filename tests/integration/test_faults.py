@@ -138,7 +138,9 @@ def test_a_receiver_that_never_answers_does_not_slow_anyones_polling(
             watched.publish(tasknames.CANCEL, str(gen_id))
         with pg_sessions.begin() as session:  # no more tries at the dead receiver
             session.execute(
-                update(Generation).where(Generation.id.in_(hooked)).values(webhook_attempts=10)
+                update(Generation)
+                .where(Generation.id.in_(hooked))
+                .values(webhook_stopped_at=datetime.now(UTC))
             )
         watched.wait(polled, timeout=60)
 

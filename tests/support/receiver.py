@@ -14,7 +14,11 @@ from typing import Any
 class Receiver:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
-        self.answers: list[int] = []  # status codes to answer with, in order; then 200
+        self.answers: list[int | tuple[int, dict[str, str]]] = []
+        """Status codes (with headers) to answer with, in order; then 200."""
+        self.connections = 0
+        """TCP connections accepted: 0 means not a byte reached this receiver."""
+        self.port = 0
         self.url = ""
 
 
@@ -26,17 +30,27 @@ def webhook_receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.received.append(
-                {"body": json.loads(body), "headers": dict(self.headers.items())}
+                {"body": json.loads(body), "raw": body, "headers": dict(self.headers.items())}
             )
-            self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
+            answer = receiver.answers.pop(0) if receiver.answers else 200
+            status, headers = answer if isinstance(answer, tuple) else (answer, {})
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    class Server(ThreadingHTTPServer):
+        def verify_request(self, request: Any, client_address: Any) -> bool:
+            receiver.connections += 1
+            return True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    receiver.port = int(server.server_address[1])
+    receiver.url = f"http://127.0.0.1:{receiver.port}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -170,6 +170,8 @@ class Stack:
             "GENQUEUE_UPSTREAM_READ_TIMEOUT": "2",
             "GENQUEUE_UPSTREAM_CONNECT_TIMEOUT": "2",
             **self._webhook_env(upstream_webhooks),
+            # The tests' webhook receivers listen on 127.0.0.1.
+            "GENQUEUE_WEBHOOK_ALLOW_PRIVATE": "true",
             **extra_env,
         }
         py = sys.executable

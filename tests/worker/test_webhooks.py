@@ -3,17 +3,21 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.destinations import AddressPolicy
 from models.status import GenerationStatus
 from models.tables import Generation
 from simulator import FaultRule
 from tests.support.receiver import webhook_receiver
 from tests.worker.lifecycle_support import KEY, drive, kinds, lifecycle_env, load, new_job
 from worker.context import WorkerContext
-from worker.lifecycle.webhooks import FIRST_DELAY, deliver_webhooks, http_sender
+from worker.lifecycle.webhook_http import WebhookHttp
+from worker.lifecycle.webhooks import FIRST_DELAY, deliver_webhooks
+
+PRIVATE_OK = AddressPolicy(allow_private=True)
+"""The receivers in these tests listen on 127.0.0.1."""
 
 
 def _with_webhook(ctx: WorkerContext, gen_id: uuid.UUID, url: str) -> None:
@@ -22,12 +26,16 @@ def _with_webhook(ctx: WorkerContext, gen_id: uuid.UUID, url: str) -> None:
 
 
 def test_completed_job_is_delivered_once(private_sessions: sessionmaker[Session]) -> None:
-    with lifecycle_env(private_sessions) as (ctx, _, rec), webhook_receiver() as hook:
+    with (
+        lifecycle_env(private_sessions) as (ctx, _, rec),
+        webhook_receiver() as hook,
+        WebhookHttp(PRIVATE_OK, timeout=5) as http,
+    ):
+        send = http.send
         gen_id = new_job(ctx)
         _with_webhook(ctx, gen_id, hook.url)
-        assert deliver_webhooks(ctx, http_sender(httpx.Client())) == {}  # not ended yet
+        assert deliver_webhooks(ctx, send) == {}  # not ended yet
         gen = drive(ctx, rec, gen_id)
-        send = http_sender(httpx.Client())
         assert deliver_webhooks(ctx, send) == {"delivered": 1}
         assert deliver_webhooks(ctx, send) == {}
         [call] = hook.received
@@ -45,7 +53,12 @@ def test_completed_job_is_delivered_once(private_sessions: sessionmaker[Session]
 def test_failed_job_reports_the_error_and_retries_are_spaced(
     private_sessions: sessionmaker[Session],
 ) -> None:
-    with lifecycle_env(private_sessions) as (ctx, srv, rec), webhook_receiver() as hook:
+    with (
+        lifecycle_env(private_sessions) as (ctx, srv, rec),
+        webhook_receiver() as hook,
+        WebhookHttp(PRIVATE_OK, timeout=5) as http,
+    ):
+        send = http.send
         srv.sim.add_fault(
             FaultRule(
                 op="any",
@@ -59,7 +72,6 @@ def test_failed_job_reports_the_error_and_retries_are_spaced(
         _with_webhook(ctx, gen_id, hook.url)
         drive(ctx, rec, gen_id)
         hook.answers = [500]
-        send = http_sender(httpx.Client())
         before = datetime.now(UTC)
         assert deliver_webhooks(ctx, send) == {"failed": 1}
         gen = load(ctx, gen_id)
@@ -90,11 +102,14 @@ def test_failed_job_reports_the_error_and_retries_are_spaced(
 def test_an_unreachable_receiver_is_abandoned_after_ten_tries(
     private_sessions: sessionmaker[Session],
 ) -> None:
-    with lifecycle_env(private_sessions) as (ctx, _, rec):
+    with (
+        lifecycle_env(private_sessions) as (ctx, _, rec),
+        WebhookHttp(PRIVATE_OK, timeout=2) as http,
+    ):
+        send = http.send
         gen_id = new_job(ctx)
         _with_webhook(ctx, gen_id, "http://127.0.0.1:9/hook")
         drive(ctx, rec, gen_id)
-        send = http_sender(httpx.Client(timeout=2))
         for _ in range(10):
             with ctx.sessions.begin() as session:
                 session.execute(

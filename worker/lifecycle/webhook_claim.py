@@ -116,6 +116,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
         g.status.in_([s.value for s in TERMINAL]),
         g.webhook_url.is_not(None),
         g.webhook_delivered_at.is_(None),
+        g.webhook_stopped_at.is_(None),
         g.webhook_attempts < MAX_ATTEMPTS,
         or_(g.webhook_next_at.is_(None), g.webhook_next_at <= now),
         or_(g.webhook_lease_until.is_(None), g.webhook_lease_until <= now),

@@ -5,15 +5,17 @@ Delivery is state, like everything else: a terminal row with a ``webhook_url`` a
 queue of its own (``genqueue.webhooks``), so deliveries never take a slot a poll needs. Each
 tick claims what may start now (``webhook_claim.py``: at most ``webhook_concurrency`` in flight
 in all and ``webhook_per_destination`` to one receiver), POSTs them at once, each bounded by
-``webhook_timeout``, and records every answer as an event. Any 2xx is success; anything else is
-retried with doubling delays (10 s … ~43 min, ten tries over about 85 minutes, as fal does),
-then abandoned with an event. Receivers must dedupe on ``request_id``: a worker that dies after
-the POST but before the commit delivers again.
+``webhook_timeout``, and records every answer as an event. Any 2xx is success; a destination
+the address policy refuses (``webhook_http.py``) is ``blocked``: nothing is sent and it is
+never tried again; anything else (an error of any kind included) is retried with doubling
+delays (10 s … ~43 min, ten tries over about 85 minutes, as fal does), then abandoned with an
+event. Receivers must dedupe on ``request_id``: a worker that dies after the POST but before
+the commit delivers again.
 """
 
+import json
 import logging
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,34 +28,11 @@ from models.tables import GENERATIONS, Generation
 from models.vocabulary import EventKind
 from worker.context import WorkerContext
 from worker.lifecycle.webhook_claim import MAX_ATTEMPTS, Due, claim
+from worker.lifecycle.webhook_http import Answer, Blocked, Message, Sender, describe
 
 log = logging.getLogger(__name__)
 FIRST_DELAY = 10.0
-
-Sender = Callable[[str, dict[str, Any]], int]
-"""POST a JSON payload to a URL, return the HTTP status (raise ``httpx.HTTPError`` on failure)."""
-
-
-def http_client(timeout: float, max_connections: int) -> httpx.Client:
-    """The deliveries' own HTTP client: every phase (connect, send, answer) within ``timeout``,
-    no redirects followed."""
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=max_connections),
-        headers={"User-Agent": "genqueue-webhook/0.1"},
-    )
-
-
-def http_sender(client: httpx.Client) -> Sender:
-    def send(url: str, payload: dict[str, Any]) -> int:
-        # Only the status is wanted: the answer's body is never read (nor waited for).
-        with client.stream(
-            "POST", url, json=payload, headers={"X-Genqueue-Event": "generation.ended"}
-        ) as response:
-            return response.status_code
-
-    return send
+EVENT_HEADER = {"X-Genqueue-Event": "generation.ended"}
 
 
 def deliver_webhooks(ctx: WorkerContext, send: Sender) -> dict[str, int]:
@@ -86,45 +65,70 @@ def payload_for(gen: Generation) -> dict[str, Any]:
     }
 
 
+def body_of(payload: dict[str, Any]) -> bytes:
+    """The bytes sent (and signed): compact JSON."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _deliver(ctx: WorkerContext, send: Sender, due: Due) -> str:
     attempt = due.attempts + 1
+    answer: Answer | None = None
+    problem: str | None
     try:
-        code: int | None = send(due.url, due.payload)
-        problem = None if code is not None and 200 <= code < 300 else f"HTTP {code}"
-    except Exception as exc:  # whatever the URL or the receiver did: recorded, retried
-        code, problem = None, f"{type(exc).__name__}: {exc}"[:300]
+        answer = send(Message(due.url, body_of(due.payload), dict(EVENT_HEADER)))
+    except Exception as exc:  # whatever the URL or the receiver did: recorded, never raised
+        problem, blocked = describe(exc), isinstance(exc, Blocked)
+        if not isinstance(exc, Blocked | httpx.HTTPError):
+            log.exception("webhook for %s: attempt %d could not be made", due.id, attempt)
+    else:
+        ok = 200 <= answer.status < 300
+        problem, blocked = (None if ok else f"HTTP {answer.status}"), False
+    outcome = _record(ctx, due, attempt, answer, problem, blocked=blocked)
+    if problem:
+        log.warning("webhook for %s: attempt %d %s: %s", due.id, attempt, outcome, problem)
+    return outcome
+
+
+def _record(
+    ctx: WorkerContext,
+    due: Due,
+    attempt: int,
+    answer: Answer | None,
+    problem: str | None,
+    *,
+    blocked: bool,
+) -> str:
+    """Record an attempt; return its outcome (delivered, failed, blocked, abandoned)."""
     now = ctx.clock()
+    values: dict[str, Any] = {"webhook_attempts": attempt, "webhook_lease_until": None}
+    if problem is None:
+        values["webhook_delivered_at"] = now
+        kind, outcome = EventKind.WEBHOOK_DELIVERED, "delivered"
+    elif blocked:
+        values["webhook_stopped_at"] = now
+        kind, outcome = EventKind.WEBHOOK_BLOCKED, "blocked"
+    elif attempt >= MAX_ATTEMPTS:
+        values["webhook_stopped_at"] = now
+        kind, outcome = EventKind.WEBHOOK_ABANDONED, "abandoned"
+    else:
+        values["webhook_next_at"] = _next_try(now, attempt)
+        kind, outcome = EventKind.WEBHOOK_FAILED, "failed"
     with ctx.sessions.begin() as session:
-        if problem is None:
-            values: dict[str, Any] = {"webhook_attempts": attempt, "webhook_delivered_at": now}
-            kind, outcome = EventKind.WEBHOOK_DELIVERED, "delivered"
-        else:
-            values = {"webhook_attempts": attempt, "webhook_next_at": _next_try(now, attempt)}
-            kind = (
-                EventKind.WEBHOOK_FAILED if attempt < MAX_ATTEMPTS else EventKind.WEBHOOK_ABANDONED
-            )
-            outcome = "failed" if attempt < MAX_ATTEMPTS else "abandoned"
         # Counted only while the claim is ours (a lease that ran out was claimed again).
         update_where(
             session,
             due.id,
             now=now,
             statuses=TERMINAL,
-            values={**values, "webhook_lease_until": None},
+            values=values,
             where=[
                 GENERATIONS.c.webhook_delivered_at.is_(None),
                 GENERATIONS.c.webhook_lease_until == due.lease_until,
             ],
         )
-        record_event(
-            session,
-            due.id,
-            kind=kind,
-            now=now,
-            detail={"attempt": attempt, "http_status": code, "error": problem},
-        )
-    if problem:
-        log.warning("webhook for %s: attempt %d failed: %s", due.id, attempt, problem)
+        code = answer.status if answer else None
+        detail = {"attempt": attempt, "http_status": code, "error": problem}
+        record_event(session, due.id, kind=kind, now=now, detail=detail)
     return outcome
 
 

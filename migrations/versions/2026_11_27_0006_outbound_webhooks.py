@@ -1,0 +1,32 @@
+"""outbound webhooks: stopped deliveries
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-27 12:00:00.000000
+
+``webhook_stopped_at``: a delivery that will not be tried again although it never got a 2xx
+(its destination is refused by the address policy, the receiver answered 410, or the retries
+ran out).
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from models.types import UTCDateTime
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("generations", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("webhook_stopped_at", UTCDateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("generations", schema=None) as batch_op:
+        batch_op.drop_column("webhook_stopped_at")
