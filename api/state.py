@@ -20,6 +20,7 @@ from api.proxies import TrustedProxies
 from api.publisher import Publisher
 from models.db import make_engine, make_session_factory, normalize_url
 from models.destinations import AddressPolicy
+from models.secretbox import SecretBox, secret_box
 from models.settings import Settings
 from models.types import utcnow
 
@@ -54,6 +55,7 @@ class AppState:
         self.clock = clock
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self._secret_box: SecretBox | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._writer_sessions: sessionmaker[Session] | None = None
         self.intake = Intake(
@@ -86,6 +88,14 @@ class AppState:
         """Counts one upstream webhook by outcome (``api.metrics`` wires it)."""
         self.observe_terminal: Callable[[str, float], None] = lambda status, seconds: None
         """A webhook ended a job: its status and seconds since creation (``api.metrics``)."""
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Opens the tenants' webhook secrets (built on first use: it may create the key file)."""
+        with self._lock:
+            if self._secret_box is None:
+                self._secret_box = secret_box(self.settings)
+            return self._secret_box
 
     @property
     def engine(self) -> Engine:

@@ -9,6 +9,7 @@ from typer._click import exceptions as click  # typer's own click (typer ≥ 0.2
 from genqueue import generations, services
 from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, CliError, print_error
 from genqueue.keys import keys_app
+from genqueue.tenants import tenants_app
 
 app = typer.Typer(
     name="genqueue",
@@ -46,6 +47,7 @@ def up(
 
 services.register(app)
 app.add_typer(keys_app, name="keys", rich_help_panel="Server")
+app.add_typer(tenants_app, name="tenants", rich_help_panel="Server")
 generations.register(app)
 
 

@@ -37,11 +37,14 @@ def create(
 ) -> None:
     """Create a key and print it. It is shown this once: only its hash is stored."""
     from models.keys import create_key
+    from models.secretbox import secret_box
 
     name = _named("NAME", name)
     tenant = None if tenant is None else _named("--tenant", tenant)
-    with _session() as session:
-        _row, plain = create_key(session, name=name, tenant_name=tenant)
+    settings = load_settings()
+    with open_database(settings) as session:
+        box = secret_box(settings)  # a new tenant gets its webhook signing secret now
+        _row, plain = create_key(session, name=name, tenant_name=tenant, box=box)
     # stdout carries the key and nothing else: `export GENQUEUE_API_KEY=$(genqueue keys create x)`
     typer.echo(plain)
 

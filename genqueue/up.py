@@ -309,12 +309,13 @@ def _specs(plan: Plan, data: DataDir, flower_auth: tuple[str, str]) -> list[Chil
 def _dev_key(settings: Settings, data: DataDir) -> str:
     """The dev key: created once, kept in the data dir, re-created if the database lost it."""
     from models.keys import create_key, find_key
+    from models.secretbox import secret_box
 
     stored = data.read_secret(data.dev_key_file)
     with open_database(settings, migrate_sqlite=False) as session:
         if stored and find_key(session, stored) is not None:
             return stored
-        _row, plain = create_key(session, name="dev")
+        _row, plain = create_key(session, name="dev", box=secret_box(settings))
     data.write_secret(data.dev_key_file, plain)
     return plain
 

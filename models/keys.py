@@ -8,8 +8,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.secretbox import SecretBox
 from models.tables import ApiKey, Tenant
 from models.types import utcnow
+from models.webhook_secrets import current_secret
 
 KEY_PREFIX = "gq_"
 
@@ -28,10 +30,13 @@ def ensure_tenant(session: Session, name: str) -> Tenant:
 
 
 def create_key(
-    session: Session, *, name: str, tenant_name: str | None = None
+    session: Session, *, name: str, tenant_name: str | None = None, box: SecretBox | None = None
 ) -> tuple[ApiKey, str]:
-    """Create a key for tenant ``tenant_name`` (default: a tenant named like the key)."""
+    """Create a key for tenant ``tenant_name`` (default: a tenant named like the key). With
+    ``box``, a new tenant gets its webhook signing secret now (else on first use)."""
     tenant = ensure_tenant(session, tenant_name or name)
+    if box is not None:
+        current_secret(session, box, tenant.id)
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(tenant_id=tenant.id, name=name, prefix=plain[:10], key_hash=hash_key(plain))
     session.add(row)

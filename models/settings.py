@@ -207,6 +207,11 @@ class Settings(BaseSettings):
             ipaddress.ip_network(entry)  # ValueError names the entry
         return value
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("secret_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:

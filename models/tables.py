@@ -45,6 +45,11 @@ class Tenant(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    """The ``whsec_`` secret client webhooks are signed with, encrypted (models/secretbox.py)."""
+    webhook_secret_previous: Mapped[str | None] = mapped_column(Text)
+    """The secret before the last rotation (encrypted): also signed with for 24 h after it."""
+    webhook_secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(Base):

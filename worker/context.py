@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.secretbox import SecretBox
 from models.settings import Settings, from_setting, setting_values
 from models.types import utcnow
 from worker.backoff import BackoffPolicy
@@ -81,6 +82,8 @@ class WorkerContext:
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
     observer: Observer = field(default_factory=Observer)
+    secret_box: SecretBox | None = None
+    """Opens the tenants' webhook signing secrets; None: no webhook can be signed (or sent)."""
     send_webhook: Sender | None = None
     """POSTs a client webhook under the address policy (a client without the upstream key);
     None: no delivery."""

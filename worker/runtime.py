@@ -10,6 +10,7 @@ from celery import Celery
 
 from models.db import make_engine, make_session_factory
 from models.destinations import AddressPolicy
+from models.secretbox import secret_box
 from models.settings import Settings
 from worker import metrics
 from worker.backoff import BackoffPolicy
@@ -61,6 +62,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         policy=BackoffPolicy.from_settings(settings),
         limits=Limits.from_settings(settings),
         observer=MetricsObserver(),
+        secret_box=secret_box(settings),
         send_webhook=webhook_http.send,
     )
 

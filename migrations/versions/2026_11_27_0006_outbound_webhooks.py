@@ -1,4 +1,4 @@
-"""outbound webhooks: stopped deliveries
+"""outbound webhooks: stopped deliveries, signing secrets
 
 Revision ID: 0006
 Revises: 0005
@@ -6,7 +6,8 @@ Create Date: 2026-11-27 12:00:00.000000
 
 ``webhook_stopped_at``: a delivery that will not be tried again although it never got a 2xx
 (its destination is refused by the address policy, the receiver answered 410, or the retries
-ran out).
+ran out). ``tenants.webhook_secret*``: each tenant's Standard Webhooks signing secret and the
+one before its last rotation, both encrypted (models/secretbox.py), and when it was rotated.
 """
 
 from collections.abc import Sequence
@@ -25,8 +26,16 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("webhook_stopped_at", UTCDateTime(), nullable=True))
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("webhook_secret", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("webhook_secret_previous", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("webhook_secret_rotated_at", UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("webhook_secret_rotated_at")
+        batch_op.drop_column("webhook_secret_previous")
+        batch_op.drop_column("webhook_secret")
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.drop_column("webhook_stopped_at")

@@ -47,6 +47,7 @@ def test_help_lists_every_command(elsewhere: Path, tmp_path: Path) -> None:
         "simulator",
         "migrate",
         "keys",
+        "tenants",
         "submit",
         "status",
         "cancel",
@@ -77,6 +78,31 @@ def test_migrate_then_keys_from_any_directory(elsewhere: Path, tmp_path: Path) -
     again = genqueue("keys", "revoke", key[:10], cwd=elsewhere, data_dir=data)
     assert again.returncode == 1
     assert again.stderr.startswith("error: no live key")
+
+
+def test_a_tenants_webhook_secret_is_printed_alone_and_rotated(
+    elsewhere: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    assert genqueue("keys", "create", "carol", cwd=elsewhere, data_dir=data).returncode == 0
+    shown = genqueue("tenants", "webhook-secret", "carol", cwd=elsewhere, data_dir=data)
+    assert shown.returncode == 0, shown.stderr
+    [secret] = shown.stdout.splitlines()
+    assert secret.startswith("whsec_")
+    assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
+    again = genqueue("tenants", "webhook-secret", "carol", cwd=elsewhere, data_dir=data)
+    assert again.stdout.splitlines() == [secret]
+    rotated = genqueue(
+        "tenants", "webhook-secret", "carol", "--rotate", cwd=elsewhere, data_dir=data
+    )
+    [new] = rotated.stdout.splitlines()
+    assert new.startswith("whsec_")
+    assert new != secret
+    assert secret.encode() not in (data / "genqueue.db").read_bytes()
+    missing = genqueue("tenants", "webhook-secret", "dave", cwd=elsewhere, data_dir=data)
+    assert missing.returncode != 0
+    assert missing.stdout == ""
+    assert "no tenant named 'dave'" in missing.stderr
 
 
 def test_keys_create_on_a_fresh_data_dir_migrates_it(elsewhere: Path, tmp_path: Path) -> None:

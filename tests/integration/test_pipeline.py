@@ -14,10 +14,13 @@ from genqueue.net import wait_until
 from models import tasknames
 from models.generations import request_cancel
 from models.history import positions_in
+from models.secretbox import secret_box
+from models.settings import Settings
 from models.status import GenerationStatus
+from models.webhook_secrets import current_secret
 from tests.support.jobs import Jobs, assert_exactly_once
 from tests.support.receiver import webhook_receiver
-from tests.support.stack import UPSTREAM_KEY, SimAdmin
+from tests.support.stack import UPSTREAM_KEY, SimAdmin, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +189,7 @@ def test_result_expiry_and_deadline(jobs: Jobs, sim: SimAdmin) -> None:
     assert sim.calls(slow_gen.upstream_request_id)["cancel"] == 1
 
 
-def test_client_webhook_is_delivered_by_the_worker(jobs: Jobs) -> None:
+def test_client_webhook_is_delivered_by_the_worker(jobs: Jobs, stack: Stack) -> None:
     with webhook_receiver() as hook:
         gen_id = jobs.create("with a webhook", webhook_url=hook.url)
         [gen] = jobs.wait([gen_id])
@@ -197,3 +200,10 @@ def test_client_webhook_is_delivered_by_the_worker(jobs: Jobs) -> None:
         assert call["body"]["payload"] == gen.result
         assert UPSTREAM_KEY not in str(call)
         wait_until(lambda: jobs.get(gen_id).webhook_delivered_at, 10, what="delivery recorded")
+    # Signed with the tenant's secret, sealed under the stack's key file (its data dir).
+    box = secret_box(Settings(data_dir=stack.dir))
+    with jobs.sessions.begin() as session:
+        secret = current_secret(session, box, jobs.tenant_id)
+    assert hook.verified(secret) == [call["body"]]
+    for process in (stack.worker, stack.webhooks, stack.beat):
+        assert secret.removeprefix("whsec_") not in process.log()

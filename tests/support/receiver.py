@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from standardwebhooks import Webhook
+
 
 class Receiver:
     def __init__(self) -> None:
@@ -20,6 +22,11 @@ class Receiver:
         """TCP connections accepted: 0 means not a byte reached this receiver."""
         self.port = 0
         self.url = ""
+
+    def verified(self, secret: str) -> list[Any]:
+        """Every delivery's body, each verified with ``secret`` as a receiver would (Standard
+        Webhooks); raises ``WebhookVerificationError`` at the first that does not verify."""
+        return [Webhook(secret).verify(c["raw"], c["headers"]) for c in self.received]
 
 
 @contextmanager

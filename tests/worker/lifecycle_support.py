@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.keys import create_key
+from models.secretbox import SecretBox
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 from simulator import SimulatorConfig, SimulatorServer
@@ -27,6 +28,7 @@ from worker.upstream import UpstreamClient
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 KEY = "lifecycle-key-0b1c"
+BOX = SecretBox("lifecycle-master-secret-" + "x" * 32)
 FAST = BackoffPolicy(
     min_delay=0.05, max_delay=0.3, jitter=0.0, error_min_delay=0.05, error_max_delay=0.3
 )
@@ -65,6 +67,7 @@ def lifecycle_env(
             or Limits(
                 lease_seconds=5.0, submit_grace=0.5, max_submit_attempts=4, max_poll_errors=6
             ),
+            secret_box=BOX,
         )
         try:
             yield ctx, srv, recorder

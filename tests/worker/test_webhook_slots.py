@@ -17,6 +17,7 @@ from models.keys import create_key
 from models.tables import Generation, GenerationEvent
 from tests.support.generations import create_generation
 from tests.support.receiver import black_hole, webhook_receiver
+from tests.worker.webhook_support import BOX
 from worker.context import Limits, WorkerContext
 from worker.lifecycle.webhook_claim import claim, destination_of, share
 from worker.lifecycle.webhook_http import WebhookHttp
@@ -40,6 +41,7 @@ def _ctx(sessions: sessionmaker[Session], limits: Limits) -> WorkerContext:
         client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
         publish=lambda name, args: None,
         limits=limits,
+        secret_box=BOX,
     )
 
 

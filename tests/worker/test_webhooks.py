@@ -9,11 +9,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.destinations import AddressPolicy
 from models.status import GenerationStatus
 from models.tables import Generation
+from models.webhook_secrets import current_secret
 from simulator import FaultRule
 from tests.support.receiver import webhook_receiver
-from tests.worker.lifecycle_support import KEY, drive, kinds, lifecycle_env, load, new_job
+from tests.worker.lifecycle_support import BOX, KEY, drive, kinds, lifecycle_env, load, new_job
 from worker.context import WorkerContext
 from worker.lifecycle.webhook_http import WebhookHttp
+from worker.lifecycle.webhook_sign import message_id
 from worker.lifecycle.webhooks import FIRST_DELAY, deliver_webhooks
 
 PRIVATE_OK = AddressPolicy(allow_private=True)
@@ -39,7 +41,11 @@ def test_completed_job_is_delivered_once(private_sessions: sessionmaker[Session]
         assert deliver_webhooks(ctx, send) == {"delivered": 1}
         assert deliver_webhooks(ctx, send) == {}
         [call] = hook.received
-        body = call["body"]
+        with ctx.sessions.begin() as session:
+            secret = current_secret(session, BOX, gen.tenant_id)
+        [body] = hook.verified(secret)
+        assert body == call["body"]
+        assert call["headers"]["webhook-id"] == message_id(gen_id)
         assert (body["request_id"], body["status"], body["error"]) == (str(gen_id), "OK", None)
         assert body["payload"] == gen.result
         assert body["generation"]["status"] == "completed"
@@ -89,6 +95,8 @@ def test_failed_job_reports_the_error_and_retries_are_spaced(
         assert deliver_webhooks(ctx, send) == {"delivered": 1}
         first, second = (c["body"] for c in hook.received)
         assert first == second
+        ids = {c["headers"]["webhook-id"] for c in hook.received}
+        assert ids == {message_id(gen_id)}  # the same message, for the receiver to dedupe
         assert (second["status"], second["generation"]["error_type"]) == (
             "ERROR",
             "runner_disconnected",

@@ -10,12 +10,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.keys import create_key
+from models.secretbox import SecretBox
 from models.tables import Generation, GenerationEvent
 from tests.support.generations import create_generation
 from worker.context import Limits, WorkerContext
 from worker.upstream import UpstreamClient
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
+BOX = SecretBox("tests-master-secret-" + "x" * 32)
+"""The master secret the delivery tests' contexts seal webhook secrets with."""
 
 
 def webhook_ctx(sessions: sessionmaker[Session], limits: Limits | None = None) -> WorkerContext:
@@ -24,18 +27,23 @@ def webhook_ctx(sessions: sessionmaker[Session], limits: Limits | None = None) -
         client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
         publish=lambda name, args: None,
         limits=limits or Limits(),
+        secret_box=BOX,
     )
 
 
-def ended_jobs(ctx: WorkerContext, url: str, count: int = 1) -> list[uuid.UUID]:
-    """``count`` completed jobs of a new tenant whose webhook to ``url`` is due."""
+def ended_jobs(
+    ctx: WorkerContext, url: str, count: int = 1, *, tenant_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """``count`` completed jobs of a new tenant (or ``tenant_id``) whose webhook to ``url`` is
+    due."""
     now = datetime.now(UTC)
     with ctx.sessions.begin() as session:
-        key, _ = create_key(session, name=f"hooks-{uuid.uuid4().hex[:8]}")
+        if tenant_id is None:
+            tenant_id = create_key(session, name=f"hooks-{uuid.uuid4().hex[:8]}")[0].tenant_id
         ids = [
             create_generation(
                 session,
-                tenant_id=key.tenant_id,
+                tenant_id=tenant_id,
                 model=MODEL,
                 input={"prompt": f"hooked {n}"},
                 now=now,
@@ -51,6 +59,13 @@ def ended_jobs(ctx: WorkerContext, url: str, count: int = 1) -> list[uuid.UUID]:
             .values(status="completed", completed_at=now, result={"images": []})
         )
     return ids
+
+
+def tenant_of(ctx: WorkerContext, gen_id: uuid.UUID) -> uuid.UUID:
+    with ctx.sessions() as session:
+        tenant_id = session.scalar(select(Generation.tenant_id).where(Generation.id == gen_id))
+        assert tenant_id is not None
+        return tenant_id
 
 
 def webhook_events(ctx: WorkerContext, gen_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:

@@ -37,6 +37,7 @@ class Due:
     """A delivery this worker may make now, until ``lease_until``."""
 
     id: uuid.UUID
+    tenant_id: uuid.UUID
     url: str
     attempts: int
     lease_until: datetime
@@ -105,7 +106,7 @@ def claim(ctx: WorkerContext, payload: Callable[[Generation], dict[str, Any]]) -
                 .execution_options(synchronize_session=False)
             )
         return [
-            Due(g.id, g.webhook_url or "", g.webhook_attempts, lease_until, payload(g))
+            Due(g.id, g.tenant_id, g.webhook_url or "", g.webhook_attempts, lease_until, payload(g))
             for g in rows
         ]
 

@@ -57,6 +57,10 @@ class Blocked(Exception):
     """The destination is refused by the address policy: nothing was sent."""
 
 
+class Unsigned(Exception):
+    """The tenant's signing secret could not be read: nothing was sent (the tick logs why)."""
+
+
 class WebhookHttp:
     """The deliveries' HTTP clients: one per ssrfguard policy in use (public addresses only;
     any address, for ``GENQUEUE_WEBHOOK_ALLOWED_HOSTS``), each bounding every phase by
@@ -122,6 +126,8 @@ def describe(exc: BaseException) -> str:
         return "connect error: the destination could not be resolved or reached"
     if isinstance(exc, httpx.HTTPError):
         return "protocol error: the answer was not valid HTTP"
+    if isinstance(exc, Unsigned):
+        return "not sent: the tenant's signing secret could not be read (operator: see the logs)"
     return "internal error: genqueue could not make the attempt"
 
 

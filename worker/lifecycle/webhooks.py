@@ -15,6 +15,7 @@ the commit delivers again.
 
 import json
 import logging
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -22,15 +23,20 @@ from typing import Any
 
 import httpx
 
+from models.secretbox import SecretUnreadable
 from models.state import record_event, update_where
 from models.status import TERMINAL, GenerationStatus
 from models.tables import GENERATIONS, Generation
 from models.vocabulary import EventKind
+from models.webhook_secrets import signing_secrets
 from worker.context import WorkerContext
 from worker.lifecycle.webhook_claim import MAX_ATTEMPTS, Due, claim
-from worker.lifecycle.webhook_http import Answer, Blocked, Message, Sender, describe
+from worker.lifecycle.webhook_http import Answer, Blocked, Message, Sender, Unsigned, describe
+from worker.lifecycle.webhook_sign import signed_headers
 
 log = logging.getLogger(__name__)
+
+
 FIRST_DELAY = 10.0
 EVENT_HEADER = {"X-Genqueue-Event": "generation.ended"}
 
@@ -40,9 +46,24 @@ def deliver_webhooks(ctx: WorkerContext, send: Sender) -> dict[str, int]:
     due = claim(ctx, payload_for)
     if not due:
         return {}
+    keys = _signing_secrets(ctx, {d.tenant_id for d in due})
     with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="webhook") as pool:
-        outcomes = list(pool.map(lambda d: _deliver(ctx, send, d), due))
+        outcomes = list(pool.map(lambda d: _deliver(ctx, send, d, keys.get(d.tenant_id)), due))
     return dict(Counter(outcomes))
+
+
+def _signing_secrets(ctx: WorkerContext, tenants: set[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    """Each tenant's signing secrets; none (their deliveries fail and are retried) when they
+    cannot be read: a message is never sent unsigned."""
+    if ctx.secret_box is None:
+        log.error("webhooks: no secret box configured, nothing can be signed")
+        return {}
+    try:
+        with ctx.sessions.begin() as session:
+            return signing_secrets(session, ctx.secret_box, tenants, now=ctx.clock())
+    except SecretUnreadable as exc:
+        log.error("webhooks: %s", exc)
+        return {}
 
 
 def payload_for(gen: Generation) -> dict[str, Any]:
@@ -70,15 +91,19 @@ def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _deliver(ctx: WorkerContext, send: Sender, due: Due) -> str:
+def _deliver(ctx: WorkerContext, send: Sender, due: Due, secrets: list[str] | None) -> str:
     attempt = due.attempts + 1
     answer: Answer | None = None
     problem: str | None
     try:
-        answer = send(Message(due.url, body_of(due.payload), dict(EVENT_HEADER)))
+        if not secrets:
+            raise Unsigned
+        body = body_of(due.payload)
+        signed = signed_headers(secrets, generation_id=due.id, body=body, now=ctx.clock())
+        answer = send(Message(due.url, body, {**EVENT_HEADER, **signed}))
     except Exception as exc:  # whatever the URL or the receiver did: recorded, never raised
         problem, blocked = describe(exc), isinstance(exc, Blocked)
-        if not isinstance(exc, Blocked | httpx.HTTPError):
+        if not isinstance(exc, Blocked | httpx.HTTPError | Unsigned):
             log.exception("webhook for %s: attempt %d could not be made", due.id, attempt)
     else:
         ok = 200 <= answer.status < 300
