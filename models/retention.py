@@ -6,7 +6,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from models.status import TERMINAL
-from models.tables import EVENTS, GENERATIONS
+from models.tables import DELIVERIES, EVENTS, GENERATIONS
 
 
 def delete_ended_before(
@@ -37,5 +37,6 @@ def delete_ended_before(
     )
     if ids:
         session.execute(delete(EVENTS).where(EVENTS.c.generation_id.in_(ids)))
+        session.execute(delete(DELIVERIES).where(DELIVERIES.c.generation_id.in_(ids)))
         session.execute(delete(GENERATIONS).where(g.id.in_(ids)))
     return len(ids)

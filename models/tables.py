@@ -158,6 +158,30 @@ class GenerationEvent(Base):
     generation: Mapped[Generation] = relationship(back_populates="events")
 
 
+class WebhookDelivery(Base):
+    """The delivery log: one row per attempt at a client webhook, for the tenant to read."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When the attempt started."""
+    attempt: Mapped[int] = mapped_column(Integer)
+    """1 for the first attempt of a delivery (a redelivery starts again at 1)."""
+    url: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    """delivered, failed, abandoned, blocked or gone."""
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    """The first KiB of the receiver's answer."""
+
+
 GENERATIONS = cast(Table, Generation.__table__)
 """The Core table, for statements over many rows that need no ORM objects."""
 EVENTS = cast(Table, GenerationEvent.__table__)
+DELIVERIES = cast(Table, WebhookDelivery.__table__)

@@ -18,6 +18,8 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         self.answers: list[int | tuple[int, dict[str, str]]] = []
         """Status codes (with headers) to answer with, in order; then 200."""
+        self.answer_body = b""
+        """The body of every answer."""
         self.connections = 0
         """TCP connections accepted: 0 means not a byte reached this receiver."""
         self.port = 0
@@ -44,8 +46,9 @@ def webhook_receiver() -> Iterator[Receiver]:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(receiver.answer_body)))
             self.end_headers()
+            self.wfile.write(receiver.answer_body)
 
         def log_message(self, *args: Any) -> None:
             pass

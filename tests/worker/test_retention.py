@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.deliveries import Attempt, attempts_of, log_attempt
 from models.keys import create_key
 from models.tables import Generation, GenerationEvent
 from tests.support.generations import create_generation
@@ -92,11 +93,21 @@ def test_only_jobs_ended_before_the_retention_go_with_their_events(
     abandoned = _job(
         sessions, "failed", 10, webhook_url="http://hook.example/z", webhook_attempts=10
     )
-    gone = [*old, delivered, abandoned]
+    blocked = _job(
+        sessions, "completed", 10, webhook_url="http://hook.example/b", webhook_stopped_at=NOW
+    )
+    with sessions.begin() as session:  # its delivery log goes with it
+        log_attempt(
+            session,
+            Attempt(delivered, NOW, 1, "http://hook.example/y", "delivered", 200, None, 5, "ok"),
+        )
+    gone = [*old, delivered, abandoned, blocked]
     assert _events_of(sessions, gone) == len(gone)  # each has its ``created`` event
     assert reconcile(_ctx(sessions, days=7))["swept"] == len(gone)
     assert _left(sessions, gone + keep) == set(keep)
     assert _events_of(sessions, gone) == 0
+    with sessions() as session:
+        assert list(attempts_of(session, delivered)) == []
     assert _events_of(sessions, keep) == len(keep)
 
 

@@ -15,6 +15,7 @@ the commit delivers again.
 
 import json
 import logging
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from models.deliveries import Attempt, log_attempt
 from models.secretbox import SecretUnreadable
 from models.state import record_event, update_where
 from models.status import TERMINAL, GenerationStatus
@@ -39,6 +41,13 @@ log = logging.getLogger(__name__)
 
 FIRST_DELAY = 10.0
 EVENT_HEADER = {"X-Genqueue-Event": "generation.ended"}
+EVENT_KINDS = {
+    "delivered": EventKind.WEBHOOK_DELIVERED,
+    "failed": EventKind.WEBHOOK_FAILED,
+    "abandoned": EventKind.WEBHOOK_ABANDONED,
+    "blocked": EventKind.WEBHOOK_BLOCKED,
+    "gone": EventKind.WEBHOOK_GONE,
+}
 
 
 def deliver_webhooks(ctx: WorkerContext, send: Sender) -> dict[str, int]:
@@ -95,11 +104,12 @@ def _deliver(ctx: WorkerContext, send: Sender, due: Due, secrets: list[str] | No
     attempt = due.attempts + 1
     answer: Answer | None = None
     problem: str | None
+    started, clock = ctx.clock(), time.monotonic()
     try:
         if not secrets:
             raise Unsigned
         body = body_of(due.payload)
-        signed = signed_headers(secrets, generation_id=due.id, body=body, now=ctx.clock())
+        signed = signed_headers(secrets, generation_id=due.id, body=body, now=started)
         answer = send(Message(due.url, body, {**EVENT_HEADER, **signed}))
     except Exception as exc:  # whatever the URL or the receiver did: recorded, never raised
         problem, blocked = describe(exc), isinstance(exc, Blocked)
@@ -108,38 +118,44 @@ def _deliver(ctx: WorkerContext, send: Sender, due: Due, secrets: list[str] | No
     else:
         ok = 200 <= answer.status < 300
         problem, blocked = (None if ok else f"HTTP {answer.status}"), False
-    outcome = _record(ctx, due, attempt, answer, problem, blocked=blocked)
+    took = round((time.monotonic() - clock) * 1000)
+    outcome, values = _outcome(ctx.clock(), attempt, problem, blocked=blocked)
+    tried = Attempt(
+        generation_id=due.id,
+        at=started,
+        attempt=attempt,
+        url=due.url,
+        outcome=outcome,
+        http_status=answer.status if answer else None,
+        error=problem,
+        duration_ms=took,
+        response_excerpt=answer.excerpt if answer else None,
+    )
+    _record(ctx, due, tried, values)
     if problem:
         log.warning("webhook for %s: attempt %d %s: %s", due.id, attempt, outcome, problem)
     return outcome
 
 
-def _record(
-    ctx: WorkerContext,
-    due: Due,
-    attempt: int,
-    answer: Answer | None,
-    problem: str | None,
-    *,
-    blocked: bool,
-) -> str:
-    """Record an attempt; return its outcome (delivered, failed, blocked, abandoned)."""
-    now = ctx.clock()
+def _outcome(
+    now: datetime, attempt: int, problem: str | None, *, blocked: bool
+) -> tuple[str, dict[str, Any]]:
+    """An attempt's outcome (delivered, blocked, abandoned, failed) and what it changes."""
     values: dict[str, Any] = {"webhook_attempts": attempt, "webhook_lease_until": None}
     if problem is None:
-        values["webhook_delivered_at"] = now
-        kind, outcome = EventKind.WEBHOOK_DELIVERED, "delivered"
-    elif blocked:
-        values["webhook_stopped_at"] = now
-        kind, outcome = EventKind.WEBHOOK_BLOCKED, "blocked"
-    elif attempt >= MAX_ATTEMPTS:
-        values["webhook_stopped_at"] = now
-        kind, outcome = EventKind.WEBHOOK_ABANDONED, "abandoned"
-    else:
-        values["webhook_next_at"] = _next_try(now, attempt)
-        kind, outcome = EventKind.WEBHOOK_FAILED, "failed"
+        return "delivered", {**values, "webhook_delivered_at": now}
+    if blocked:
+        return "blocked", {**values, "webhook_stopped_at": now}
+    if attempt >= MAX_ATTEMPTS:
+        return "abandoned", {**values, "webhook_stopped_at": now}
+    return "failed", {**values, "webhook_next_at": _next_try(now, attempt)}
+
+
+def _record(ctx: WorkerContext, due: Due, tried: Attempt, values: dict[str, Any]) -> None:
+    """The attempt in the delivery log, as an event, and its effect on the row (the latter
+    only while the claim is ours: a lease that ran out was claimed again)."""
+    now = ctx.clock()
     with ctx.sessions.begin() as session:
-        # Counted only while the claim is ours (a lease that ran out was claimed again).
         update_where(
             session,
             due.id,
@@ -151,10 +167,9 @@ def _record(
                 GENERATIONS.c.webhook_lease_until == due.lease_until,
             ],
         )
-        code = answer.status if answer else None
-        detail = {"attempt": attempt, "http_status": code, "error": problem}
-        record_event(session, due.id, kind=kind, now=now, detail=detail)
-    return outcome
+        log_attempt(session, tried)
+        detail = {"attempt": tried.attempt, "http_status": tried.http_status, "error": tried.error}
+        record_event(session, due.id, kind=EVENT_KINDS[tried.outcome], now=now, detail=detail)
 
 
 def _next_try(now: datetime, attempt: int) -> datetime:
