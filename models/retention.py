@@ -9,13 +9,11 @@ from models.status import TERMINAL
 from models.tables import DELIVERIES, EVENTS, GENERATIONS
 
 
-def delete_ended_before(
-    session: Session, cutoff: datetime, *, limit: int, webhook_attempts: int
-) -> int:
+def delete_ended_before(session: Session, cutoff: datetime, *, limit: int) -> int:
     """Delete up to ``limit`` generations that ended before ``cutoff`` and their events, oldest
     first, in the caller's transaction; return how many. A job whose client webhook is still
-    being tried (undelivered, not stopped, fewer than ``webhook_attempts`` attempts) is kept
-    until that ends. Rows another transaction holds are skipped (PostgreSQL), not waited for."""
+    being tried (neither delivered nor stopped) is kept until that ends. Rows another
+    transaction holds are skipped (PostgreSQL), not waited for."""
     g = GENERATIONS.c
     ids = list(
         session.scalars(
@@ -27,7 +25,6 @@ def delete_ended_before(
                     g.webhook_url.is_(None),
                     g.webhook_delivered_at.is_not(None),
                     g.webhook_stopped_at.is_not(None),
-                    g.webhook_attempts >= webhook_attempts,
                 ),
             )
             .order_by(g.completed_at)

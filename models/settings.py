@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     webhook_per_destination: int = Field(
         4, ge=1, description="client webhook deliveries in flight to one scheme://host:port"
     )
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = Field(
+        (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+        description="client webhook: seconds before each retry after a failed attempt",
+    )
     webhook_allow_private: bool = Field(
         False, description="client webhooks may go to any address (development; `genqueue up`)"
     )
@@ -198,6 +202,20 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_delays(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("delays must be seconds >= 0")
         return value
 
     @field_validator("webhook_allowed_networks")

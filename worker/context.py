@@ -63,6 +63,7 @@ class Limits:
     webhook_timeout: float = from_setting("webhook_timeout")
     webhook_concurrency: int = from_setting("webhook_concurrency")
     webhook_per_destination: int = from_setting("webhook_per_destination")
+    webhook_retry_schedule: tuple[float, ...] = from_setting("webhook_retry_schedule")
     ambiguous_submit: str = from_setting("ambiguous_submit")
     poll_threads: int = 16
     """Upstream checks of a poll batch made at once (not a setting)."""

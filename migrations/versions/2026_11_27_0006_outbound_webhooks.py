@@ -6,7 +6,7 @@ Create Date: 2026-11-27 12:00:00.000000
 
 ``webhook_stopped_at``: a delivery that will not be tried again although it never got a 2xx
 (its destination is refused by the address policy, the receiver answered 410, or the retries
-ran out). ``tenants.webhook_secret*``: each tenant's Standard Webhooks signing secret and the
+ran out); set for the deliveries abandoned before it (ten failed tries). ``tenants.webhook_secret*``: each tenant's Standard Webhooks signing secret and the
 one before its last rotation, both encrypted (models/secretbox.py), and when it was rotated. ``webhook_deliveries``: one row per delivery attempt (the tenant's
 delivery log).
 """
@@ -27,6 +27,24 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("webhook_stopped_at", UTCDateTime(), nullable=True))
+    # Deliveries abandoned before this column (ten failed tries) are stopped.
+    generations = sa.table(
+        "generations",
+        sa.column("webhook_url", sa.Text()),
+        sa.column("webhook_delivered_at", UTCDateTime()),
+        sa.column("webhook_attempts", sa.Integer()),
+        sa.column("webhook_stopped_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    op.execute(
+        generations.update()
+        .where(
+            generations.c.webhook_url.is_not(None),
+            generations.c.webhook_delivered_at.is_(None),
+            generations.c.webhook_attempts >= 10,
+        )
+        .values(webhook_stopped_at=generations.c.updated_at)
+    )
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.add_column(sa.Column("webhook_secret", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("webhook_secret_previous", sa.Text(), nullable=True))

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, Uuid, column, create_engine, insert, inspect, se
 from migrations.runner import check, upgrade
 from models.db import make_engine, make_session_factory, normalize_url
 from models.history import queue_positions
-from models.tables import Base, GenerationEvent
+from models.tables import Base, Generation, GenerationEvent
 from models.types import JSONType, UTCDateTime
 from tests.support.services import postgres_database
 
@@ -142,3 +142,47 @@ def test_0003_collapses_position_rows_into_runs_and_keeps_every_position(
         ]  # fmt: skip
         assert [p for _, p in series] == [7, 6, 5, 4, 2, 1, 0]
         assert [at.second for at, _ in series] == [1, 2, 3, 4, 6, 8, 9]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_0006_stops_the_deliveries_abandoned_before_it(backend: str, tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack:
+        url = (
+            stack.enter_context(postgres_database())
+            if backend == "postgresql"
+            else f"sqlite:///{tmp_path / 'old.db'}"
+        )
+        upgrade(url, "0004")
+        abandoned, retrying = _old_history(url), _old_history(url)
+        engine = create_engine(normalize_url(url))
+        generations = table(
+            "generations",
+            column("id", Uuid()),
+            column("webhook_url"),
+            column("webhook_attempts", Integer()),
+        )
+        try:
+            with engine.begin() as conn:
+                for gen_id, attempts in ((abandoned, 10), (retrying, 3)):
+                    conn.execute(
+                        generations.update()
+                        .where(generations.c.id == gen_id)
+                        .values(webhook_url="http://hook.example/x", webhook_attempts=attempts)
+                    )
+        finally:
+            engine.dispose()
+        upgrade(url)
+        check(url)
+        engine = make_engine(url)
+        try:
+            with make_session_factory(engine)() as session:
+                stopped = {
+                    gen_id: session.scalar(
+                        select(Generation.webhook_stopped_at).where(Generation.id == gen_id)
+                    )
+                    for gen_id in (abandoned, retrying)
+                }
+        finally:
+            engine.dispose()
+        assert stopped[abandoned] is not None
+        assert stopped[retrying] is None

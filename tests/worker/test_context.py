@@ -32,6 +32,7 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         webhook_timeout=2.5,
         webhook_concurrency=6,
         webhook_per_destination=2,
+        webhook_retry_schedule=(1.0, 60.0),
         ambiguous_submit="fail",
         poll_min_delay=0.25,
         poll_max_delay=4.0,
@@ -55,6 +56,7 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         "webhook_timeout": 2.5,
         "webhook_concurrency": 6,
         "webhook_per_destination": 2,
+        "webhook_retry_schedule": (1.0, 60.0),
         "ambiguous_submit": "fail",
         "poll_threads": Limits().poll_threads,
     }

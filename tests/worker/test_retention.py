@@ -91,7 +91,12 @@ def test_only_jobs_ended_before_the_retention_go_with_their_events(
         sessions, "completed", 10, webhook_url="http://hook.example/y", webhook_delivered_at=NOW
     )
     abandoned = _job(
-        sessions, "failed", 10, webhook_url="http://hook.example/z", webhook_attempts=10
+        sessions,
+        "failed",
+        10,
+        webhook_url="http://hook.example/z",
+        webhook_attempts=8,
+        webhook_stopped_at=NOW,
     )
     blocked = _job(
         sessions, "completed", 10, webhook_url="http://hook.example/b", webhook_stopped_at=NOW

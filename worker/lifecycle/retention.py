@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from models.retention import delete_ended_before
 from worker.context import WorkerContext
-from worker.lifecycle.webhook_claim import MAX_ATTEMPTS
 
 SWEEP_BATCH = 500
 """Jobs deleted per transaction."""
@@ -21,9 +20,7 @@ def sweep_expired(ctx: WorkerContext) -> int:
     deleted = 0
     for _ in range(SWEEP_BATCHES):
         with ctx.sessions.begin() as session:
-            count = delete_ended_before(
-                session, cutoff, limit=SWEEP_BATCH, webhook_attempts=MAX_ATTEMPTS
-            )
+            count = delete_ended_before(session, cutoff, limit=SWEEP_BATCH)
         deleted += count
         if count < SWEEP_BATCH:
             break

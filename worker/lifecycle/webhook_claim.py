@@ -26,7 +26,6 @@ from models.status import TERMINAL
 from models.tables import GENERATIONS, Generation
 from worker.context import WorkerContext
 
-MAX_ATTEMPTS = 10
 LABEL_BATCH = 1000
 """Due rows whose destination is worked out per claim at most (each row needs it once)."""
 CLAIM_LOCK = 0x67_71_77_68  # "gqwh": the advisory lock key that serializes webhook claims
@@ -118,7 +117,6 @@ def _due(now: datetime) -> ColumnElement[bool]:
         g.webhook_url.is_not(None),
         g.webhook_delivered_at.is_(None),
         g.webhook_stopped_at.is_(None),
-        g.webhook_attempts < MAX_ATTEMPTS,
         or_(g.webhook_next_at.is_(None), g.webhook_next_at <= now),
         or_(g.webhook_lease_until.is_(None), g.webhook_lease_until <= now),
     )

@@ -1,16 +1,17 @@
-"""Tell a client's ``webhook_url`` that its generation ended, in fal's webhook shape.
+"""Tell a client's ``webhook_url`` that its generation ended, in fal's webhook shape, signed.
 
-Delivery is state, like everything else: a terminal row with a ``webhook_url`` and no
-``webhook_delivered_at`` is due. The beat tick ``generation.deliver_webhooks`` travels on a
-queue of its own (``genqueue.webhooks``), so deliveries never take a slot a poll needs. Each
-tick claims what may start now (``webhook_claim.py``: at most ``webhook_concurrency`` in flight
-in all and ``webhook_per_destination`` to one receiver), POSTs them at once, each bounded by
-``webhook_timeout``, and records every answer as an event. Any 2xx is success; a destination
-the address policy refuses (``webhook_http.py``) is ``blocked``: nothing is sent and it is
-never tried again; anything else (an error of any kind included) is retried with doubling
-delays (10 s … ~43 min, ten tries over about 85 minutes, as fal does), then abandoned with an
-event. Receivers must dedupe on ``request_id``: a worker that dies after the POST but before
-the commit delivers again.
+Delivery is state, like everything else: a terminal row with a ``webhook_url``, neither
+``webhook_delivered_at`` nor ``webhook_stopped_at``, is due. The beat tick
+``generation.deliver_webhooks`` travels on a queue of its own (``genqueue.webhooks``), so
+deliveries never take a slot a poll needs. Each tick claims what may start now
+(``webhook_claim.py``: at most ``webhook_concurrency`` in flight in all and
+``webhook_per_destination`` to one receiver), signs each with its tenant's secrets
+(``webhook_sign.py``), POSTs them at once under the address policy (``webhook_http.py``), each
+bounded by ``webhook_timeout``, and records every attempt in the delivery log and as an event.
+Any 2xx is success; a refused destination is ``blocked`` and a 410 ``gone``, both never tried
+again; anything else (an error of any kind included) is retried on ``webhook_retry.py``'s
+schedule, then abandoned. Receivers dedupe on ``webhook-id``: a worker that dies after the POST
+but before the commit delivers again.
 """
 
 import json
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -32,14 +33,14 @@ from models.tables import GENERATIONS, Generation
 from models.vocabulary import EventKind
 from models.webhook_secrets import signing_secrets
 from worker.context import WorkerContext
-from worker.lifecycle.webhook_claim import MAX_ATTEMPTS, Due, claim
+from worker.lifecycle.webhook_claim import Due, claim
 from worker.lifecycle.webhook_http import Answer, Blocked, Message, Sender, Unsigned, describe
+from worker.lifecycle.webhook_retry import GONE, retry_delay
 from worker.lifecycle.webhook_sign import signed_headers
 
 log = logging.getLogger(__name__)
 
 
-FIRST_DELAY = 10.0
 EVENT_HEADER = {"X-Genqueue-Event": "generation.ended"}
 EVENT_KINDS = {
     "delivered": EventKind.WEBHOOK_DELIVERED,
@@ -119,7 +120,7 @@ def _deliver(ctx: WorkerContext, send: Sender, due: Due, secrets: list[str] | No
         ok = 200 <= answer.status < 300
         problem, blocked = (None if ok else f"HTTP {answer.status}"), False
     took = round((time.monotonic() - clock) * 1000)
-    outcome, values = _outcome(ctx.clock(), attempt, problem, blocked=blocked)
+    outcome, values = _outcome(ctx, attempt, answer, problem, blocked=blocked)
     tried = Attempt(
         generation_id=due.id,
         at=started,
@@ -138,17 +139,22 @@ def _deliver(ctx: WorkerContext, send: Sender, due: Due, secrets: list[str] | No
 
 
 def _outcome(
-    now: datetime, attempt: int, problem: str | None, *, blocked: bool
+    ctx: WorkerContext, attempt: int, answer: Answer | None, problem: str | None, *, blocked: bool
 ) -> tuple[str, dict[str, Any]]:
-    """An attempt's outcome (delivered, blocked, abandoned, failed) and what it changes."""
+    """An attempt's outcome (delivered, blocked, gone, abandoned, failed) and what it changes."""
+    now = ctx.clock()
     values: dict[str, Any] = {"webhook_attempts": attempt, "webhook_lease_until": None}
     if problem is None:
         return "delivered", {**values, "webhook_delivered_at": now}
     if blocked:
         return "blocked", {**values, "webhook_stopped_at": now}
-    if attempt >= MAX_ATTEMPTS:
+    if answer is not None and answer.status == GONE:
+        return "gone", {**values, "webhook_stopped_at": now}
+    retry_after = answer.retry_after if answer else None
+    delay = retry_delay(attempt, ctx.limits.webhook_retry_schedule, retry_after=retry_after)
+    if delay is None:
         return "abandoned", {**values, "webhook_stopped_at": now}
-    return "failed", {**values, "webhook_next_at": _next_try(now, attempt)}
+    return "failed", {**values, "webhook_next_at": now + timedelta(seconds=delay)}
 
 
 def _record(ctx: WorkerContext, due: Due, tried: Attempt, values: dict[str, Any]) -> None:
@@ -170,7 +176,3 @@ def _record(ctx: WorkerContext, due: Due, tried: Attempt, values: dict[str, Any]
         log_attempt(session, tried)
         detail = {"attempt": tried.attempt, "http_status": tried.http_status, "error": tried.error}
         record_event(session, due.id, kind=EVENT_KINDS[tried.outcome], now=now, detail=detail)
-
-
-def _next_try(now: datetime, attempt: int) -> datetime:
-    return now + timedelta(seconds=FIRST_DELAY * 2 ** (attempt - 1))
