@@ -1,7 +1,9 @@
 """Faults mid-flight: a killed worker and a flushed broker cost latency, never a job; a
 result upstream finished during an outage is never thrown away at the deadline; a webhook
-receiver that never answers slows nobody's polling."""
+receiver that never answers slows nobody's polling; a webhook cut short by a killed worker is
+sent again as the same message."""
 
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -14,9 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genqueue.net import wait_until
 from models import tasknames
+from models.deliveries import attempts_of
+from models.secretbox import secret_box
+from models.settings import Settings
 from models.tables import Generation
+from models.webhook_secrets import current_secret
 from tests.support.jobs import Jobs, assert_exactly_once, assert_result_as_produced
-from tests.support.receiver import black_hole
+from tests.support.receiver import black_hole, webhook_receiver
 from tests.support.stack import SimAdmin, Stack
 
 pytestmark = pytest.mark.integration
@@ -164,3 +170,29 @@ def _attempted(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> int:
             )
             or 0
         )
+
+
+def test_webhook_worker_killed_mid_delivery_sends_the_same_message_again(
+    jobs: Jobs, stack: Stack
+) -> None:
+    """The webhooks worker dies while a receiver holds its request: once the attempt's lease
+    runs out, the restarted worker sends the message again, same ``webhook-id``, signed."""
+    with webhook_receiver() as hook:
+        hook.hold = threading.Event()
+        gen_id = jobs.create("a webhook cut short", webhook_url=hook.url)
+        jobs.wait([gen_id])
+        wait_until(lambda: hook.received, 30, what="the first attempt")
+        stack.webhooks.kill()  # SIGKILL mid-request: the attempt is never recorded
+        hook.hold.set()
+        stack.webhooks.start()
+        wait_until(lambda: len(hook.received) >= 2, 60, what="the attempt again")
+        wait_until(lambda: jobs.get(gen_id).webhook_delivered_at, 20, what="delivery recorded")
+    first, second = hook.received[:2]
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
+    assert first["body"] == second["body"]
+    box = secret_box(Settings(data_dir=stack.dir))
+    with jobs.sessions.begin() as session:
+        secret = current_secret(session, box, jobs.tenant_id)
+        logged = [(a.outcome, a.attempt) for a in attempts_of(session, gen_id)]
+    assert hook.verified(secret)[:2] == [first["body"], second["body"]]
+    assert logged == [("delivered", 1)]  # the lost attempt left no record, nor a count

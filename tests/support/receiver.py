@@ -18,6 +18,9 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         self.answers: list[int | tuple[int, dict[str, str]]] = []
         """Status codes (with headers) to answer with, in order; then 200."""
+        self.hold: threading.Event | None = None
+        """When set, each request is recorded, then answered only once the event is set (or
+        after 60 s): a receiver that is slow to answer."""
         self.answer_body = b""
         """The body of every answer."""
         self.connections = 0
@@ -41,6 +44,8 @@ def webhook_receiver() -> Iterator[Receiver]:
             receiver.received.append(
                 {"body": json.loads(body), "raw": body, "headers": dict(self.headers.items())}
             )
+            if receiver.hold is not None:
+                receiver.hold.wait(60)
             answer = receiver.answers.pop(0) if receiver.answers else 200
             status, headers = answer if isinstance(answer, tuple) else (answer, {})
             self.send_response(status)
