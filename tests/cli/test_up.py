@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from genqueue.net import free_port, wait_until
+from tests.support.receiver import webhook_receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -25,6 +26,7 @@ SEED_PROMPT = (
     "focus on eye texture and color. Natural lighting to capture authentic eye shine and depth. "
     'The word "FLUX" is painted over it in big, white brush strokes with visible texture.'
 )
+MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 SEED_OPTIONS = [
     "--guidance-scale",
     "3.5",
@@ -231,6 +233,28 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         children = up.state()["children"]
         assert isinstance(children, dict)
         assert {"worker", "webhooks"} <= set(children)
+
+        # A signed webhook reaches a receiver on this machine (up allows private
+        # addresses); its secret is nowhere in Flower or the logs.
+        headers = {"Authorization": f"Key {dev_key}"}
+        with webhook_receiver() as hook:
+            created = httpx.post(
+                f"{up.api_url}/v1/generations",
+                json={"model": MODEL, "input": {"prompt": "hooked"}, "webhook_url": hook.url},
+                headers=headers,
+                timeout=10,
+            )
+            assert created.status_code == 201, created.text
+            wait_until(lambda: hook.received, 60, interval=0.2, what="the webhook")
+        secret = httpx.get(f"{up.api_url}/v1/webhook-secret", headers=headers, timeout=10).json()[
+            "secret"
+        ]
+        [delivered] = hook.verified(secret)
+        assert delivered["request_id"] == created.json()["id"]
+        seen = httpx.get(f"{up.flower_url}/api/tasks", auth=("admin", password), timeout=10).text
+        logs = "".join(p.read_text(errors="replace") for p in data_dir.rglob("*.log"))
+        for place in (seen, logs, up.text()):
+            assert secret.removeprefix("whsec_") not in place
 
         # A child that dies is reported and restarted.
         children = up.state()["children"]
