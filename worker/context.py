@@ -83,8 +83,9 @@ class WorkerContext:
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = random.random
     observer: Observer = field(default_factory=Observer)
-    secret_box: SecretBox | None = None
-    """Opens the tenants' webhook signing secrets; None: no webhook can be signed (or sent)."""
+    secret_box: Callable[[], SecretBox] | None = None
+    """Gives the box that opens the tenants' webhook signing secrets, built on first use (a
+    worker that delivers no webhook never reads the key); None: none can be signed (or sent)."""
     send_webhook: Sender | None = None
     """POSTs a client webhook under the address policy (a client without the upstream key);
     None: no delivery."""

@@ -1,5 +1,6 @@
 """The per-process worker context: built on first use after fork, from the settings."""
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -62,7 +63,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         policy=BackoffPolicy.from_settings(settings),
         limits=Limits.from_settings(settings),
         observer=MetricsObserver(),
-        secret_box=secret_box(settings),
+        secret_box=functools.cache(lambda: secret_box(settings)),
         send_webhook=webhook_http.send,
     )
 

@@ -67,7 +67,7 @@ def lifecycle_env(
             or Limits(
                 lease_seconds=5.0, submit_grace=0.5, max_submit_attempts=4, max_poll_errors=6
             ),
-            secret_box=BOX,
+            secret_box=lambda: BOX,
         )
         try:
             yield ctx, srv, recorder

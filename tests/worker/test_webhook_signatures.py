@@ -103,9 +103,27 @@ def test_an_unreadable_secret_sends_nothing_and_is_retried(
         [gen_id] = ended_jobs(ctx, hook.url)
         with ctx.sessions.begin() as session:
             current_secret(session, BOX, tenant_of(ctx, gen_id))
-        ctx.secret_box = SecretBox("another-master-secret-" + "y" * 32)
+        other = SecretBox("another-master-secret-" + "y" * 32)
+        ctx.secret_box = lambda: other
         assert deliver_webhooks(ctx, http.send) == {"failed": 1}
         assert hook.connections == 0
     [(kind, detail)] = webhook_events(ctx, gen_id)
     assert kind == "webhook_failed"
     assert detail["error"].startswith("not sent: the tenant's signing secret could not be read")
+
+
+def test_a_key_file_that_cannot_be_read_sends_nothing_and_is_retried(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    ctx = webhook_ctx(private_sessions)
+
+    def unreadable() -> SecretBox:
+        raise PermissionError("[Errno 13] Permission denied: '/data/secret.key'")
+
+    ctx.secret_box = unreadable
+    with webhook_receiver() as hook, WebhookHttp(PRIVATE_OK, timeout=5) as http:
+        [gen_id] = ended_jobs(ctx, hook.url)
+        assert deliver_webhooks(ctx, http.send) == {"failed": 1}
+        assert hook.connections == 0
+    [(kind, _)] = webhook_events(ctx, gen_id)
+    assert kind == "webhook_failed"

@@ -41,7 +41,7 @@ def _ctx(sessions: sessionmaker[Session], limits: Limits) -> WorkerContext:
         client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
         publish=lambda name, args: None,
         limits=limits,
-        secret_box=BOX,
+        secret_box=lambda: BOX,
     )
 
 

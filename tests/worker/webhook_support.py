@@ -27,7 +27,7 @@ def webhook_ctx(sessions: sessionmaker[Session], limits: Limits | None = None) -
         client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
         publish=lambda name, args: None,
         limits=limits or Limits(),
-        secret_box=BOX,
+        secret_box=lambda: BOX,
     )
 
 

@@ -69,10 +69,11 @@ def _signing_secrets(ctx: WorkerContext, tenants: set[uuid.UUID]) -> dict[uuid.U
         log.error("webhooks: no secret box configured, nothing can be signed")
         return {}
     try:
+        box = ctx.secret_box()
         with ctx.sessions.begin() as session:
-            return signing_secrets(session, ctx.secret_box, tenants, now=ctx.clock())
-    except SecretUnreadable as exc:
-        log.error("webhooks: %s", exc)
+            return signing_secrets(session, box, tenants, now=ctx.clock())
+    except (SecretUnreadable, OSError) as exc:  # a key that does not open, a key file unreadable
+        log.error("webhooks: signing secrets unavailable: %s", exc)
         return {}
 
 
