@@ -31,6 +31,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
+from models.priority import Priority
 from models.state import log_events, record_event, record_events, transition, update_where
 from models.status import LIVE, TERMINAL, GenerationStatus
 from models.tables import EVENTS, GENERATIONS, Generation
@@ -47,6 +48,7 @@ class NewGeneration:
     idempotency_key: str | None = None
     request_hash: str | None = None
     webhook_url: str | None = None
+    priority: Priority = Priority.NORMAL
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,16 @@ def _scalar_defaults(table: Table) -> dict[str, Any]:
 
 
 DEFAULTS = _scalar_defaults(GENERATIONS)
-PER_ROW = ("id", "tenant_id", "model", "input", "idempotency_key", "request_hash", "webhook_url")
+PER_ROW = (
+    "id",
+    "tenant_id",
+    "model",
+    "input",
+    "idempotency_key",
+    "request_hash",
+    "webhook_url",
+    "priority",
+)
 """The columns whose values differ from row to row in a group; the others are the group's
 (``now``, the deadline, the first poll) or the table's defaults."""
 
@@ -163,7 +174,11 @@ def _insert_with_events_statement() -> Insert:
         "updated_at": now,
         "deadline_at": bindparam("deadline_at", type_=column.deadline_at.type),
         "next_poll_at": bindparam("next_poll_at", type_=column.next_poll_at.type),
-        **{name: _inline(value, column[name].type) for name, value in DEFAULTS.items()},
+        **{
+            name: _inline(value, column[name].type)
+            for name, value in DEFAULTS.items()
+            if name not in PER_ROW
+        },
     }
     created = (
         pg_insert(GENERATIONS)
@@ -228,6 +243,7 @@ def _row(
         "idempotency_key": item.idempotency_key,
         "request_hash": item.request_hash,
         "webhook_url": item.webhook_url,
+        "priority": item.priority.rank,
     }
 
 

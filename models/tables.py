@@ -12,15 +12,18 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
     Uuid,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from models.priority import Priority
 from models.status import GenerationStatus
 from models.types import BigIntPK, JSONType, UTCDateTime, utcnow
 
@@ -51,6 +54,24 @@ class Tenant(Base):
     """The secret before the last rotation (encrypted): also signed with for 24 h after it."""
     webhook_secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Settings (``genqueue tenants set``), read live by the claim and the API.
+    max_in_flight: Mapped[int | None] = mapped_column(Integer)
+    """This tenant's jobs live upstream at once; None: only the global cap."""
+    rate_limit: Mapped[float | None] = mapped_column(Float)
+    """Creates per second (with ``burst``); None: unlimited."""
+    burst: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    """Share of the upstream slots under contention, relative to the other tenants'."""
+    monthly_budget: Mapped[float | None] = mapped_column(Float)
+    """USD a calendar month (UTC); None: no budget."""
+
+    # The scheduler's clock (start-time fair queuing, worker/lifecycle/fair.py), in
+    # expected run seconds divided by weight.
+    fair_start: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    """Start tag of this tenant's last claimed job."""
+    fair_finish: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    """Finish tag of this tenant's last claimed job: where its next job starts."""
+
 
 class ApiKey(Base):
     """An API key. Only its SHA-256 is stored; ``prefix`` lets an operator tell keys apart."""
@@ -80,6 +101,15 @@ class Generation(Base):
         Index("ix_generations_webhook_due", "webhook_delivered_at", "webhook_next_at"),
         Index("ix_generations_completed_at", "completed_at"),  # the retention sweep
         Index("ix_generations_webhook_in_flight", "webhook_lease_until"),
+        Index(  # a tenant's pending rows in the order the claim takes them
+            "ix_generations_pending_order",
+            "tenant_id",
+            "priority",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -87,6 +117,10 @@ class Generation(Base):
     model: Mapped[str] = mapped_column(String(200))
     input: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16), default=GenerationStatus.PENDING.value)
+    priority: Mapped[int] = mapped_column(
+        SmallInteger, default=Priority.NORMAL.rank, server_default="1"
+    )
+    """Orders a tenant's own pending rows: ``Priority.rank`` (0 high, 1 normal, 2 low)."""
 
     upstream_request_id: Mapped[str | None] = mapped_column(String(100), index=True)
     status_url: Mapped[str | None] = mapped_column(Text)

@@ -70,6 +70,8 @@ def submit_record(
         "auth_sha256": auth_sha256(call.authorization),
         "status_code": status_code,
         "at": at,
+        "priority": call.headers.get("x-fal-queue-priority"),
+        "tags": call.headers.get("x-fal-tags"),
     }
 
 

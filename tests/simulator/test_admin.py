@@ -71,8 +71,11 @@ def test_requests_submits_and_stats(api: SimClient) -> None:
         "auth_sha256",
         "status_code",
         "at",
+        "priority",
+        "tags",
     }
     assert record["body"] == {"prompt": "info please"}
+    assert (record["priority"], record["tags"]) == (None, None)  # no such headers were sent
     stats = api.http.get("/_sim/stats").json()
     assert stats == {
         "calls": {"submit": 1, "status": 2, "result": 0, "cancel": 0},

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models.status import GenerationStatus
 from models.tables import Generation
@@ -38,7 +39,11 @@ def estimate_from(durations: Iterable[float]) -> RunTimeEstimate | None:
     )
 
 
-def estimates_for(ctx: WorkerContext, models: set[str]) -> dict[str, RunTimeEstimate]:
+def estimates_for(
+    ctx: WorkerContext, models: set[str], *, session: Session | None = None
+) -> dict[str, RunTimeEstimate]:
+    """Recent run times by model (cached a while). ``session``: read through the caller's
+    transaction (a claim holding SQLite's write lock must not wait on a second connection)."""
     found: dict[str, RunTimeEstimate] = {}
     mono = time.monotonic()
     for model in models:
@@ -46,7 +51,7 @@ def estimates_for(ctx: WorkerContext, models: set[str]) -> dict[str, RunTimeEsti
         with _lock:
             cached = _cache.get(key)
         if cached is None or mono - cached[0] > CACHE_SECONDS:
-            cached = (mono, _load(ctx, model))
+            cached = (mono, _load(ctx, model, session))
             with _lock:
                 _cache[key] = cached
         if cached[1] is not None:
@@ -54,18 +59,20 @@ def estimates_for(ctx: WorkerContext, models: set[str]) -> dict[str, RunTimeEsti
     return found
 
 
-def _load(ctx: WorkerContext, model: str) -> RunTimeEstimate | None:
+def _load(ctx: WorkerContext, model: str, session: Session | None) -> RunTimeEstimate | None:
+    if session is None:
+        with ctx.sessions() as own:
+            return _load(ctx, model, own)
     since = ctx.clock() - WINDOW
-    with ctx.sessions() as session:
-        rows = session.scalars(
-            select(Generation.run_seconds)
-            .where(
-                Generation.model == model,
-                Generation.status == GenerationStatus.COMPLETED.value,
-                Generation.completed_at >= since,
-                Generation.run_seconds.is_not(None),
-            )
-            .order_by(Generation.completed_at.desc())
-            .limit(SAMPLE_LIMIT)
-        ).all()
+    rows = session.scalars(
+        select(Generation.run_seconds)
+        .where(
+            Generation.model == model,
+            Generation.status == GenerationStatus.COMPLETED.value,
+            Generation.completed_at >= since,
+            Generation.run_seconds.is_not(None),
+        )
+        .order_by(Generation.completed_at.desc())
+        .limit(SAMPLE_LIMIT)
+    ).all()
     return estimate_from(r for r in rows if r is not None)

@@ -32,20 +32,22 @@ database refuses is left to the reconciler.
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from models.batch import each, write_together
+from models.priority import Priority
 from models.state import transition_many
 from models.status import LIVE, GenerationStatus
-from models.tables import GENERATIONS, Generation
+from models.tables import GENERATIONS, Generation, Tenant
 from worker.backoff import RunTimeEstimate
 from worker.context import WorkerContext
+from worker.lifecycle import fair
 from worker.lifecycle.estimates import estimates_for
 from worker.lifecycle.submit_outcome import (
     Answer,
@@ -90,7 +92,7 @@ def _submit_wave(ctx: WorkerContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, Su
         for answer, outcome in zip(answers, written, strict=True):
             outcome.report(ctx.observer)
             recorded[answer.claim.id] = outcome
-    return {i: recorded[i].result for i in ids}
+    return {i: outcome.result for i, outcome in recorded.items()}
 
 
 @dataclass(frozen=True)
@@ -103,20 +105,23 @@ class Wave:
 
 
 def _claim(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> Wave:
-    """Move the still-pending rows among ``generation_ids`` to ``submitting`` with a lease,
-    as far as ``max_in_flight`` leaves room, each with the ``status`` event ``transition``
-    writes; settle every other id. One transaction, whatever the count."""
+    """Move pending rows to ``submitting`` with a lease, as far as the caps leave room, each
+    with the ``status`` event ``transition`` writes; settle every id of the message. One
+    transaction, whatever the count.
+
+    Without any cap the message's own pending rows go, oldest first. Under a cap (global or
+    a tenant's) claims take turns (``CAP_LOCK``) and the rows are chosen by ``fair.pick``: under
+    the global cap from *every* eligible pending row, not only the message's, so whichever
+    worker finds a free slot fills it with the job the fair order says is next (a message is
+    then a wake-up call; its rows not chosen are deferred, and a chosen row another message
+    also carries is skipped by that message's claim). Under tenant caps alone, from the
+    message's rows."""
     now = ctx.clock()
     with ctx.sessions.begin() as session:
-        rows = session.scalars(
-            select(Generation)
-            .where(
-                Generation.id.in_(generation_ids),
-                Generation.status == GenerationStatus.PENDING.value,
-            )
-            .order_by(Generation.created_at, Generation.id)
-            .with_for_update(skip_locked=True)
-        ).all()
+        capped = bool(ctx.limits.max_in_flight) or _tenant_caps(session)
+        if capped:
+            _take_turn(session)
+        rows = _lock_pending(session, generation_ids)
         settled = {i: Recorded(SubmitResult.SKIPPED) for i in generation_ids}
         due: list[Generation] = []
         for gen in rows:
@@ -126,32 +131,77 @@ def _claim(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> Wave:
                 settled[gen.id] = Recorded(SubmitResult.FAILED, ended=ended)
             else:
                 due.append(gen)
-        free = _free_slots(ctx, session, wanted=len(due))
-        for gen in due[free:]:
-            settled[gen.id] = Recorded(SubmitResult.DEFERRED)
-        _defer(session, [gen.id for gen in due[free:]], now=now)
-        claims = _to_submitting(ctx, session, due[:free], now=now)
+        picks: list[fair.Pick] = []
+        chosen = due
+        if capped:
+            chosen, picks = _choose(ctx, session, due, now=now)
+        taken = {gen.id for gen in chosen}
+        held = [gen.id for gen in due if gen.id not in taken]
+        for gen_id in held:
+            settled[gen_id] = Recorded(SubmitResult.DEFERRED)
+        _defer(session, held, now=now)
+        claims = _to_submitting(ctx, session, chosen, now=now)
+        claimed = {claim.id for claim in claims}
+        fair.charge(session, [p for p in picks if p.id in claimed])
     for claim in claims:
-        del settled[claim.id]
+        settled.pop(claim.id, None)
     return Wave(claims, settled)
 
 
+def _lock_pending(session: Session, ids: Iterable[uuid.UUID]) -> list[Generation]:
+    return list(
+        session.scalars(
+            select(Generation)
+            .where(
+                Generation.id.in_(list(ids)), Generation.status == GenerationStatus.PENDING.value
+            )
+            .order_by(Generation.created_at, Generation.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
+
+
+def _choose(
+    ctx: WorkerContext, session: Session, due: list[Generation], *, now: datetime
+) -> tuple[list[Generation], list[fair.Pick]]:
+    """The rows to claim, in fair order, and their picks (tags to charge once claimed)."""
+    costs = {
+        model: e.p50
+        for model, e in estimates_for(ctx, {g.model for g in due}, session=session).items()
+    }
+    if ctx.limits.max_in_flight:
+        wanted = max(1, ctx.limits.submit_batch_size)
+        free = _free_slots(ctx, session, wanted=wanted)
+        picks = fair.pick(session, now=now, limit=free, costs=costs)
+    else:
+        picks = fair.pick(session, now=now, limit=len(due), within=[g.id for g in due], costs=costs)
+    by_id = {gen.id: gen for gen in _lock_pending(session, [p.id for p in picks])}
+    chosen = [by_id[p.id] for p in picks if p.id in by_id]
+    return chosen, [p for p in picks if p.id in by_id]
+
+
 CAP_LOCK = 0x67_656E_7175_6575  # "genqueue" in the advisory-lock key space of the database
-"""The PostgreSQL advisory lock that serializes claims under ``max_in_flight``."""
+"""The PostgreSQL advisory lock that serializes claims under a cap."""
+
+
+def _tenant_caps(session: Session) -> bool:
+    return bool(session.scalar(select(exists().where(Tenant.max_in_flight.is_not(None)))))
+
+
+def _take_turn(session: Session) -> None:
+    """Under a cap, claims take turns: on PostgreSQL a transaction-scoped advisory lock is held
+    from the count of live rows to the claim's commit, so a concurrent claim counts this one's
+    rows as live (two claims that counted at once would both take the same free slots; the cap
+    was seen at twice its value). SQLite's ``BEGIN IMMEDIATE`` already serializes writers."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CAP_LOCK)))
 
 
 def _free_slots(ctx: WorkerContext, session: Session, *, wanted: int) -> int:
-    """How many rows may go upstream now: all of them without a cap, else what the cap
-    leaves after the rows already live (counted once for the wave).
-
-    Under a cap, claims take turns: on PostgreSQL a transaction-scoped advisory lock is held
-    from this count to the claim's commit, so a concurrent claim counts this one's rows as
-    live (two claims that counted at once would both take the same free slots; the cap was
-    seen at twice its value). SQLite's ``BEGIN IMMEDIATE`` already serializes writers."""
+    """How many rows may go upstream now under the global cap: what it leaves after the rows
+    already live, at most ``wanted``. Called with the turn taken (:func:`_take_turn`)."""
     if not ctx.limits.max_in_flight or not wanted:
         return wanted
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(CAP_LOCK)))
     live = session.scalar(
         select(func.count())
         .select_from(Generation)
@@ -190,8 +240,22 @@ def _to_submitting(
             details={gen.id: {"attempt": gen.submit_attempts + 1} for gen in rows},
         )
     )
+    tenants = {gen.tenant_id for gen in rows}
+    names = {
+        t: name
+        for t, name in session.execute(select(Tenant.id, Tenant.name).where(Tenant.id.in_(tenants)))
+    }
     return [
-        Claim(gen.id, gen.model, dict(gen.input), token, gen.submit_attempts + 1, gen.created_at)
+        Claim(
+            gen.id,
+            gen.model,
+            dict(gen.input),
+            token,
+            gen.submit_attempts + 1,
+            gen.created_at,
+            tenant=names.get(gen.tenant_id, ""),
+            priority=Priority.of_rank(gen.priority),
+        )
         for gen in rows
         if gen.id in won
     ]
@@ -201,7 +265,12 @@ def _call(ctx: WorkerContext, claim: Claim, estimate: RunTimeEstimate | None) ->
     webhook = ctx.limits.webhook_url
     try:
         handle = ctx.client.submit(
-            claim.model, claim.input, start_timeout=ctx.limits.start_timeout, webhook_url=webhook
+            claim.model,
+            claim.input,
+            start_timeout=ctx.limits.start_timeout,
+            webhook_url=webhook,
+            priority=claim.priority.upstream,
+            tags={"tenant": claim.tenant},
         )
     except Exception as exc:  # classified by record_answer, in the write-back
         return Answer(claim, exc, ctx.clock())

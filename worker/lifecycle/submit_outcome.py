@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from models.priority import Priority
 from models.state import record_event, transition
 from models.status import GenerationStatus
 from models.tables import GENERATIONS, Generation
@@ -52,6 +53,9 @@ class Claim:
     token: str
     attempts: int
     created_at: datetime
+    tenant: str = ""
+    """The tenant's name, sent upstream as the ``tenant`` tag."""
+    priority: Priority = Priority.NORMAL
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
@@ -102,13 +102,18 @@ class UpstreamClient:
         *,
         start_timeout: float | None = None,
         webhook_url: str | None = None,
+        priority: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> SubmitHandle:
         """POST the input to ``{base_url}/{endpoint_id}``; one attempt, never repeated.
 
         ``start_timeout`` (seconds, > 1) is sent as ``X-Fal-Request-Timeout``: a deadline for
         the job to *start*, after which upstream ends it with a 504. ``webhook_url`` is sent as
-        ``?fal_webhook=``. Raises ``SubmitAmbiguous`` when the job may exist without our
-        knowing its id, ``UpstreamRejected`` for an invalid endpoint id or start_timeout.
+        ``?fal_webhook=``. ``priority`` (``normal`` or ``low``) is sent as
+        ``X-Fal-Queue-Priority``, ``tags`` as ``X-Fal-Tags`` (a tag fal would drop is left
+        out here: ``protocol.tags_header``). Raises ``SubmitAmbiguous`` when the job may exist
+        without our knowing its id, ``UpstreamRejected`` for an invalid endpoint id or
+        start_timeout.
         """
         headers: dict[str, str] = {}
         if start_timeout is not None:
@@ -121,6 +126,11 @@ class UpstreamClient:
                     )
                 )
             headers[REQUEST_TIMEOUT_HEADER] = str(float(start_timeout))
+        if priority is not None:
+            headers[protocol.PRIORITY_HEADER] = priority
+        tag_value = protocol.tags_header(tags or {})
+        if tag_value:
+            headers[protocol.TAGS_HEADER] = tag_value
         try:
             url = protocol.submit_url(self.base_url, endpoint_id, webhook_url=webhook_url)
         except ValueError as exc:

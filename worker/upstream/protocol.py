@@ -12,6 +12,7 @@ on status it is transient (ask again).
 """
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -29,6 +30,29 @@ from worker.upstream.types import (
 )
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
+PRIORITY_HEADER = "X-Fal-Queue-Priority"
+TAGS_HEADER = "X-Fal-Tags"
+_TAG_KEY = re.compile(r"^[a-z0-9._-]{1,64}$")
+_TAG_VALUE = re.compile(r"^[\x21-\x7e]{1,256}$")
+MAX_TAGS = 10
+MAX_TAGS_BYTES = 1024
+
+
+def tags_header(tags: Mapping[str, str]) -> str:
+    """``X-Fal-Tags``: ``key=value`` pairs joined by commas (UPSTREAM.md, request tags), at most
+    ten, 1 KB in all. A tag fal would drop (a key outside ``[a-z0-9._-]{1,64}`` or in the
+    reserved ``fal.`` space; a value over 256 characters, or with a space, comma or ``=`` or
+    beyond printable ASCII) is left out here, so the header says only what fal keeps."""
+    pairs = [
+        f"{key}={value}"
+        for key, value in tags.items()
+        if _TAG_KEY.match(key)
+        and not key.startswith("fal.")
+        and _TAG_VALUE.match(value)
+        and not set(value) & {",", "="}
+    ][:MAX_TAGS]
+    header = ",".join(pairs)
+    return header if len(header) <= MAX_TAGS_BYTES else ""
 
 
 def _segments(endpoint_id: str) -> list[str]:

@@ -1,0 +1,163 @@
+"""Who goes upstream next when slots are scarce: weighted fair share across tenants, then the
+tenant's own priority, then age. One statement picks a whole wave.
+
+The share is start-time fair queuing (SFQ; Goyal, Vin and Cheng, 1996), the stateful form of
+deficit round robin: every tenant has a virtual clock in seconds of expected run time divided by
+its ``weight``. A tenant's next job starts at ``max(its finish tag, the system clock)`` and
+finishes ``cost / weight`` later, where ``cost`` is the expected run time of the job's model; the
+claim takes the jobs with the smallest start tags. The system clock is the largest start tag
+claimed so far, so a tenant that was idle comes back level with the others, with no credit saved
+up (a burst after a quiet week would starve everyone). Over time each backlogged tenant holds
+upstream slots for a share of the time proportional to its weight; a tenant alone gets all of
+them.
+
+A tenant at its own ``max_in_flight`` is skipped: its ``k``-th pending job is eligible only if
+``live + k <= max_in_flight``. The claim that calls this holds the cap lock
+(``submit_batch.CAP_LOCK``), so counts and tags are read and written by one claim at a time.
+
+On PostgreSQL each tenant's pending rows are read through ``ix_generations_pending_order`` with
+a ``LATERAL`` join, at most ``limit`` rows a tenant, so a flood of 50,000 pending rows costs the
+claim no more than a few dozen; SQLite (one machine, small queues) ranks every pending row.
+"""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
+
+from models.status import LIVE, GenerationStatus
+from models.tables import Generation, Tenant
+
+DEFAULT_COST = 1.0
+"""Expected run seconds of a job whose model has no recent run times (nor any other model)."""
+
+
+@dataclass(frozen=True)
+class Pick:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    start: float
+    """Virtual start tag: the order of the wave."""
+    finish: float
+    """The tenant's finish tag once this job is claimed: where its next job starts."""
+
+
+def eligible(now: datetime) -> list[ColumnElement[bool]]:
+    """Pending rows a claim may take now: not past their deadline, and not waiting out a
+    retry delay (a row never tried may go at once; its ``next_poll_at`` is only the
+    dispatcher's safety net, and a deferred row's only a reminder)."""
+    return [
+        Generation.status == GenerationStatus.PENDING.value,
+        Generation.deadline_at > now,
+        or_(
+            Generation.submit_attempts == 0,
+            Generation.next_poll_at.is_(None),
+            Generation.next_poll_at <= now,
+        ),
+    ]
+
+
+def pick(
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    within: Sequence[uuid.UUID] | None = None,
+    costs: Mapping[str, float] | None = None,
+) -> list[Pick]:
+    """Up to ``limit`` eligible pending rows (only among ``within`` if given) in fair order,
+    with the tags :func:`charge` records once they are claimed. ``costs``: expected run
+    seconds by model (others cost their mean, or ``DEFAULT_COST``)."""
+    if limit <= 0:
+        return []
+    clock = float(session.scalar(select(func.coalesce(func.max(Tenant.fair_start), 0.0))) or 0)
+    known = dict(costs or {})
+    fallback = sum(known.values()) / len(known) if known else DEFAULT_COST
+    cost: ColumnElement[Any] = (
+        case(known, value=Generation.model, else_=fallback) if known else literal(fallback)
+    )
+    where = eligible(now)
+    if within is not None:
+        where.append(Generation.id.in_(list(within)))
+    columns = (
+        Generation.id,
+        Generation.tenant_id,
+        Generation.priority,
+        Generation.created_at,
+        cost.label("cost"),
+    )
+    order = (Generation.priority, Generation.created_at, Generation.id)
+    if session.get_bind().dialect.name == "postgresql":
+        outer = aliased(Tenant)
+        head = (
+            select(*columns)
+            .where(Generation.tenant_id == outer.id, *where)
+            .order_by(*order)
+            .limit(limit)
+            .lateral("head")
+        )
+        rows = select(head).select_from(outer).join(head, true()).subquery("rows")
+    else:
+        rows = select(*columns).where(*where).subquery("rows")
+    stmt = _fair_order(rows, clock=clock, limit=limit)
+    picks = []
+    for gen_id, tenant_id, start, job_cost, weight in session.execute(stmt).all():
+        picks.append(Pick(gen_id, tenant_id, float(start), float(start) + job_cost / weight))
+    return picks
+
+
+def _fair_order(rows: Any, *, clock: float, limit: int) -> Select[Any]:
+    tenant_order = (rows.c.priority, rows.c.created_at, rows.c.id)
+    ranked = select(
+        rows.c.id,
+        rows.c.tenant_id,
+        rows.c.created_at,
+        rows.c.cost,
+        func.row_number().over(partition_by=rows.c.tenant_id, order_by=tenant_order).label("k"),
+        (
+            func.sum(rows.c.cost).over(partition_by=rows.c.tenant_id, order_by=tenant_order)
+            - rows.c.cost
+        ).label("before"),
+    ).subquery("ranked")
+    live = (
+        select(Generation.tenant_id, func.count().label("n"))
+        .where(Generation.status.in_([s.value for s in LIVE]))
+        .group_by(Generation.tenant_id)
+        .subquery("live")
+    )
+    base = case((Tenant.fair_finish > clock, Tenant.fair_finish), else_=literal(clock))
+    start = (base + ranked.c.before / Tenant.weight).label("start")
+    return (
+        select(ranked.c.id, ranked.c.tenant_id, start, ranked.c.cost, Tenant.weight)
+        .join_from(ranked, Tenant, Tenant.id == ranked.c.tenant_id)
+        .outerjoin(live, live.c.tenant_id == ranked.c.tenant_id)
+        .where(
+            ranked.c.k <= limit,
+            or_(
+                Tenant.max_in_flight.is_(None),
+                func.coalesce(live.c.n, 0) + ranked.c.k <= Tenant.max_in_flight,
+            ),
+        )
+        .order_by(start, ranked.c.created_at, ranked.c.id)
+        .limit(limit)
+    )
+
+
+def charge(session: Session, picks: Sequence[Pick]) -> None:
+    """Move the clocks of the tenants whose picks were claimed: each tenant's last claimed
+    job sets its start and finish tags."""
+    last: dict[uuid.UUID, Pick] = {}
+    for p in picks:
+        if p.tenant_id not in last or p.start >= last[p.tenant_id].start:
+            last[p.tenant_id] = p
+    for tenant_id, p in sorted(last.items()):
+        session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id)
+            .values(fair_start=p.start, fair_finish=p.finish)
+            .execution_options(synchronize_session=False)
+        )
