@@ -2,7 +2,8 @@
 
 Keys the database accepted are remembered, by digest, for ``GENQUEUE_API_KEY_CACHE_SECONDS``
 (:class:`KeyCache`), so a busy client costs no database lookup per request: a revoked key
-keeps working on each API process for at most that long. A refused key is looked up every time.
+keeps working on each API process for at most that long, and a tenant's new rate limit takes
+as long to apply. A refused key is looked up every time.
 """
 
 import threading
@@ -31,6 +32,11 @@ class Caller:
 
     tenant_id: uuid.UUID
     key_id: uuid.UUID
+    tenant: str = ""
+    """The tenant's name."""
+    rate_limit: float | None = None
+    burst: int | None = None
+    """The tenant's create rate limit, as of the lookup (cached like the key)."""
 
 
 def presented_key(header: str | None) -> str:
@@ -65,7 +71,14 @@ class Authenticator:
             row = find_key(session, key)
             if row is None:
                 raise ApiError(401, INVALID, headers=CHALLENGE)
-            return Caller(tenant_id=row.tenant_id, key_id=row.id)
+            tenant = row.tenant
+            return Caller(
+                tenant_id=row.tenant_id,
+                key_id=row.id,
+                tenant=tenant.name,
+                rate_limit=tenant.rate_limit,
+                burst=tenant.burst,
+            )
 
 
 class KeyCache:

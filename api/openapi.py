@@ -36,7 +36,8 @@ _DESCRIPTIONS = {
     409: "Conflict",
     413: "Request body too large",
     422: "Invalid input: `detail` names each field",
-    429: "Too many at once: `detail` says which limit",
+    429: "Too many at once, or over the tenant's create rate limit: `detail` says which; "
+    "`Retry-After` when to try again",
     503: DB_UNAVAILABLE,
 }
 

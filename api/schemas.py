@@ -55,6 +55,9 @@ class ValidationErrorResponse(BaseModel):
 # ---- native surface -----------------------------------------------------------------------
 
 
+PriorityName = Literal["high", "normal", "low"]
+
+
 class GenerationCreate(BaseModel):
     """``input`` is validated against ``model``'s schema (see the fal routes for each)."""
 
@@ -75,6 +78,11 @@ class GenerationCreate(BaseModel):
         "userinfo, a public address unless the operator allows private ones",
         json_schema_extra={"pattern": "^https?://"},
     )
+    priority: PriorityName = Field(
+        "normal",
+        description="orders the tenant's own pending generations; sent upstream as "
+        "X-Fal-Queue-Priority (high goes as normal: fal knows normal and low)",
+    )
 
 
 class GenerationEventPublic(BaseModel):
@@ -89,6 +97,7 @@ class GenerationPublic(BaseModel):
     id: str = Field(description="genqueue's id; the fal surface's request_id")
     model: str
     status: GenerationStatus
+    priority: PriorityName
     input: dict[str, Any]
     upstream_request_id: str | None
     queue_position: int | None

@@ -18,6 +18,7 @@ from api.fal.watcher import StreamWatcher
 from api.intake import Intake, IntakeLimits
 from api.proxies import TrustedProxies
 from api.publisher import Publisher
+from api.ratelimit import CreateLimiter
 from models.db import make_engine, make_session_factory, normalize_url
 from models.destinations import AddressPolicy
 from models.secretbox import SecretBox, secret_box
@@ -76,6 +77,7 @@ class AppState:
         )
         self.webhook_policy = AddressPolicy.from_settings(settings)
         """Where client webhooks may go: checked at create (the worker checks at connect)."""
+        self.rate_limits = CreateLimiter(url=settings.rate_limit_url)
         self.auth = Authenticator(
             sessions=lambda: self.sessions, ttl=settings.api_key_cache_seconds
         )

@@ -19,6 +19,7 @@ from api.lookups import queue_position
 from api.state import AppState
 from models.destinations import MAX_URL_LENGTH, AddressPolicy, RefusedDestination
 from models.generations import NewGeneration
+from models.priority import Priority
 from models.tables import Generation
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -35,6 +36,23 @@ IdempotencyKey = Annotated[
         json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
     ),
 ]
+PRIORITY_HEADER = "X-Fal-Queue-Priority"
+
+
+def check_priority_header(value: str | None) -> Priority:
+    """fal's ``X-Fal-Queue-Priority`` (``normal`` or ``low``; genqueue also takes ``high``)."""
+    if value is None:
+        return Priority.NORMAL
+    try:
+        return Priority(value.strip().lower())
+    except ValueError:
+        raise invalid(
+            ["header", PRIORITY_HEADER],
+            f"{PRIORITY_HEADER} must be one of: high, normal, low",
+            type="enum",
+            input=value,
+            ctx={"expected": [p.value for p in Priority]},
+        ) from None
 
 
 def request_hash(*, model: str, input: dict[str, Any], webhook_url: str | None) -> str:
@@ -96,13 +114,17 @@ async def submit(
     webhook_url: str | None,
     idempotency_key: str | None,
     position: bool = False,
+    priority: Priority = Priority.NORMAL,
 ) -> Accepted:
     """Commit a new generation through the intake (which publishes it), or find the one that
     holds ``idempotency_key``: the same body replays it (``inserted.row`` is None), another
     body is a 409. ``position``: say how many generations wait ahead of it."""
     key = check_idempotency_key(idempotency_key)
+    await state.rate_limits.check(
+        caller.tenant_id, caller.tenant, rate=caller.rate_limit, burst=caller.burst
+    )
     digest = request_hash(model=model, input=input, webhook_url=webhook_url)
-    new = NewGeneration(caller.tenant_id, model, input, key, digest, webhook_url)
+    new = NewGeneration(caller.tenant_id, model, input, key, digest, webhook_url, priority)
     accepted = await state.intake.accept(new, position=position)
     inserted = accepted.inserted
     if inserted.created:

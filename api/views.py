@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 from api.schemas import GenerationDetail, GenerationEventPublic, GenerationPublic
+from models.priority import Priority
 from models.status import GenerationStatus
 from models.tables import Generation, GenerationEvent
 from models.vocabulary import EventKind
@@ -18,6 +19,7 @@ def _fields(get: Callable[[str], Any]) -> dict[str, Any]:
         "id": str(get("id")),
         "model": get("model"),
         "status": GenerationStatus(get("status")),
+        "priority": Priority.of_rank(get("priority")).value,
         "input": get("input"),
         "upstream_request_id": get("upstream_request_id"),
         "queue_position": get("queue_position"),

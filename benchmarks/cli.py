@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import b1_throughput, b2_inflight, b3_api, b4_webhooks, report
+from benchmarks import b1_throughput, b2_inflight, b3_api, b4_webhooks, b5_fairness, report
 from benchmarks.results import BenchResult
 from benchmarks.scale import FULL, QUICK, Scale
 from benchmarks.services import (
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[Stack, Scale], BenchResult]] = {
     "B2": b2_inflight.run,
     "B3": b3_api.run,
     "B4": b4_webhooks.run,
+    "B5": b5_fairness.run,
 }
 
 
@@ -61,7 +62,7 @@ def run_benchmarks(
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller N and shorter jobs")
-    parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated, e.g. B1,B3")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated, e.g. B1,B3")
     defaults = WorkerSettings()
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
     parser.add_argument("--pool", default=defaults.pool, choices=["prefork", "threads"])
@@ -74,7 +75,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--results-md",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write benchmarks/RESULTS.md (default: only after a full run of B1, B2 and B3)",
+        help="write benchmarks/RESULTS.md (default: only after a full run of every benchmark)",
     )
     args = parser.parse_args(argv)
     args.only = [k.strip().upper() for k in args.only.split(",") if k.strip()]

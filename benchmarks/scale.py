@@ -39,6 +39,15 @@ class Scale:
     b3_warmup: float = 2.0
     b3_max_requests: int = 50_000
 
+    b5_cap: int = 4
+    b5_run_time: float = 1.0
+    b5_flood_jobs: int = 300
+    b5_small_jobs: int = 60
+    b5_threads: int = 4
+    """Worker slots running the lifecycle's tasks at once."""
+    b5_tick: float = 0.05
+    """Seconds between dispatch ticks."""
+
     phase_timeout: float = 900.0
     """No phase waits longer than this for its jobs (seconds)."""
     sample_interval: float = 1.0
@@ -64,6 +73,9 @@ QUICK = Scale(
     b4_jobs=1000,
     b3_seconds=4.0,
     b3_warmup=1.0,
+    b5_run_time=0.5,
+    b5_flood_jobs=120,
+    b5_small_jobs=30,
     phase_timeout=300.0,
 )
 
@@ -87,6 +99,10 @@ TOY = Scale(
     b3_seconds=0.5,
     b3_warmup=0.2,
     b3_max_requests=500,
+    b5_cap=2,
+    b5_run_time=0.2,
+    b5_flood_jobs=12,
+    b5_small_jobs=4,
     phase_timeout=60.0,
     sample_interval=0.05,
 )

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(
         5.0, ge=0, description="an API process trusts a key lookup this long (revocation lag)"
     )
+    rate_limit_url: str = Field(
+        "", description="Redis for the per-tenant create rate limits (default: the broker's)"
+    )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1, description="larger request bodies get 413")
     db_connect_timeout: float = Field(5.0, gt=0)
     broker_connect_timeout: float = Field(2.0, gt=0)
@@ -243,6 +246,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'genqueue.db'}"
         if not self.broker_url:
             self.broker_url = "redis://127.0.0.1:6379/0"
+        if not self.rate_limit_url:
+            self.rate_limit_url = self.broker_url
         self.upstream_url = self.upstream_url.rstrip("/")
         if self.public_url:
             self.public_url = self.public_url.rstrip("/")

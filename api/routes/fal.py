@@ -7,7 +7,7 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,14 @@ from api.lookups import owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.state import CallerDep, SessionDep, StateDep, authenticate
-from api.submission import WEBHOOK_URL_PATTERN, IdempotencyKey, check_webhook_url, submit
+from api.submission import (
+    PRIORITY_HEADER,
+    WEBHOOK_URL_PATTERN,
+    IdempotencyKey,
+    check_priority_header,
+    check_webhook_url,
+    submit,
+)
 from models import tasknames
 from models.destinations import MAX_URL_LENGTH
 from models.endpoint_id import app_id
@@ -63,9 +70,17 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
                 json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
             ),
         ] = None,
+        queue_priority: Annotated[
+            str | None,
+            Header(
+                alias=PRIORITY_HEADER,
+                description="normal (default) or low; genqueue also takes high",
+            ),
+        ] = None,
     ) -> JSONResponse:
         input = validate_input(spec, body, loc=["body"])
         webhook = check_webhook_url(fal_webhook, ["query", "fal_webhook"], state.webhook_policy)
+        priority = check_priority_header(queue_priority)
         done = await submit(
             state,
             caller,
@@ -74,6 +89,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             webhook_url=webhook,
             idempotency_key=idempotency_key,
             position=True,
+            priority=priority,
         )
         rid = str(done.inserted.id)
         urls = fal_urls(
@@ -93,7 +109,7 @@ for _spec in MODELS.values():
         methods=["POST"],
         summary=f"Submit: {_spec.summary}",
         response_model=FalSubmitResponse,
-        responses=errors(401, 409, 413, 422, 503),
+        responses=errors(401, 409, 413, 422, 429, 503),
         openapi_extra={
             **json_request_body(_spec.schema_name, _spec.example),
             "security": SECURITY,

@@ -129,6 +129,7 @@ for _spec in MODELS.values():
             409,
             413,
             422,
+            429,
             503,
             504,
             described={504: "Not finished within GENQUEUE_RUN_TIMEOUT: it goes on"},

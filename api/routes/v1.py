@@ -36,6 +36,7 @@ from api.views import new_detail, to_detail, to_public
 from models import tasknames
 from models.destinations import AddressPolicy
 from models.generations import CancelRequestOutcome, request_cancel
+from models.priority import Priority
 from models.status import GenerationStatus
 from models.tables import Generation
 
@@ -73,7 +74,7 @@ def _parse_create(body: Any, policy: AddressPolicy) -> tuple[GenerationCreate, d
     summary="Create a generation",
     description=f"With an `{IDEMPOTENCY_HEADER}` header, the same key and body answer the "
     f"same generation (with `{REPLAYED}: true`); the same key with another body is a 409.",
-    responses=errors(401, 409, 413, 422, 503),
+    responses=errors(401, 409, 413, 422, 429, 503),
     openapi_extra={**json_request_body("GenerationCreate", CREATE_EXAMPLE), **AUTH},
 )
 async def create_generation_route(
@@ -91,6 +92,7 @@ async def create_generation_route(
         input=input,
         webhook_url=create.webhook_url,
         idempotency_key=idempotency_key,
+        priority=Priority(create.priority),
     )
     if done.inserted.row is not None:
         return new_detail(done.inserted.row, done.now)

@@ -19,6 +19,7 @@ RECORD_FIELDS = {
     "id",
     "model",
     "status",
+    "priority",
     "input",
     "upstream_request_id",
     "queue_position",

@@ -50,7 +50,7 @@ def test_json_has_every_benchmark_and_row(results: list[BenchResult], tmp_path: 
     path = report.write_json(report.document(results, meta), datetime.now(), tmp_path)
     doc = json.loads(path.read_text())
     assert doc["meta"]["scale"] == "toy"
-    assert list(doc["results"]) == ["B1", "B2", "B3", "B4"]
+    assert list(doc["results"]) == ["B1", "B2", "B3", "B4", "B5"]
     for bench in doc["results"].values():
         assert {"key", "title", "params", "figures", "rows", "notes", "seconds"} <= set(bench)
         assert bench["rows"]
@@ -70,7 +70,7 @@ def non_negative(value: Any) -> bool:
 
 
 def test_figures_are_positive(results: list[BenchResult]) -> None:
-    b1, b2, b3, b4 = (r.figures for r in results)
+    b1, b2, b3, b4, b5 = (r.figures for r in results)
     assert b1["completed"] == TOY.b1_jobs
     for name in ("generations_per_second", "raw_celery_tasks_per_second", "latency_p50_s"):
         assert positive(b1[name]), name
@@ -90,6 +90,10 @@ def test_figures_are_positive(results: list[BenchResult]) -> None:
             figures = b3[f"{side}_c{level}"]
             assert figures["ok"] > 0, (side, level)
             assert positive(figures["p99_ms"]), (side, level)
+    for phase in ("fair", "first_come"):
+        assert b5[phase]["claimed"] == TOY.b5_flood_jobs + 2 * TOY.b5_small_jobs, phase
+        assert positive(b5[phase]["jain"]), phase
+        assert positive(b5[phase]["claim_ms_per_job"]), phase
 
 
 def test_table_renders_every_row(results: list[BenchResult]) -> None:
@@ -99,3 +103,4 @@ def test_table_renders_every_row(results: list[BenchResult]) -> None:
     assert "| B2 |" in table
     assert "| B3 |" in table
     assert "| B4 |" in table
+    assert "| B5 |" in table

@@ -165,16 +165,18 @@ def _choose(
     ctx: WorkerContext, session: Session, due: list[Generation], *, now: datetime
 ) -> tuple[list[Generation], list[fair.Pick]]:
     """The rows to claim, in fair order, and their picks (tags to charge once claimed)."""
-    costs = {
-        model: e.p50
-        for model, e in estimates_for(ctx, {g.model for g in due}, session=session).items()
-    }
     if ctx.limits.max_in_flight:
-        wanted = max(1, ctx.limits.submit_batch_size)
-        free = _free_slots(ctx, session, wanted=wanted)
-        picks = fair.pick(session, now=now, limit=free, costs=costs)
+        free = _free_slots(ctx, session, wanted=max(1, ctx.limits.submit_batch_size))
+        within = None
     else:
-        picks = fair.pick(session, now=now, limit=len(due), within=[g.id for g in due], costs=costs)
+        free, within = len(due), [g.id for g in due]
+    if not free:
+        return [], []
+    found = estimates_for(ctx, {g.model for g in due}, session=session)
+    costs = {model: estimate.p50 for model, estimate in found.items()}
+    picks = fair.pick(session, now=now, limit=free, within=within, costs=costs)
+    if not picks:
+        return [], []
     by_id = {gen.id: gen for gen in _lock_pending(session, [p.id for p in picks])}
     chosen = [by_id[p.id] for p in picks if p.id in by_id]
     return chosen, [p for p in picks if p.id in by_id]
