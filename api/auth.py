@@ -37,6 +37,7 @@ class Caller:
     rate_limit: float | None = None
     burst: int | None = None
     """The tenant's create rate limit, as of the lookup (cached like the key)."""
+    monthly_budget: float | None = None
 
 
 def presented_key(header: str | None) -> str:
@@ -78,6 +79,7 @@ class Authenticator:
                 tenant=tenant.name,
                 rate_limit=tenant.rate_limit,
                 burst=tenant.burst,
+                monthly_budget=tenant.monthly_budget,
             )
 
 

@@ -32,6 +32,7 @@ SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"falKey": []}]
 _DESCRIPTIONS = {
     400: "Bad request",
     401: "Missing, malformed, wrong or revoked API key",
+    402: "`budget_exceeded`: the estimate would take the tenant past its monthly budget",
     404: "Not found (or another tenant's)",
     409: "Conflict",
     413: "Request body too large",

@@ -113,6 +113,10 @@ class GenerationPublic(BaseModel):
     deadline_at: Timestamp
     submit_attempts: int
     poll_count: int
+    estimated_cost: float | None = Field(description="USD, at create (null: model unpriced)")
+    final_cost: float | None = Field(
+        description="USD, once it ended (null: not ended, or never sent upstream)"
+    )
 
 
 class GenerationDetail(GenerationPublic):

@@ -19,8 +19,10 @@ from api.lookups import queue_position
 from api.state import AppState
 from models.destinations import MAX_URL_LENGTH, AddressPolicy, RefusedDestination
 from models.generations import NewGeneration
+from models.pricing import estimate
 from models.priority import Priority
 from models.tables import Generation
+from models.usage import month_spend
 
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -37,6 +39,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 PRIORITY_HEADER = "X-Fal-Queue-Priority"
+BUDGET_EXCEEDED = "budget_exceeded"
 
 
 def check_priority_header(value: str | None) -> Priority:
@@ -123,8 +126,13 @@ async def submit(
     await state.rate_limits.check(
         caller.tenant_id, caller.tenant, rate=caller.rate_limit, burst=caller.burst
     )
+    price, cost = estimate(model, input, state.settings.model_prices)
+    if caller.monthly_budget is not None and cost is not None:
+        await run_in_threadpool(_within_budget, state, caller, cost)
     digest = request_hash(model=model, input=input, webhook_url=webhook_url)
-    new = NewGeneration(caller.tenant_id, model, input, key, digest, webhook_url, priority)
+    new = NewGeneration(
+        caller.tenant_id, model, input, key, digest, webhook_url, priority, price, cost
+    )
     accepted = await state.intake.accept(new, position=position)
     inserted = accepted.inserted
     if inserted.created:
@@ -139,6 +147,27 @@ async def submit(
         return accepted
     ahead = await run_in_threadpool(_position, state, inserted.id)
     return replace(accepted, queue_position=ahead)
+
+
+def _within_budget(state: AppState, caller: Caller, cost: float) -> None:
+    """402 ``budget_exceeded`` when this job's estimate would take the tenant's month-to-date
+    spend past its ``monthly_budget``. Checked before the insert, not with it: creates of one
+    tenant at the same moment may pass together and overshoot by their own estimates."""
+    budget = caller.monthly_budget
+    assert budget is not None
+    with state.sessions() as session:
+        spent = month_spend(session, caller.tenant_id, now=state.clock())
+    if spent + cost > budget + 1e-9:
+        raise ApiError(
+            402,
+            BUDGET_EXCEEDED,
+            message=f"this generation's estimated cost of {cost:.4f} USD would take tenant "
+            f"'{caller.tenant}' past its monthly budget of {budget:.2f} USD "
+            f"({spent:.4f} USD spent or committed this month)",
+            budget=budget,
+            spent=round(spent, 6),
+            estimated_cost=cost,
+        )
 
 
 def key_holder(session: Session, generation_id: uuid.UUID) -> Generation:

@@ -35,6 +35,8 @@ def _fields(get: Callable[[str], Any]) -> dict[str, Any]:
         "deadline_at": get("deadline_at"),
         "submit_attempts": get("submit_attempts"),
         "poll_count": get("poll_count"),
+        "estimated_cost": get("estimated_cost"),
+        "final_cost": get("final_cost"),
     }
 
 

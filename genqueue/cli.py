@@ -10,6 +10,7 @@ from genqueue import generations, services
 from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, CliError, print_error
 from genqueue.keys import keys_app
 from genqueue.tenants import tenants_app
+from genqueue.usage import usage
 
 app = typer.Typer(
     name="genqueue",
@@ -49,6 +50,7 @@ services.register(app)
 app.add_typer(keys_app, name="keys", rich_help_panel="Server")
 app.add_typer(tenants_app, name="tenants", rich_help_panel="Server")
 generations.register(app)
+app.command(rich_help_panel="Client")(usage)
 
 
 def main() -> int:

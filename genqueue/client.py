@@ -126,6 +126,14 @@ class ApiClient:
             raise CliError(f"unexpected answer from {self.base_url}/v1/generations")
         return [row for row in answer if isinstance(row, dict)]
 
+    def usage(self, *, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        """``GET /v1/usage``: the key's tenant's counts and costs."""
+        params = {k: v for k, v in (("since", since), ("until", until)) if v}
+        answer: Any = self._json("GET", "/v1/usage", params=params)
+        if not isinstance(answer, dict) or not isinstance(answer.get("lines"), list):
+            raise CliError(f"unexpected answer from {self.base_url}/v1/usage")
+        return answer
+
     def download(self, url: str, dest: Path) -> Path:
         """Save one output file (``http(s)://`` or a ``data:`` URL) to ``dest``."""
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,8 @@ class NewGeneration:
     request_hash: str | None = None
     webhook_url: str | None = None
     priority: Priority = Priority.NORMAL
+    unit_price: float | None = None
+    estimated_cost: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ PER_ROW = (
     "request_hash",
     "webhook_url",
     "priority",
+    "unit_price",
+    "estimated_cost",
 )
 """The columns whose values differ from row to row in a group; the others are the group's
 (``now``, the deadline, the first poll) or the table's defaults."""
@@ -244,6 +248,8 @@ def _row(
         "request_hash": item.request_hash,
         "webhook_url": item.webhook_url,
         "priority": item.priority.rank,
+        "unit_price": item.unit_price,
+        "estimated_cost": item.estimated_cost,
     }
 
 

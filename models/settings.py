@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(
         5.0, ge=0, description="an API process trusts a key lookup this long (revocation lag)"
     )
+    model_prices: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description='USD a unit (image) by endpoint id, over the built-in prices: {"id": 0.05}',
+    )
     rate_limit_url: str = Field(
         "", description="Redis for the per-tenant create rate limits (default: the broker's)"
     )

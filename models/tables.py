@@ -136,6 +136,15 @@ class Generation(Base):
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     expects_webhook: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Submitted with ``?fal_webhook=``: fal pushes the outcome, polls are the safety net."""
+    unit_price: Mapped[float | None] = mapped_column(Float)
+    """USD a unit (an image) of its model, fixed at create (models/pricing.py)."""
+    estimated_cost: Mapped[float | None] = mapped_column(Float)
+    """USD: ``unit_price`` × the units its input asks for."""
+    final_cost: Mapped[float | None] = mapped_column(Float)
+    """USD, written when it ends: upstream's billable units × ``unit_price``, else the estimate
+    (completed) or 0 (failed, cancelled); null when it never went upstream (not charged)."""
+    billable_units: Mapped[float | None] = mapped_column(Float)
+    """What upstream said it bills (``x-fal-billable-units``), when it said."""
     run_seconds: Mapped[float | None] = mapped_column(Float)
     """Estimated seconds from upstream accept to upstream finish (feeds poll scheduling)."""
 

@@ -6,6 +6,7 @@ from simulator.replies import Reply, detail
 
 NOT_FOUND = "Request not found"
 REQUEST_ID_HEADER = "x-fal-request-id"
+BILLABLE_UNITS_HEADER = "x-fal-billable-units"
 
 
 def _ids(job: Job) -> dict[str, str]:
@@ -28,7 +29,8 @@ def result_reply(job: Job, base: str, *, expired: bool) -> Reply:
     error = job.error
     if error is not None:
         return Reply(error.status_code, error.body, {**error.headers, **_ids(job)})
-    return Reply(200, result_body(job, base), _ids(job))
+    billed = {BILLABLE_UNITS_HEADER: str(job.params.num_images)}  # one unit an image
+    return Reply(200, result_body(job, base), {**billed, **_ids(job)})
 
 
 def cancel_reply(job: Job) -> Reply:

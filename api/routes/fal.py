@@ -109,7 +109,7 @@ for _spec in MODELS.values():
         methods=["POST"],
         summary=f"Submit: {_spec.summary}",
         response_model=FalSubmitResponse,
-        responses=errors(401, 409, 413, 422, 429, 503),
+        responses=errors(401, 402, 409, 413, 422, 429, 503),
         openapi_extra={
             **json_request_body(_spec.schema_name, _spec.example),
             "security": SECURITY,

@@ -126,6 +126,7 @@ for _spec in MODELS.values():
         response_model=FalOutput,
         responses=errors(
             401,
+            402,
             409,
             413,
             422,

@@ -74,7 +74,7 @@ def _parse_create(body: Any, policy: AddressPolicy) -> tuple[GenerationCreate, d
     summary="Create a generation",
     description=f"With an `{IDEMPOTENCY_HEADER}` header, the same key and body answer the "
     f"same generation (with `{REPLAYED}: true`); the same key with another body is a 409.",
-    responses=errors(401, 409, 413, 422, 429, 503),
+    responses=errors(401, 402, 409, 413, 422, 429, 503),
     openapi_extra={**json_request_body("GenerationCreate", CREATE_EXAMPLE), **AUTH},
 )
 async def create_generation_route(

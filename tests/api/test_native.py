@@ -20,6 +20,8 @@ RECORD_FIELDS = {
     "model",
     "status",
     "priority",
+    "estimated_cost",
+    "final_cost",
     "input",
     "upstream_request_id",
     "queue_position",

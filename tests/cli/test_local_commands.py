@@ -48,6 +48,7 @@ def test_help_lists_every_command(elsewhere: Path, tmp_path: Path) -> None:
         "migrate",
         "keys",
         "tenants",
+        "usage",
         "submit",
         "status",
         "cancel",

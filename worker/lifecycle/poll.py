@@ -224,6 +224,7 @@ def _fetch_result(
             result=answer.body,
             detail=detail,
             run_seconds=run_seconds,
+            billable_units=answer.billable_units,
         )
     return _upstream_failure(ctx, row, report, answer, detail, run_seconds)
 
@@ -259,11 +260,22 @@ def _upstream_failure(
         error_type=answer.error_type or (report.error_type if report else None),
     )
     detail["error_type"] = error["error_type"]
+    units = answer.billable_units
     if expired:
-        return fail(ctx, row, error, event=EventKind.DEADLINE_EXCEEDED, detail=detail)
+        return fail(
+            ctx, row, error, event=EventKind.DEADLINE_EXCEEDED, detail=detail, billable_units=units
+        )
     if cancelled:
-        return end(ctx, row, GenerationStatus.CANCELLED, EventKind.CANCELLED, error, detail=detail)
-    return fail(ctx, row, error, detail=detail, run_seconds=run_seconds)
+        return end(
+            ctx,
+            row,
+            GenerationStatus.CANCELLED,
+            EventKind.CANCELLED,
+            error,
+            detail=detail,
+            billable_units=units,
+        )
+    return fail(ctx, row, error, detail=detail, run_seconds=run_seconds, billable_units=units)
 
 
 def _write(ctx: WorkerContext, outcomes: list[PollOutcome]) -> list[PollOutcome | None]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import literal
 from sqlalchemy.orm import Session
 
 from models.history import record_queue_position
@@ -258,9 +259,17 @@ def fail(
     event: EventKind = EventKind.FAILED,
     detail: dict[str, Any] | None = None,
     run_seconds: float | None = None,
+    billable_units: float | None = None,
 ) -> PollOutcome:
     return end(
-        ctx, row, GenerationStatus.FAILED, event, error, detail=detail, run_seconds=run_seconds
+        ctx,
+        row,
+        GenerationStatus.FAILED,
+        event,
+        error,
+        detail=detail,
+        run_seconds=run_seconds,
+        billable_units=billable_units,
     )
 
 
@@ -274,8 +283,18 @@ def end(
     result: Any = None,
     detail: dict[str, Any] | None = None,
     run_seconds: float | None = None,
+    billable_units: float | None = None,
 ) -> PollOutcome:
+    """The job ends in ``to``; its final cost is upstream's ``billable_units`` at its unit
+    price, else its estimate when it completed and nothing when it did not."""
     now = ctx.clock()
+    column = GENERATIONS.c
+    if billable_units is not None:
+        final_cost: Any = literal(billable_units) * column.unit_price
+    elif to is GenerationStatus.COMPLETED:
+        final_cost = column.estimated_cost
+    else:
+        final_cost = literal(0.0)
     values: dict[str, Any] = {
         "last_polled_at": now,
         "run_seconds": run_seconds,
@@ -287,6 +306,8 @@ def end(
         "queue_position": None,
         "error": error,
         "poll_count": GENERATIONS.c.poll_count + 1,
+        "billable_units": billable_units,
+        "final_cost": final_cost,
     }
     if result is not None:
         values["result"] = result

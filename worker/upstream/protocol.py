@@ -32,6 +32,7 @@ from worker.upstream.types import (
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
 PRIORITY_HEADER = "X-Fal-Queue-Priority"
 TAGS_HEADER = "X-Fal-Tags"
+BILLABLE_UNITS_HEADER = "x-fal-billable-units"
 _TAG_KEY = re.compile(r"^[a-z0-9._-]{1,64}$")
 _TAG_VALUE = re.compile(r"^[\x21-\x7e]{1,256}$")
 MAX_TAGS = 10
@@ -235,4 +236,15 @@ def upstream_result(response: httpx.Response) -> UpstreamResult:
         error_type=None if ok else error_type_of(body, response.headers),
         ok=ok,
         retryable=retryable_flag(response.headers),
+        billable_units=billable_units(response.headers),
     )
+
+
+def billable_units(headers: httpx.Headers) -> float | None:
+    """``x-fal-billable-units`` as a number, or None when absent or not a number ≥ 0."""
+    raw = headers.get(BILLABLE_UNITS_HEADER)
+    try:
+        units = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return units if units is not None and 0 <= units < float("inf") else None

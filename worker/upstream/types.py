@@ -79,3 +79,5 @@ class UpstreamResult:
     ok: bool
     retryable: bool | None = None
     """The ``X-Fal-Retryable`` header when upstream sent one: the same input may succeed again."""
+    billable_units: float | None = None
+    """``x-fal-billable-units``: what upstream bills for the request, when it says."""
