@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.intake import waiting
-from models.status import WAITING
+from api.intake import MAX_COUNTED, waiting
+from models.queue_estimate import fair_position
+from models.status import WAITING, GenerationStatus
 from models.tables import Generation, GenerationEvent
 
 
@@ -38,10 +39,23 @@ def events_of(session: Session, generation_id: uuid.UUID) -> Sequence[Generation
     ).all()
 
 
-def queue_position(session: Session, gen: Generation) -> int:
-    """Requests in front of this one: upstream's count once it is there, before that the
-    number of the same tenant's older generations still waiting to be sent upstream
-    (:func:`api.intake.waiting`; other tenants' load is not revealed)."""
+def queue_position(session: Session, gen: Generation, *, fair: bool) -> int:
+    """Requests in front of this one: upstream's count once it is there; before that, its
+    :func:`local_queue_position`."""
     if gen.status not in WAITING:
         return gen.queue_position or 0
+    return local_queue_position(session, gen, fair=fair) or 0
+
+
+def local_queue_position(session: Session, gen: Generation, *, fair: bool) -> int | None:
+    """Where a job still waiting in genqueue's own queue stands; None once it was sent
+    upstream. With fair scheduling (a global ``max_in_flight``): the estimate of the pending
+    jobs the claim takes first (:func:`models.queue_estimate.fair_position`), which counts
+    another tenant's jobs only as far as the fair order puts them before this one (never its
+    whole backlog). Without a cap: the same tenant's older generations still waiting
+    (:func:`api.intake.waiting`; other tenants' load is not revealed)."""
+    if gen.status not in WAITING:
+        return None
+    if fair and gen.status == GenerationStatus.PENDING:
+        return fair_position(session, gen, limit=MAX_COUNTED)
     return waiting(session, tenant_id=gen.tenant_id, created_before=gen.created_at)

@@ -120,6 +120,12 @@ class GenerationPublic(BaseModel):
 
 
 class GenerationDetail(GenerationPublic):
+    local_queue_position: int | None = Field(
+        None,
+        description="while it waits in genqueue's own queue (pending, submitting): how many "
+        "jobs go upstream before it, in the order the claim takes them (an estimate under fair "
+        "scheduling); null once it was sent upstream",
+    )
     events: list[GenerationEventPublic]
 
 

@@ -74,6 +74,7 @@ class AppState:
             sessions=lambda: self.sessions,
             interval=settings.stream_poll_interval,
             max_per_key=settings.stream_max_per_key,
+            fair=settings.max_in_flight > 0,
         )
         self.webhook_policy = AddressPolicy.from_settings(settings)
         """Where client webhooks may go: checked at create (the worker checks at connect)."""

@@ -133,11 +133,14 @@ async def submit(
     new = NewGeneration(
         caller.tenant_id, model, input, key, digest, webhook_url, priority, price, cost
     )
-    accepted = await state.intake.accept(new, position=position)
+    # The intake counts older waiting rows for the whole group at once; under fair scheduling
+    # the position is the fair order's instead, looked up for this row once it is stored.
+    fair = state.settings.max_in_flight > 0
+    accepted = await state.intake.accept(new, position=position and not fair)
     inserted = accepted.inserted
-    if inserted.created:
+    if inserted.created and not (position and fair):
         return accepted
-    if inserted.existing_hash != digest:
+    if not inserted.created and inserted.existing_hash != digest:
         raise ApiError(
             409,
             f"{IDEMPOTENCY_HEADER} '{key}' was already used with a different request body "
@@ -180,4 +183,5 @@ def key_holder(session: Session, generation_id: uuid.UUID) -> Generation:
 
 def _position(state: AppState, generation_id: uuid.UUID) -> int:
     with state.sessions() as session:
-        return queue_position(session, key_holder(session, generation_id))
+        gen = key_holder(session, generation_id)
+        return queue_position(session, gen, fair=state.settings.max_in_flight > 0)

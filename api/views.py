@@ -44,9 +44,12 @@ def to_public(gen: Generation) -> GenerationPublic:
     return GenerationPublic(**_fields(partial(getattr, gen)))
 
 
-def to_detail(gen: Generation, events: Sequence[GenerationEvent]) -> GenerationDetail:
+def to_detail(
+    gen: Generation, events: Sequence[GenerationEvent], *, local_queue_position: int | None = None
+) -> GenerationDetail:
     return GenerationDetail(
         **_fields(partial(getattr, gen)),
+        local_queue_position=local_queue_position,
         events=[
             GenerationEventPublic(
                 at=e.at,
@@ -60,12 +63,15 @@ def to_detail(gen: Generation, events: Sequence[GenerationEvent]) -> GenerationD
     )
 
 
-def new_detail(row: Mapping[str, Any], at: datetime) -> GenerationDetail:
+def new_detail(
+    row: Mapping[str, Any], at: datetime, *, local_queue_position: int | None = None
+) -> GenerationDetail:
     """A generation just inserted (``row``: the values it was inserted with; every column not
     in it is NULL) and its one ``created`` event: built without loading or constructing ORM
     objects, a noticeable part of a create's CPU (benchmarks/HISTORY.md)."""
     return GenerationDetail(
         **_fields(row.get),
+        local_queue_position=local_queue_position,
         events=[
             GenerationEventPublic(
                 at=at,

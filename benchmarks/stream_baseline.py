@@ -25,9 +25,10 @@ from models.tables import Generation
 def _look(state: AppState, generation_id: uuid.UUID, base: str) -> str | None:
     with state.sessions() as session:
         gen = session.get(Generation, generation_id)
-        return (
-            None if gen is None else json.dumps(current_status(session, gen, base, with_logs=False))
-        )
+        if gen is None:
+            return None
+        fair = state.settings.max_in_flight > 0
+        return json.dumps(current_status(session, gen, base, with_logs=False, fair=fair))
 
 
 async def _per_stream(state: AppState, generation_id: uuid.UUID, base: str) -> AsyncIterator[str]:

@@ -17,7 +17,7 @@ from models.tables import Generation
 
 
 def current_status(
-    session: Session, gen: Generation, base: str, *, with_logs: bool
+    session: Session, gen: Generation, base: str, *, with_logs: bool, fair: bool
 ) -> dict[str, Any]:
     logs = None
     if with_logs:
@@ -25,7 +25,7 @@ def current_status(
     return status_body(
         gen,
         fal_urls(base, gen.model, str(gen.id)),
-        queue_position=queue_position(session, gen),
+        queue_position=queue_position(session, gen, fair=fair),
         logs=logs,
     )
 

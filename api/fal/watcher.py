@@ -57,13 +57,16 @@ def too_many_streams(limit: int) -> ApiError:
     )
 
 
-def look(session: Session, variants: set[Variant]) -> dict[Variant, dict[str, Any] | None]:
+def look(
+    session: Session, variants: set[Variant], *, fair: bool = False
+) -> dict[Variant, dict[str, Any] | None]:
     """The status body of every variant (``None``: the generation no longer exists), from one
-    query for all watched rows; a queue position and the events once per generation."""
+    query for all watched rows; a queue position (``fair``: under fair scheduling, see
+    :func:`api.lookups.queue_position`) and the events once per generation."""
     ids = {gid for gid, _, _ in variants}
     rows = session.scalars(select(Generation).where(Generation.id.in_(ids))).all()
     found = {gen.id: gen for gen in rows}
-    positions = {gid: queue_position(session, gen) for gid, gen in found.items()}
+    positions = {gid: queue_position(session, gen, fair=fair) for gid, gen in found.items()}
     logs = {
         gid: log_entries(events_of(session, gid))
         for gid in {gid for gid, _, with_logs in variants if with_logs and gid in found}
@@ -93,8 +96,11 @@ class StreamWatcher:
         sessions: Callable[[], sessionmaker[Session]],
         interval: float,
         max_per_key: int,
+        fair: bool = False,
     ) -> None:
         self._sessions = sessions
+        self.fair = fair
+        """Queue positions in the fair order (a global ``max_in_flight`` is set)."""
         self.interval = interval
         self.max_per_key = max_per_key
         self._lock = threading.Lock()
@@ -152,7 +158,7 @@ class StreamWatcher:
     def _look(self, variants: set[Variant]) -> dict[Variant, dict[str, Any] | None]:
         self.looks += 1
         with self._sessions()() as session:
-            return look(session, variants)
+            return look(session, variants, fair=self.fair)
 
     @staticmethod
     def _hand(watch: Watch, body: dict[str, Any] | None) -> None:

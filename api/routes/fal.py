@@ -152,7 +152,8 @@ def request_status(
     if gen is None:
         raise ApiError(404, "Request not found")
     base = public_base(request, state.settings.public_url, state.proxies)
-    body = current_status(session, gen, base, with_logs=logs in ("1", "true"))
+    fair = state.settings.max_in_flight > 0
+    body = current_status(session, gen, base, with_logs=logs in ("1", "true"), fair=fair)
     return JSONResponse(body, status_code=200 if body["status"] == COMPLETED else 202)
 
 
@@ -184,7 +185,9 @@ def request_status_stream(
         raise ApiError(404, "Request not found")
     base = public_base(request, state.settings.public_url, state.proxies)
     with_logs = logs in ("1", "true")
-    first = current_status(session, gen, base, with_logs=with_logs)
+    first = current_status(
+        session, gen, base, with_logs=with_logs, fair=state.settings.max_in_flight > 0
+    )
     session.close()  # the stream holds no connection: the watcher checks for every stream
     watch = state.streams.open(Watch(caller.key_id, gen.id, base, with_logs, first))
     settings = state.settings

@@ -13,7 +13,7 @@ from api.body import JsonBody, storable_text, unstorable_text
 from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
 from api.fal.registry import MODELS, SUPPORTED, validate_input
 from api.listing import CURSOR_PATTERN, ID_PREFIX_PATTERN, Filters, as_utc, list_page, prefix_ids
-from api.lookups import events_of, owned_generation
+from api.lookups import events_of, local_queue_position, owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.schemas import (
@@ -45,8 +45,9 @@ AUTH = {"security": SECURITY}
 REPLAYED = "Idempotent-Replayed"
 
 
-def _detail(session: Session, gen: Generation) -> GenerationDetail:
-    return to_detail(gen, events_of(session, gen.id))
+def _detail(session: Session, gen: Generation, *, fair: bool) -> GenerationDetail:
+    position = local_queue_position(session, gen, fair=fair)
+    return to_detail(gen, events_of(session, gen.id), local_queue_position=position)
 
 
 def _parse_create(body: Any, policy: AddressPolicy) -> tuple[GenerationCreate, dict[str, Any]]:
@@ -93,16 +94,18 @@ async def create_generation_route(
         webhook_url=create.webhook_url,
         idempotency_key=idempotency_key,
         priority=Priority(create.priority),
+        position=True,
     )
     if done.inserted.row is not None:
-        return new_detail(done.inserted.row, done.now)
+        return new_detail(done.inserted.row, done.now, local_queue_position=done.queue_position)
     response.headers[REPLAYED] = "true"
     return await run_in_threadpool(_replayed, state, done.inserted.id)
 
 
 def _replayed(state: AppState, generation_id: uuid.UUID) -> GenerationDetail:
     with state.sessions() as session:
-        return _detail(session, key_holder(session, generation_id))
+        gen = key_holder(session, generation_id)
+        return _detail(session, gen, fair=state.settings.max_in_flight > 0)
 
 
 @router.get(
@@ -112,11 +115,13 @@ def _replayed(state: AppState, generation_id: uuid.UUID) -> GenerationDetail:
     responses=errors(401, 404, 503),
     openapi_extra=AUTH,
 )
-def get_generation(caller: CallerDep, session: SessionDep, generation_id: str) -> GenerationDetail:
+def get_generation(
+    caller: CallerDep, session: SessionDep, state: StateDep, generation_id: str
+) -> GenerationDetail:
     gen = owned_generation(session, caller.tenant_id, generation_id)
     if gen is None:
         raise not_found()
-    detail = _detail(session, gen)
+    detail = _detail(session, gen, fair=state.settings.max_in_flight > 0)
     session.close()  # give the connection back before the response hops threads (create route)
     return detail
 
@@ -215,6 +220,7 @@ def cancel_generation(
         response.status_code = 200
     session.refresh(gen)
     outcome = cast(CancelOutcomeName, answer.outcome.value)
-    cancel_answer = CancelAnswer(outcome=outcome, generation=_detail(session, gen))
+    fair = state.settings.max_in_flight > 0
+    cancel_answer = CancelAnswer(outcome=outcome, generation=_detail(session, gen, fair=fair))
     session.close()
     return cancel_answer

@@ -35,6 +35,7 @@ RECORD_FIELDS = {
     "submit_attempts",
     "poll_count",
     "events",
+    "local_queue_position",
     "webhook_url",
     "idempotency_key",
     "deadline_at",
