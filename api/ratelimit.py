@@ -28,6 +28,18 @@ log = logging.getLogger(__name__)
 NAMESPACE = "genqueue-create"
 
 
+def storage_uri(url: str) -> str:
+    """``limits``' name for a Redis URL: kombu's ``redis+socket:///path`` (what ``genqueue up``
+    uses) and redis-py's ``unix:///path`` become ``async+redis+unix:///path``; ``redis://`` and
+    ``rediss://`` get the ``async+`` prefix. Anything else is not a Redis genqueue can use."""
+    for prefix in ("redis+socket://", "unix://"):
+        if url.startswith(prefix):
+            return "async+redis+unix://" + url.removeprefix(prefix)
+    if url.startswith(("redis://", "rediss://")):
+        return "async+" + url
+    raise ValueError(f"GENQUEUE_RATE_LIMIT_URL must be a Redis URL, not {url.split(':')[0]}://")
+
+
 def window(rate: float, burst: int | None) -> RateLimitItem:
     """``burst`` creates per ``ceil(burst / rate)`` seconds."""
     amount = burst or max(1, math.ceil(rate))
@@ -46,7 +58,7 @@ class CreateLimiter:
         loop = asyncio.get_running_loop()
         if self._limiter is None or self._loop is not loop:
             storage = RedisStorage(
-                "async+" + self._url,
+                storage_uri(self._url),
                 implementation="redispy",
                 wrap_exceptions=True,
                 socket_timeout=2.0,

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.ratelimit import storage_uri
 from genqueue.net import free_port, wait_until
 from models.tables import Generation, Tenant
 from models.tenants import set_tenant
@@ -149,3 +150,21 @@ def test_an_unreachable_limit_store_refuses_the_create_with_503(
     assert stored(pg_sessions, name) == 0
     free = client.post("/v1/generations", json=body, headers=auth(new_key(pg_sessions)))
     assert free.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("url", "uri"),
+    [
+        ("redis://127.0.0.1:6379/0", "async+redis://127.0.0.1:6379/0"),
+        ("rediss://h:6380/1", "async+rediss://h:6380/1"),
+        ("redis+socket:///data/redis.sock", "async+redis+unix:///data/redis.sock"),
+        ("unix:///data/redis.sock", "async+redis+unix:///data/redis.sock"),
+    ],
+)
+def test_the_limit_store_takes_the_broker_urls_genqueue_uses(url: str, uri: str) -> None:
+    assert storage_uri(url) == uri
+
+
+def test_a_limit_store_that_is_not_redis_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be a Redis URL, not amqp://"):
+        storage_uri("amqp://guest@rabbit//")
