@@ -74,7 +74,11 @@ class CreateLimiter:
         if rate is None:
             return
         item = window(rate, burst)
-        limiter = self._for_this_loop()
+        try:
+            limiter = self._for_this_loop()
+        except ValueError as exc:  # a setting that names no Redis: say so, never wave through
+            log.error("%s", exc)
+            raise ApiError(503, f"Rate limit store misconfigured: {exc}") from None
         try:
             if await limiter.hit(item, str(tenant_id)):
                 return
