@@ -105,6 +105,7 @@ def run(stack: Stack, scale: Scale) -> BenchResult:
 class _Timed:
     seconds: float = 0.0
     claimed: int = 0
+    calls: int = 0
 
 
 @contextmanager
@@ -113,12 +114,16 @@ def _timed_claim(first_come: bool) -> Iterator[_Timed]:
     real = submit_batch._claim
     inner = _first_come_claim if first_come else real
     timed = _Timed()
+    lock = threading.Lock()
 
     def claim(ctx: WorkerContext, generation_ids: Sequence[uuid.UUID]) -> Wave:
         began = time.perf_counter()
         wave = inner(ctx, generation_ids)
-        timed.seconds += time.perf_counter() - began
-        timed.claimed += len(wave.claims)
+        elapsed = time.perf_counter() - began
+        with lock:
+            timed.seconds += elapsed
+            timed.claimed += len(wave.claims)
+            timed.calls += 1
         return wave
 
     submit_batch._claim = claim
@@ -199,6 +204,8 @@ def _phase(stack: Stack, scale: Scale, jobs: dict[str, int], *, first_come: bool
         "claim_ms_per_job": timed.seconds * 1000 / max(timed.claimed, 1),
         "ms_per_job": busy.seconds * 1000 / len(ids),
         "claimed": timed.claimed,
+        "claims": timed.calls,
+        "claim_ms_mean": timed.seconds * 1000 / max(timed.calls, 1),
     }
 
 

@@ -271,3 +271,25 @@ def test_the_rows_a_claim_did_not_choose_are_deferred(
         assert submit_generations(ctx, a) == {"submitted": 2, "deferred": 2}
         assert live_by_tenant(ctx) == {first: 1, second: 1}
         assert claimed_order(ctx, [*a, *b]) in ([a[0], *b], [*b, a[0]])
+
+
+def test_under_the_cap_the_dispatcher_wakes_only_as_many_claims_as_slots_are_free(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    env = lifecycle_env(private_sessions, limits=limits(max_in_flight=3), run_time=30.0)
+    with env as (ctx, _, rec):
+        me = tenant(ctx)
+        ids = jobs(ctx, me, 10)
+        with ctx.sessions.begin() as session:  # all due: their own submit task was lost
+            session.execute(
+                update(Generation)
+                .where(Generation.id.in_(ids))
+                .values(next_poll_at=datetime.now(UTC))
+            )
+        assert dispatch_due(ctx)["submits"] == 3
+        run_published(ctx, rec)
+        assert live_by_tenant(ctx) == {me: 3}
+        assert dispatch_due(ctx)["submits"] == 0  # no slot free: no claim to wake
+        assert rec.drain() == []
+        finish_live(ctx)
+        assert dispatch_due(ctx)["submits"] == 3  # the other rows stayed due

@@ -3,10 +3,11 @@
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from models import tasknames
-from models.status import ACTIVE, GenerationStatus
+from models.status import ACTIVE, LIVE, GenerationStatus
 from models.tables import Generation
 from worker.context import WorkerContext
 
@@ -30,8 +31,18 @@ def dispatch_due(ctx: WorkerContext) -> dict[str, int]:
 
 
 def _claim_pending(ctx: WorkerContext) -> list[uuid.UUID]:
+    """Due pending rows to publish. Under the global cap, only as many as there are free
+    slots: the claim picks the next jobs by the fair order from every pending row, so a
+    message is only a wake-up, and publishing every waiting row each tick only had each
+    message's claim take the cap lock to defer its rows (B5, benchmarks/HISTORY.md). The rows
+    left out stay due and are looked at again next tick."""
     now = ctx.clock()
     with ctx.sessions.begin() as session:
+        limit = ctx.limits.dispatch_limit
+        if ctx.limits.max_in_flight:
+            limit = min(limit, ctx.limits.max_in_flight - _live(session))
+            if limit <= 0:
+                return []
         ids = list(
             session.scalars(
                 select(Generation.id)
@@ -40,7 +51,7 @@ def _claim_pending(ctx: WorkerContext) -> list[uuid.UUID]:
                     Generation.next_poll_at <= now,
                 )
                 .order_by(Generation.next_poll_at)
-                .limit(ctx.limits.dispatch_limit)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
         )
@@ -53,6 +64,16 @@ def _claim_pending(ctx: WorkerContext) -> list[uuid.UUID]:
                 .execution_options(synchronize_session=False)
             )
     return ids
+
+
+def _live(session: Session) -> int:
+    """Rows live upstream now (a hint for how many wake-ups to send; the claim enforces)."""
+    live = session.scalar(
+        select(func.count())
+        .select_from(Generation)
+        .where(Generation.status.in_([s.value for s in LIVE]))
+    )
+    return int(live or 0)
 
 
 def _claim_active(ctx: WorkerContext) -> list[tuple[str, list[uuid.UUID]]]:

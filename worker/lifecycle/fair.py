@@ -20,13 +20,27 @@ a ``LATERAL`` join, at most ``limit`` rows a tenant, so a flood of 50,000 pendin
 claim no more than a few dozen; SQLite (one machine, small queues) ranks every pending row.
 """
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select, true, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from models.status import LIVE, GenerationStatus
@@ -46,7 +60,7 @@ class Pick:
     """The tenant's finish tag once this job is claimed: where its next job starts."""
 
 
-def eligible(now: datetime) -> list[ColumnElement[bool]]:
+def eligible(now: datetime | BindParameter[datetime]) -> list[ColumnElement[bool]]:
     """Pending rows a claim may take now: not past their deadline, and not waiting out a
     retry delay (a row never tried may go at once; its ``next_poll_at`` is only the
     dispatcher's safety net, and a deferred row's only a reminder)."""
@@ -71,18 +85,44 @@ def pick(
 ) -> list[Pick]:
     """Up to ``limit`` eligible pending rows (only among ``within`` if given) in fair order,
     with the tags :func:`charge` records once they are claimed. ``costs``: expected run
-    seconds by model (others cost their mean, or ``DEFAULT_COST``)."""
+    seconds by model (others cost their mean, or ``DEFAULT_COST``). One round trip."""
     if limit <= 0:
         return []
-    clock = float(session.scalar(select(func.coalesce(func.max(Tenant.fair_start), 0.0))) or 0)
     known = dict(costs or {})
-    fallback = sum(known.values()) / len(known) if known else DEFAULT_COST
-    cost: ColumnElement[Any] = (
-        case(known, value=Generation.model, else_=fallback) if known else literal(fallback)
-    )
-    where = eligible(now)
+    models = tuple(sorted(known))
+    dialect = session.get_bind().dialect.name
+    stmt = _statement(dialect, within is not None, models)
+    params: dict[str, Any] = {
+        "now": now,
+        "wave": limit,
+        "fallback": sum(known.values()) / len(known) if known else DEFAULT_COST,
+        **{f"cost_{i}": known[model] for i, model in enumerate(models)},
+    }
     if within is not None:
-        where.append(Generation.id.in_(list(within)))
+        params["within"] = list(within)
+    picks = []
+    for gen_id, tenant_id, start, job_cost, weight in session.execute(stmt, params).all():
+        picks.append(Pick(gen_id, tenant_id, float(start), float(start) + job_cost / weight))
+    return picks
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(dialect: str, within: bool, models: tuple[str, ...]) -> Select[Any]:
+    """The pick for a dialect, with or without ``within``, for these priced models: built
+    once, run with parameters (``now``, ``wave``, ``fallback``, ``cost_<i>``, ``within``)."""
+    fallback = bindparam("fallback", type_=Float)
+    cost: ColumnElement[Any] = (
+        case(
+            {m: bindparam(f"cost_{i}", type_=Float) for i, m in enumerate(models)},
+            value=Generation.model,
+            else_=fallback,
+        )
+        if models
+        else fallback
+    )
+    where = eligible(bindparam("now", type_=Generation.deadline_at.type))
+    if within:
+        where.append(Generation.id.in_(bindparam("within", expanding=True)))
     columns = (
         Generation.id,
         Generation.tenant_id,
@@ -91,26 +131,24 @@ def pick(
         cost.label("cost"),
     )
     order = (Generation.priority, Generation.created_at, Generation.id)
-    if session.get_bind().dialect.name == "postgresql":
+    wave = bindparam("wave", type_=Integer)
+    if dialect == "postgresql":
         outer = aliased(Tenant)
         head = (
             select(*columns)
             .where(Generation.tenant_id == outer.id, *where)
             .order_by(*order)
-            .limit(limit)
+            .limit(wave)
             .lateral("head")
         )
         rows = select(head).select_from(outer).join(head, true()).subquery("rows")
     else:
         rows = select(*columns).where(*where).subquery("rows")
-    stmt = _fair_order(rows, clock=clock, limit=limit)
-    picks = []
-    for gen_id, tenant_id, start, job_cost, weight in session.execute(stmt).all():
-        picks.append(Pick(gen_id, tenant_id, float(start), float(start) + job_cost / weight))
-    return picks
+    return _fair_order(rows, wave=wave)
 
 
-def _fair_order(rows: Any, *, clock: float, limit: int) -> Select[Any]:
+def _fair_order(rows: Any, *, wave: BindParameter[int]) -> Select[Any]:
+    clock = select(func.coalesce(func.max(Tenant.fair_start), 0.0)).scalar_subquery()
     tenant_order = (rows.c.priority, rows.c.created_at, rows.c.id)
     ranked = select(
         rows.c.id,
@@ -129,21 +167,21 @@ def _fair_order(rows: Any, *, clock: float, limit: int) -> Select[Any]:
         .group_by(Generation.tenant_id)
         .subquery("live")
     )
-    base = case((Tenant.fair_finish > clock, Tenant.fair_finish), else_=literal(clock))
+    base = case((Tenant.fair_finish > clock, Tenant.fair_finish), else_=clock)
     start = (base + ranked.c.before / Tenant.weight).label("start")
     return (
         select(ranked.c.id, ranked.c.tenant_id, start, ranked.c.cost, Tenant.weight)
         .join_from(ranked, Tenant, Tenant.id == ranked.c.tenant_id)
         .outerjoin(live, live.c.tenant_id == ranked.c.tenant_id)
         .where(
-            ranked.c.k <= limit,
+            ranked.c.k <= wave,
             or_(
                 Tenant.max_in_flight.is_(None),
                 func.coalesce(live.c.n, 0) + ranked.c.k <= Tenant.max_in_flight,
             ),
         )
         .order_by(start, ranked.c.created_at, ranked.c.id)
-        .limit(limit)
+        .limit(wave)
     )
 
 
@@ -154,10 +192,11 @@ def charge(session: Session, picks: Sequence[Pick]) -> None:
     for p in picks:
         if p.tenant_id not in last or p.start >= last[p.tenant_id].start:
             last[p.tenant_id] = p
-    for tenant_id, p in sorted(last.items()):
+    if last:  # one statement, executed for each tenant (in id order: no lock-order deadlock)
         session.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id)
-            .values(fair_start=p.start, fair_finish=p.finish)
-            .execution_options(synchronize_session=False)
+            update(Tenant).execution_options(synchronize_session=False),
+            [
+                {"id": tenant_id, "fair_start": p.start, "fair_finish": p.finish}
+                for tenant_id, p in sorted(last.items())
+            ],
         )
