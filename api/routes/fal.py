@@ -75,6 +75,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             Header(
                 alias=PRIORITY_HEADER,
                 description="normal (default) or low; genqueue also takes high",
+                json_schema_extra={"enum": ["high", "normal", "low"]},
             ),
         ] = None,
     ) -> JSONResponse:

@@ -143,7 +143,7 @@ def test_usage_equals_the_jobs_own_numbers(
     assert usage["final_cost"] == pytest.approx(PRICE + 0.5)
     later = (now + timedelta(minutes=1)).isoformat()
     empty = client.get("/v1/usage", params={"since": later}, headers=auth(key))
-    assert empty.status_code == 422  # since after the default until (now)
+    assert (empty.status_code, empty.json()["count"]) == (200, 0)  # after the default until
     window = client.get(
         "/v1/usage",
         params={"since": later, "until": (now + timedelta(minutes=2)).isoformat()},
@@ -152,12 +152,11 @@ def test_usage_equals_the_jobs_own_numbers(
     assert (window["count"], window["lines"]) == (0, [])
 
 
-def test_usage_refuses_a_backwards_window(client: TestClient, key: str) -> None:
+def test_usage_of_a_backwards_window_is_empty(client: TestClient, key: str) -> None:
     answer = client.get(
         "/v1/usage",
         params={"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"},
         headers=auth(key),
     )
-    assert answer.status_code == 422
-    [item] = answer.json()["detail"]
-    assert item["loc"] == ["query", "since"]
+    assert answer.status_code == 200
+    assert (answer.json()["count"], answer.json()["lines"]) == (0, [])
