@@ -123,8 +123,11 @@ def _ended(outcome: WebhookOutcome, won: bool) -> WebhookOutcome:
     return outcome if won else WebhookOutcome.ALREADY_ENDED
 
 
-def _terminal_values(now: datetime) -> dict[str, Any]:
+def _terminal_values(now: datetime, *, completed: bool) -> dict[str, Any]:
+    """What every end writes. A webhook carries no billable units: a completed job costs its
+    estimate, a failed or cancelled one nothing (models/pricing.py)."""
     return {
+        "final_cost": GENERATIONS.c.estimated_cost if completed else literal(0.0),
         "completed_at": now,
         "next_poll_at": None,
         "lease_token": None,
@@ -150,7 +153,7 @@ def _complete_at_once(session: Session, hook: FalWebhook, *, now: datetime) -> S
             result=hook.payload,
             error=None,
             run_seconds=_seconds_since_submit(session, now),
-            **_terminal_values(now),
+            **_terminal_values(now, completed=True),
         )
         .returning(GENERATIONS.c.id, GENERATIONS.c.created_at, GENERATIONS.c.cancel_requested_at)
     ).all()
@@ -209,7 +212,7 @@ def _complete(
         now=now,
         allowed_from=ACTIVE,
         values={
-            **_terminal_values(now),
+            **_terminal_values(now, completed=True),
             "result": hook.payload,
             "error": None,
             "run_seconds": run_seconds,
@@ -253,7 +256,7 @@ def _fail(
         to=to,
         now=now,
         allowed_from=ACTIVE,
-        values={**_terminal_values(now), "error": error},
+        values={**_terminal_values(now, completed=False), "error": error},
         event_kind=event,
         detail={"via": "webhook", "error_type": kind.value},
     )

@@ -32,7 +32,13 @@ def _upstream(sessions: sessionmaker[Session], submitted: datetime) -> tuple[uui
         session.execute(
             update(Generation)
             .where(Generation.id == gen.id)
-            .values(status="running", upstream_request_id=request_id, submitted_at=submitted)
+            .values(
+                status="running",
+                upstream_request_id=request_id,
+                submitted_at=submitted,
+                unit_price=0.04,
+                estimated_cost=0.04,
+            )
         )
         return gen.id, request_id
 
@@ -64,6 +70,7 @@ def test_a_success_completes_once_with_the_run_time(sessions: sessionmaker[Sessi
     assert (gen.status, gen.result, gen.completed_at) == ("completed", RESULT, now)
     assert gen.run_seconds is not None
     assert abs(gen.run_seconds - 42.5) < 0.01
+    assert gen.final_cost == 0.04  # a webhook reports no billable units: the estimate
     assert [(e.kind, e.status) for e in gen.events][-3:] == [
         ("completed", "completed"),
         ("upstream_webhook", None),
@@ -81,5 +88,6 @@ def test_an_error_fails_and_an_unknown_request_changes_nothing(
     gen = _get(sessions, gen_id)
     assert gen.error is not None
     assert (gen.status, gen.error["http_status"], gen.error["body"]) == ("failed", 503, body)
+    assert gen.final_cost == 0.0
     unknown = _hook(str(uuid.uuid4()))
     assert _settle(sessions, unknown, datetime.now(UTC)) is WebhookOutcome.UNKNOWN_REQUEST
