@@ -1,7 +1,7 @@
 """tenant settings, fair scheduling and costs
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-27 12:00:00.000000
 
 Each tenant gets its settings (``max_in_flight``, ``rate_limit``, ``burst``, ``weight``,
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
