@@ -1,0 +1,109 @@
+"""Where genqueue keeps the output files it copied: one small interface over obstore.
+
+``open_store`` reads a store URL: ``file:///abs/dir`` (the default, ``<data dir>/media``) or
+``s3://bucket/prefix`` (S3, R2, GCS's S3 API, MinIO: obstore's S3 client, Rust ``object_store``
+underneath). S3 settings come from the standard ``AWS_*`` environment variables (obstore reads
+them: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``…);
+an explicit endpoint or region passed here wins. Objects are written atomically: a reader never
+sees half a file, and a write that fails leaves nothing under its key.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import obstore
+from obstore.exceptions import NotFoundError
+from obstore.store import LocalStore, S3Store
+
+READ_CHUNK = 256 * 1024
+
+
+class StoredObjectMissing(LookupError):
+    """No object under that key."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    e_tag: str | None
+
+
+class MediaStore:
+    """Put, read (whole, streamed or a byte range), stat and delete objects by key."""
+
+    def __init__(self, store: Any, url: str) -> None:
+        self._store = store
+        self.url = url
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> None:
+        """Write ``key`` from ``chunks`` as they come (never whole in memory); atomic. An
+        exception raised by ``chunks`` aborts the write and propagates."""
+        obstore.put(self._store, key, iter(chunks), chunk_size=8 * 1024 * 1024)
+
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            meta = obstore.head(self._store, key)
+        except (NotFoundError, FileNotFoundError) as exc:
+            raise StoredObjectMissing(key) from exc
+        return ObjectInfo(size=int(meta["size"]), e_tag=meta.get("e_tag"))
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes of ``key`` from ``start`` up to ``end`` (exclusive; None: to the end), in
+        chunks. Raises :class:`StoredObjectMissing` before the first chunk."""
+        options: dict[str, Any] = {}
+        if start or end is not None:
+            options["range"] = (start, end) if end is not None else {"offset": start}
+        try:
+            result = obstore.get(self._store, key, options=options or None)  # type: ignore[arg-type]
+        except (NotFoundError, FileNotFoundError) as exc:
+            raise StoredObjectMissing(key) from exc
+        return (bytes(chunk) for chunk in result.stream(min_chunk_size=READ_CHUNK))
+
+    def read_all(self, key: str) -> bytes:
+        return b"".join(self.read(key))
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a key already gone is not an error."""
+        try:
+            obstore.delete(self._store, key)
+        except (NotFoundError, FileNotFoundError):
+            return
+
+    def keys(self, prefix: str | None = None) -> list[str]:
+        return [
+            str(meta["path"])
+            for batch in obstore.list(self._store, prefix=prefix)
+            for meta in batch
+        ]
+
+
+def open_store(
+    url: str,
+    *,
+    endpoint: str | None = None,
+    region: str | None = None,
+) -> MediaStore:
+    """The store a URL names (see the module docstring); ValueError for any other scheme."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        root = Path(unquote(parts.path))
+        if parts.netloc not in ("", "localhost") or not root.is_absolute():
+            raise ValueError(f"media store {url!r}: a file:// URL needs an absolute path")
+        root.mkdir(parents=True, exist_ok=True)
+        return MediaStore(LocalStore(root), url)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValueError(f"media store {url!r}: an s3:// URL names a bucket")
+        config: dict[str, Any] = {}
+        if endpoint:
+            config["endpoint"] = endpoint
+        if region:
+            config["region"] = region
+        client: Any = {"allow_http": True} if (endpoint or "").startswith("http://") else None
+        prefix = parts.path.strip("/") or None
+        store = S3Store(parts.netloc, prefix=prefix, client_options=client, **config)
+        return MediaStore(store, url)
+    raise ValueError(f"media store {url!r}: the scheme must be file:// or s3://")
