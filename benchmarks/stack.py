@@ -173,7 +173,9 @@ class Stack:
     def reset(self, **sim_config: Any) -> None:
         """Empty the generations, the broker and the simulator; configure the simulator."""
         with self.sessions.begin() as session:
-            session.execute(text("TRUNCATE webhook_deliveries, generation_events, generations"))
+            session.execute(
+                text("TRUNCATE webhook_deliveries, generation_events, media_files, generations")
+            )
         flush_broker(self.broker_url)
         self.sim.post("/_sim/reset").raise_for_status()
         if sim_config:

@@ -285,7 +285,7 @@ def _specs(plan: Plan, data: DataDir, flower_auth: tuple[str, str]) -> list[Chil
         ChildSpec(
             "webhooks",
             [*gq, "worker", "--pool", "threads", "--concurrency", str(WEBHOOK_THREADS),
-             "-Q", tasknames.WEBHOOK_QUEUE,
+             "-Q", f"{tasknames.WEBHOOK_QUEUE},{tasknames.MEDIA_QUEUE}",
              "--loglevel", "INFO", "--hostname", "genqueue-up-webhooks@%h",
              "--without-mingle", "--without-gossip"],
             stop_timeout=30.0,

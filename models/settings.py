@@ -84,6 +84,31 @@ class Settings(BaseSettings):
         0.0, ge=0, description="days a terminal job and its events are kept; 0 = forever"
     )
 
+    media_store: str = Field(
+        "", description="where output files are copied: file:///dir or s3://bucket/prefix"
+    )
+    media_s3_endpoint: str | None = Field(
+        None, description="S3-compatible endpoint URL (else AWS_ENDPOINT_URL, else AWS's own)"
+    )
+    media_s3_region: str | None = Field(None, description="S3 region (else AWS_REGION)")
+    media_public_base: str | None = Field(
+        None, description="hand out {base}/{key} (a CDN or public bucket) instead of API URLs"
+    )
+    media_signing_key: SecretStr | None = Field(
+        None, description="HMAC key of the media URLs (default: a key made in the data dir)"
+    )
+    media_max_bytes: int = Field(100 * 1024 * 1024, ge=1, description="largest file copied")
+    media_retention_days: float = Field(
+        0.0, ge=0, description="days stored files are kept after the job ended; 0 = forever"
+    )
+    media_deadline: float = Field(
+        3600.0, gt=0, description="seconds after completion that failing copies are retried"
+    )
+    media_timeout: float = Field(
+        120.0, gt=0, description="seconds one file's copy may take before it counts as failed"
+    )
+    media_concurrency: int = Field(16, ge=1, description="files one media tick copies at once")
+
     tick_interval: float = Field(1.0, gt=0)
     reconcile_interval: float = Field(5.0, gt=0)
     poll_batch_size: int = Field(50, ge=1)
@@ -257,6 +282,10 @@ class Settings(BaseSettings):
             self.public_url = self.public_url.rstrip("/")
         if not self.upstream_webhook_url:
             self.upstream_webhook_url = None
+        if not self.media_store:
+            self.media_store = f"file://{(self.data_dir / 'media').absolute()}"
+        if self.media_public_base:
+            self.media_public_base = self.media_public_base.rstrip("/")
         return self
 
     def upstream_key_value(self) -> str | None:

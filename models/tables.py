@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -176,6 +177,9 @@ class Generation(Base):
     webhook_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """No more attempts although none got a 2xx: the destination is refused by the address
     policy, the receiver answered 410 Gone, or the retries ran out."""
+    media_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    """The copy of the result's files into genqueue's store (models/media.py): ``pending``,
+    then ``stored`` or ``failed``; None: nothing to copy (not completed, or no file URLs)."""
 
     events: Mapped[list["GenerationEvent"]] = relationship(
         back_populates="generation", order_by="GenerationEvent.id", passive_deletes=True
@@ -224,7 +228,42 @@ class WebhookDelivery(Base):
     """The first KiB of the receiver's answer."""
 
 
+class MediaFile(Base):
+    """One output file of a completed generation, copied into genqueue's store.
+
+    Its object key is ``{generation_id}/{position}``: the same file always lands under the same
+    name, so a copy made twice (a worker killed after the write) replaces itself. A pending row
+    is due at ``next_at``; a copy in flight holds it until ``lease_until``."""
+
+    __tablename__ = "media_files"
+    __table_args__ = (
+        UniqueConstraint("generation_id", "position", name="uq_media_files_position"),
+        Index("ix_media_files_due", "status", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    """Its place among the result's file URLs, in document order."""
+    pointer: Mapped[str] = mapped_column(String(300))
+    """Where its object sits in the result, as a JSON Pointer (``/images/0``)."""
+    upstream_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 GENERATIONS = cast(Table, Generation.__table__)
 """The Core table, for statements over many rows that need no ORM objects."""
 EVENTS = cast(Table, GenerationEvent.__table__)
+MEDIA_FILES = cast(Table, MediaFile.__table__)
 DELIVERIES = cast(Table, WebhookDelivery.__table__)

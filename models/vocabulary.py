@@ -53,6 +53,16 @@ class EventKind(StrEnum):
     more attempts are made."""
     WEBHOOK_GONE = "webhook_gone"
     """The receiver answered 410 Gone: no more attempts are made."""
+    MEDIA_STORED = "media_stored"
+    """An output file was copied into genqueue's store; ``detail`` has its position, SHA-256,
+    size and content type."""
+    MEDIA_RETRY = "media_retry"
+    """Copying an output file failed transiently (5xx, timeout, reset); it is tried again."""
+    MEDIA_FAILED = "media_failed"
+    """An output file could not be copied for good (404, over the size limit, the media
+    deadline passed); ``detail.reason`` says why. The job stays completed, its upstream URL kept."""
+    MEDIA_DELETED = "media_deleted"
+    """The job's stored files, result and input were deleted (on request or by retention)."""
 
 
 class ErrorType(StrEnum):

@@ -12,7 +12,7 @@ from simulator.admin import admin_app
 from simulator.calls import Call
 from simulator.core import Simulator
 from simulator.faults import Op
-from simulator.replies import Reply, detail
+from simulator.replies import Reply, detail, fault_reply
 from simulator.streaming import hold, read_body, send_reply, stream_status, wait_disconnect
 from simulator.transport import abort_connection
 
@@ -35,7 +35,7 @@ def create_app(sim: Simulator) -> ASGIApp:
         if path == "/_sim" or path.startswith("/_sim/"):
             outcome = await _serve_admin(admin, scope, receive, send)
         elif path.startswith("/files/"):
-            outcome = await _serve_file(sim, scope, send)
+            outcome = await _serve_file(sim, scope, receive, send)
         elif path == JWKS_PATH:
             outcome = await _serve_jwks(sim, scope, send)
         else:
@@ -67,12 +67,24 @@ async def _serve_admin(admin: ASGIApp, scope: Scope, receive: Receive, send: Sen
     return status[0]
 
 
-async def _serve_file(sim: Simulator, scope: Scope, send: Send) -> str:
+async def _serve_file(sim: Simulator, scope: Scope, receive: Receive, send: Send) -> str:
     parts = scope["path"].strip("/").split("/")
     if scope["method"] not in ("GET", "HEAD"):
         return await send_reply(send, detail(405, "Method Not Allowed"))
     if len(parts) != 3:
         return await send_reply(send, detail(404, "Not Found"))
+    rule = sim.file_fault(parts[1])
+    if rule is not None:
+        reply = fault_reply(rule, "file")
+        if reply.delay > 0 and await hold(receive, reply.delay):
+            return f"{reply.label} (client gone)"
+        if reply.action == "reset":
+            if not abort_connection(scope):
+                raise ConnectionResetError("simulated connection reset")
+            await wait_disconnect(receive, timeout=2.0)
+            return reply.label
+        if not reply.replay:
+            return await send_reply(send, reply)
     found = await anyio.to_thread.run_sync(sim.image, parts[1], parts[2])
     if found is None:
         return await send_reply(send, detail(404, "Not Found"))

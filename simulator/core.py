@@ -210,6 +210,14 @@ class Simulator:
             position = self._queue.position(job) if job.state is JobState.IN_QUEUE else None
             return status_body(job, base, position, logs=logs, wall=self._wall_of)
 
+    def file_fault(self, request_id: str) -> FaultRule | None:
+        """The first ``file`` fault rule that applies to a GET of this job's image, used up."""
+        with self._changing():
+            job = self._jobs.get(request_id)
+            self._calls["file"] += 1
+            prompt = job.params.prompt if job is not None else None
+            return self._faults.take("file", CALL_KINDS, prompt, ops=frozenset({"file"}))
+
     def image(self, request_id: str, name: str) -> tuple[bytes, str] | None:
         """Bytes and content type of a finished job's image ``{index}.{ext}``, rendered once."""
         with self._changing():

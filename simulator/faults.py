@@ -5,7 +5,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FaultOp = Literal["submit", "status", "result", "cancel", "any"]
+FaultOp = Literal["submit", "status", "result", "cancel", "file", "any"]
+"""``file``: a GET of a finished job's image (``/files/…``); only rules of op ``file`` apply
+there, so an image can be told to expire (404) or to fail for a while (5xx, hang, reset)."""
 FaultKind = Literal[
     "http",
     "retry_after",
@@ -99,7 +101,7 @@ class FaultBook:
 
     def take(
         self,
-        op: Op,
+        op: str,
         kinds: frozenset[str],
         prompt: str | None,
         *,

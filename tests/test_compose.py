@@ -242,7 +242,8 @@ def test_webhook_deliveries_have_a_worker_of_their_own() -> None:
 
     declared = {q.name for q in celery_app.conf.task_queues}
     assert queues("worker") | queues("webhooks") == declared  # every queue is consumed
-    assert queues("webhooks") == {tasknames.WEBHOOK_QUEUE}
+    assert queues("webhooks") == {tasknames.WEBHOOK_QUEUE, tasknames.MEDIA_QUEUE}
+    assert tasknames.MEDIA_QUEUE not in queues("worker")
     assert tasknames.WEBHOOK_QUEUE not in queues("worker")
     assert celery_app.amqp.router.route({}, tasknames.WEBHOOKS)["queue"].name == (
         tasknames.WEBHOOK_QUEUE

@@ -13,6 +13,9 @@ TIMER_QUEUE = tasknames.TIMER_QUEUE
 """Polls and beat's ticks. On a queue of their own they are never stuck behind a burst of
 submits (in one FIFO queue, 5,000 queued submits held every poll back for a minute)."""
 TIMER_TASKS = (tasknames.POLL_BATCH, tasknames.DISPATCH, tasknames.RECONCILE)
+MEDIA_QUEUE = tasknames.MEDIA_QUEUE
+"""The media tick, which copies output files (up to ``media_concurrency`` at once, each up to
+``media_timeout``): on its own queue, so a slow CDN never holds a poll back."""
 WEBHOOK_QUEUE = tasknames.WEBHOOK_QUEUE
 """Client webhook deliveries. A receiver that never answers holds a delivery for up to its
 timeout: on their own queue, consumed by a worker of their own (``-Q genqueue.webhooks``), they
@@ -28,10 +31,11 @@ def create_celery(settings: Settings) -> Celery:
         task_default_queue=QUEUE,
         # A worker consumes every queue unless told otherwise (kombu's Redis transport
         # alternates between them); production runs one for deliveries alone.
-        task_queues=[Queue(QUEUE), Queue(TIMER_QUEUE), Queue(WEBHOOK_QUEUE)],
+        task_queues=[Queue(QUEUE), Queue(TIMER_QUEUE), Queue(WEBHOOK_QUEUE), Queue(MEDIA_QUEUE)],
         task_routes={
             **{name: {"queue": TIMER_QUEUE} for name in TIMER_TASKS},
             tasknames.WEBHOOKS: {"queue": WEBHOOK_QUEUE},
+            tasknames.MEDIA: {"queue": MEDIA_QUEUE},
         },
         task_ignore_result=True,
         # A task is acknowledged after it ran; a worker that dies mid-task gets it redelivered.
@@ -62,6 +66,11 @@ def create_celery(settings: Settings) -> Celery:
             },
             "deliver-webhooks": {
                 "task": tasknames.WEBHOOKS,
+                "schedule": timedelta(seconds=settings.tick_interval),
+                "options": {"expires": max(settings.tick_interval * 5, 5.0)},
+            },
+            "copy-media": {
+                "task": tasknames.MEDIA,
                 "schedule": timedelta(seconds=settings.tick_interval),
                 "options": {"expires": max(settings.tick_interval * 5, 5.0)},
             },

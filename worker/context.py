@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.media_store import MediaStore
 from models.secretbox import SecretBox
 from models.settings import Settings, from_setting, setting_values
 from models.types import utcnow
@@ -65,6 +67,11 @@ class Limits:
     webhook_per_destination: int = from_setting("webhook_per_destination")
     webhook_retry_schedule: tuple[float, ...] = from_setting("webhook_retry_schedule")
     ambiguous_submit: str = from_setting("ambiguous_submit")
+    media_max_bytes: int = from_setting("media_max_bytes")
+    media_deadline: float = from_setting("media_deadline")
+    media_timeout: float = from_setting("media_timeout")
+    media_concurrency: int = from_setting("media_concurrency")
+    media_retention_days: float = from_setting("media_retention_days")
     poll_threads: int = 16
     """Upstream checks of a poll batch made at once (not a setting)."""
 
@@ -89,3 +96,7 @@ class WorkerContext:
     send_webhook: Sender | None = None
     """POSTs a client webhook under the address policy (a client without the upstream key);
     None: no delivery."""
+    media_store: MediaStore | None = None
+    """Where output files are copied; None: no copies (tests of other things)."""
+    media_http: httpx.Client | None = None
+    """The copies' pooled HTTP client (``worker.lifecycle.media.media_http``)."""

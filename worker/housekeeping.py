@@ -17,7 +17,7 @@ from celery.signals import beat_init
 
 from models import tasknames
 
-TICKS = frozenset({tasknames.DISPATCH, tasknames.WEBHOOKS, tasknames.RECONCILE})
+TICKS = frozenset({tasknames.DISPATCH, tasknames.WEBHOOKS, tasknames.RECONCILE, tasknames.MEDIA})
 CELERY_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.worker.request")
 """Where Celery logs "Task … received", "Task … succeeded in …s: {summary}" and "Discarding
 revoked task: …" (a tick that waited past its ``expires`` in a busy worker's queue: it ran

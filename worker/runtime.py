@@ -11,11 +11,13 @@ from celery import Celery
 
 from models.db import make_engine, make_session_factory
 from models.destinations import AddressPolicy
+from models.media_store import open_store
 from models.secretbox import secret_box
 from models.settings import Settings
 from worker import metrics
 from worker.backoff import BackoffPolicy
 from worker.context import Limits, Observer, WorkerContext
+from worker.lifecycle.media import media_http
 from worker.lifecycle.webhook_http import WebhookHttp
 from worker.upstream import UpstreamClient
 
@@ -65,6 +67,12 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         observer=MetricsObserver(),
         secret_box=functools.cache(lambda: secret_box(settings)),
         send_webhook=webhook_http.send,
+        media_store=open_store(
+            settings.media_store,
+            endpoint=settings.media_s3_endpoint,
+            region=settings.media_s3_region,
+        ),
+        media_http=media_http(settings.media_timeout, settings.media_concurrency),
     )
 
 

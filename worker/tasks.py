@@ -11,7 +11,7 @@ from celery import Celery
 from models import tasknames
 from models.settings import Settings
 from worker.context import WorkerContext
-from worker.lifecycle import webhooks
+from worker.lifecycle import media, webhooks
 from worker.lifecycle.cancel import cancel_generation
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.poll import poll_generations
@@ -48,6 +48,13 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     def deliver_webhooks() -> dict[str, Any]:
         ctx = context()
         return webhooks.deliver_webhooks(ctx, ctx.send_webhook) if ctx.send_webhook else {}
+
+    @app.task(name=tasknames.MEDIA, ignore_result=True, send_events=False)
+    def copy_media() -> dict[str, Any]:
+        ctx = context()
+        if ctx.media_store is None or ctx.media_http is None:
+            return {}
+        return media.copy_due_media(ctx, ctx.media_store, ctx.media_http)
 
     @app.task(name=tasknames.RECONCILE, ignore_result=True, send_events=False)
     def reconcile_rows() -> dict[str, Any]:

@@ -22,7 +22,9 @@ SIM_DEFAULTS: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def stack(pg_url: str, redis_url: str) -> Iterator[Stack]:
-    with running_stack(database_url=pg_url, broker_url=redis_url, extra_env={}) as s:
+    # A copy's lease is media_timeout plus as much again: a killed copy is retried within ~8 s.
+    env = {"GENQUEUE_MEDIA_TIMEOUT": "4"}
+    with running_stack(database_url=pg_url, broker_url=redis_url, extra_env=env) as s:
         yield s
 
 

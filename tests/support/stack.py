@@ -200,7 +200,7 @@ class Stack:
         celery_worker = [py, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO"]
         quiet = ["--without-mingle", "--without-gossip"]
         # The production shape (compose, `genqueue up`): submits and polls on one worker,
-        # client webhook deliveries on a worker of their own.
+        # client webhook deliveries and media copies on a worker of their own.
         self.worker = Process(
             "worker",
             [
@@ -216,7 +216,7 @@ class Stack:
             "webhooks",
             [
                 *celery_worker,
-                *("-Q", tasknames.WEBHOOK_QUEUE),
+                *("-Q", f"{tasknames.WEBHOOK_QUEUE},{tasknames.MEDIA_QUEUE}"),
                 *("--concurrency", "2", "--pool", "threads"),
                 *("-n", f"{marked('gq-test-webhooks-')}{self.sim_port}@%h", *quiet),
             ],

@@ -34,6 +34,11 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         webhook_per_destination=2,
         webhook_retry_schedule=(1.0, 60.0),
         ambiguous_submit="fail",
+        media_max_bytes=5000,
+        media_deadline=60.0,
+        media_timeout=9.0,
+        media_concurrency=3,
+        media_retention_days=7.0,
         poll_min_delay=0.25,
         poll_max_delay=4.0,
         poll_jitter=0.0,
@@ -58,6 +63,11 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         "webhook_per_destination": 2,
         "webhook_retry_schedule": (1.0, 60.0),
         "ambiguous_submit": "fail",
+        "media_max_bytes": 5000,
+        "media_deadline": 60.0,
+        "media_timeout": 9.0,
+        "media_concurrency": 3,
+        "media_retention_days": 7.0,
         "poll_threads": Limits().poll_threads,
     }
     policy = BackoffPolicy.from_settings(settings)

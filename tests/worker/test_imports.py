@@ -100,6 +100,7 @@ print(sorted(name for name in app.tasks if name.startswith("generation.")))
     assert done.stdout.strip().splitlines()[-1] == str(
         [
             "generation.cancel",
+            "generation.copy_media",
             "generation.deliver_webhooks",
             "generation.dispatch",
             "generation.poll_batch",

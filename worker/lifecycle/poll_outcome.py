@@ -19,6 +19,7 @@ from sqlalchemy import literal
 from sqlalchemy.orm import Session
 
 from models.history import record_queue_position
+from models.media import media_status_for
 from models.state import record_event, transition, update_where
 from models.status import ACTIVE, TERMINAL, GenerationStatus
 from models.tables import GENERATIONS
@@ -311,5 +312,7 @@ def end(
     }
     if result is not None:
         values["result"] = result
+        # the media tick copies the files it references (models/media.py)
+        values["media_status"] = media_status_for(result)
     detail = detail or ({"error_type": error["type"]} if error else None)
     return PollOutcome(row, now, to.value, ACTIVE, values, to=to, event=event, detail=detail)

@@ -1,0 +1,225 @@
+"""The copies of a completed generation's output files: which files, and their state.
+
+A result that references files (any JSON object with an http(s) ``url``) marks its
+generation's ``media_status`` ``pending`` when it is recorded. The media tick then lists the
+files (:func:`expand_pending`: one ``media_files`` row each, in document order), leases the due
+ones (:func:`claim_due`), and writes each copy's outcome (:func:`record_outcome`) with the
+lease as guard, so a copy whose lease ran out and was taken again loses harmlessly. When no
+file of a generation is pending any more, its ``media_status`` becomes ``stored`` (every file
+copied) or ``failed`` (one or more could not be).
+"""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from models.state import record_event
+from models.tables import GENERATIONS, MEDIA_FILES
+from models.vocabulary import EventKind
+
+
+class MediaStatus(StrEnum):
+    PENDING = "pending"
+    """Files wait to be copied (the generation's, or one file's)."""
+    STORED = "stored"
+    """Copied: every file (the generation's), or this one."""
+    FAILED = "failed"
+    """At least one file could not be copied; its ``error`` says why (upstream URL kept)."""
+
+
+def object_key(generation_id: uuid.UUID, position: int) -> str:
+    """Where a file's copy lives in the store: the same name however often it is copied."""
+    return f"{generation_id}/{position}"
+
+
+def file_urls(result: Any, pointer: str = "") -> Iterator[tuple[str, str]]:
+    """``(JSON pointer, url)`` of every object in ``result`` with an http(s) ``url``, in
+    document order (an image list's order is its positions')."""
+    if isinstance(result, dict):
+        url = result.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            yield pointer, url
+            return
+        for name, value in result.items():
+            escaped = str(name).replace("~", "~0").replace("/", "~1")
+            yield from file_urls(value, f"{pointer}/{escaped}")
+    elif isinstance(result, list):
+        for index, value in enumerate(result):
+            yield from file_urls(value, f"{pointer}/{index}")
+
+
+def media_status_for(result: Any) -> str | None:
+    """What a freshly recorded result's ``media_status`` is: pending when it has files."""
+    return MediaStatus.PENDING.value if next(file_urls(result), None) else None
+
+
+@dataclass(frozen=True)
+class DueFile:
+    id: int
+    generation_id: uuid.UUID
+    position: int
+    upstream_url: str
+    attempts: int
+    completed_at: datetime
+    lease_until: datetime
+
+    @property
+    def key(self) -> str:
+        return object_key(self.generation_id, self.position)
+
+
+def expand_pending(session: Session, now: datetime, *, limit: int) -> int:
+    """Give up to ``limit`` generations pending their copy one file row per file, due now;
+    how many generations."""
+    g, f = GENERATIONS.c, MEDIA_FILES.c
+    rows = session.execute(
+        select(g.id, g.result)
+        .where(
+            g.media_status == MediaStatus.PENDING.value,
+            ~exists().where(f.generation_id == g.id),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=GENERATIONS)
+    ).all()
+    files = [
+        {
+            "generation_id": gen_id,
+            "position": position,
+            "pointer": pointer[:300],
+            "upstream_url": url,
+            "status": MediaStatus.PENDING.value,
+            "attempts": 0,
+            "next_at": now,
+            "created_at": now,
+        }
+        for gen_id, result in rows
+        for position, (pointer, url) in enumerate(file_urls(result))
+    ]
+    if files:
+        session.execute(insert(MEDIA_FILES), files)
+    empty = {gen_id for gen_id, _ in rows} - {row["generation_id"] for row in files}
+    if empty:  # the result changed since it was marked: nothing to copy
+        session.execute(update(GENERATIONS).where(g.id.in_(empty)).values(media_status=None))
+    return len(rows)
+
+
+def claim_due(
+    session: Session, now: datetime, *, limit: int, lease_until: datetime
+) -> list[DueFile]:
+    """Lease up to ``limit`` files due for a copy, the longest waiting first."""
+    f, g = MEDIA_FILES.c, GENERATIONS.c
+    rows = session.execute(
+        select(f.id, f.generation_id, f.position, f.upstream_url, f.attempts, g.completed_at)
+        .join(GENERATIONS, g.id == f.generation_id)
+        .where(
+            f.status == MediaStatus.PENDING.value,
+            f.next_at <= now,
+            (f.lease_until.is_(None)) | (f.lease_until <= now),
+        )
+        .order_by(f.next_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=MEDIA_FILES)
+    ).all()
+    if rows:
+        session.execute(
+            update(MEDIA_FILES)
+            .where(f.id.in_([r.id for r in rows]))
+            .values(lease_until=lease_until)
+        )
+    return [
+        DueFile(
+            r.id,
+            r.generation_id,
+            r.position,
+            r.upstream_url,
+            r.attempts,
+            r.completed_at or now,
+            lease_until,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one copy attempt ended: stored (with its facts), to be retried at ``retry_at``,
+    or failed for good (``reason``)."""
+
+    status: MediaStatus
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    reason: str | None = None
+    retry_at: datetime | None = None
+    detail: dict[str, Any] | None = None
+
+
+def record_outcome(session: Session, due: DueFile, outcome: Outcome, now: datetime) -> bool:
+    """Write one attempt's outcome while the lease is still ours; settle the generation's
+    ``media_status`` once none of its files is pending. Whether it won."""
+    f = MEDIA_FILES.c
+    values: dict[str, Any] = {"attempts": due.attempts + 1, "lease_until": None}
+    if outcome.status is MediaStatus.STORED:
+        values |= {
+            "status": outcome.status.value,
+            "sha256": outcome.sha256,
+            "size": outcome.size,
+            "content_type": outcome.content_type,
+            "stored_at": now,
+            "next_at": None,
+            "error": None,
+        }
+        kind = EventKind.MEDIA_STORED
+    elif outcome.status is MediaStatus.FAILED:
+        values |= {"status": outcome.status.value, "error": outcome.reason, "next_at": None}
+        kind = EventKind.MEDIA_FAILED
+    else:
+        values |= {"error": outcome.reason, "next_at": outcome.retry_at}
+        kind = EventKind.MEDIA_RETRY
+    won = session.execute(
+        update(MEDIA_FILES)
+        .where(
+            f.id == due.id,
+            f.status == MediaStatus.PENDING.value,
+            f.lease_until == due.lease_until,
+        )
+        .values(**values)
+    ).rowcount  # type: ignore[attr-defined]
+    if won != 1:
+        return False
+    detail = {"position": due.position, "attempt": due.attempts + 1, **(outcome.detail or {})}
+    if outcome.reason:
+        detail["reason"] = outcome.reason
+    record_event(session, due.generation_id, kind=kind, now=now, detail=detail)
+    if outcome.status is not MediaStatus.PENDING:
+        settle(session, due.generation_id)
+    return True
+
+
+def settle(session: Session, generation_id: uuid.UUID) -> None:
+    """The generation's ``media_status`` from its files', once none is pending."""
+    f, g = MEDIA_FILES.c, GENERATIONS.c
+    # The generation's row lock orders its files' last writers: the second to get it counts
+    # after the first committed, so one of them always sees no file pending.
+    session.execute(select(g.id).where(g.id == generation_id).with_for_update())
+    counts: dict[str, int] = dict(
+        session.execute(
+            select(f.status, func.count())
+            .where(f.generation_id == generation_id)
+            .group_by(f.status)
+        ).all()
+    )
+    if counts.get(MediaStatus.PENDING.value):
+        return
+    status = MediaStatus.FAILED if counts.get(MediaStatus.FAILED.value) else MediaStatus.STORED
+    session.execute(
+        update(GENERATIONS)
+        .where(g.id == generation_id, g.media_status == MediaStatus.PENDING.value)
+        .values(media_status=status.value)
+    )

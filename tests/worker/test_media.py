@@ -1,0 +1,189 @@
+"""Copies of output files, driven by the media tick's body against the simulator over real
+HTTP, a real database and a real store directory: stored with the bytes' SHA-256, size and
+sniffed type; a CDN 404 or an oversized file fails the copy for good (the job stays completed);
+transient failures are retried until they succeed or the media deadline passes."""
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.media import media_status_for, object_key
+from models.media_store import MediaStore, open_store
+from models.tables import MediaFile
+from models.types import utcnow
+from simulator import SimulatorServer
+from tests.worker.lifecycle_support import drive, kinds, lifecycle_env, load, new_job
+from worker.context import Limits, WorkerContext
+from worker.lifecycle.media import copy_due_media, media_http
+
+
+class Clock:
+    """The real time plus an offset the test moves (retries fall due without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+
+@pytest.fixture
+def env(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> Iterator[tuple[WorkerContext, SimulatorServer, MediaStore, Clock]]:
+    limits = Limits(lease_seconds=5.0, submit_grace=0.5, max_submit_attempts=4, max_poll_errors=6)
+    with lifecycle_env(sessions, limits=limits) as (ctx, srv, recorder):
+        store = open_store(f"file://{tmp_path}/media")
+        clock = Clock()
+        http = media_http(10.0, 8)
+        ctx = replace(ctx, clock=clock, media_store=store, media_http=http)
+        ctx.publish = recorder
+        try:
+            yield ctx, srv, store, clock
+        finally:
+            http.close()
+
+
+def completed_job(ctx: WorkerContext, prompt: str, **input: Any) -> uuid.UUID:
+    gen_id = new_job(ctx, prompt=prompt, **input)
+    gen = drive(ctx, ctx.publish, gen_id)  # type: ignore[arg-type]
+    assert gen.status == "completed"
+    assert gen.media_status == "pending"
+    return gen_id
+
+
+def tick_until(ctx: WorkerContext, clock: Clock, done: Callable[[], bool], ticks: int = 30) -> None:
+    """Run the media tick (moving the clock past any retry delay) until ``done``."""
+    summaries = []
+    for _ in range(ticks):
+        assert ctx.media_store is not None
+        assert ctx.media_http is not None
+        summaries.append(copy_due_media(ctx, ctx.media_store, ctx.media_http))
+        if done():
+            return
+        clock.offset += timedelta(seconds=400)
+    with ctx.sessions() as session:
+        rows = [(f.generation_id, f.status, f.error) for f in session.scalars(select(MediaFile))]
+    raise AssertionError(f"the media tick never got there: {summaries} {rows}")
+
+
+def files(ctx: WorkerContext, gen_id: uuid.UUID) -> list[MediaFile]:
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(MediaFile)
+                .where(MediaFile.generation_id == gen_id)
+                .order_by(MediaFile.position)
+            )
+        )
+
+
+def media_settled(ctx: WorkerContext, gen_id: uuid.UUID) -> Callable[[], bool]:
+    return lambda: load(ctx, gen_id).media_status in ("stored", "failed")
+
+
+def test_every_file_is_copied_with_its_hash_size_and_type(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, _, store, clock = env
+    gen_id = completed_job(ctx, "two lighthouses", num_images=2, output_format="png")
+    tick_until(ctx, clock, media_settled(ctx, gen_id))
+    gen = load(ctx, gen_id)
+    assert gen.media_status == "stored"
+    assert gen.result is not None
+    rows = files(ctx, gen_id)
+    assert [(f.position, f.pointer, f.status) for f in rows] == [
+        (0, "/images/0", "stored"),
+        (1, "/images/1", "stored"),
+    ]
+    for row, image in zip(rows, gen.result["images"], strict=True):
+        upstream = httpx.get(image["url"]).content
+        copy = store.read_all(object_key(gen_id, row.position))
+        assert copy == upstream
+        assert row.sha256 == hashlib.sha256(upstream).hexdigest()
+        assert row.size == len(upstream)
+        assert row.content_type == "image/png"
+        assert row.upstream_url == image["url"]
+    assert kinds(gen).count("media_stored") == 2
+    assert sorted(store.keys(str(gen_id))) == [f"{gen_id}/0", f"{gen_id}/1"]
+
+
+def test_a_cdn_404_fails_the_copy_for_good_and_the_job_stays_completed(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, srv, store, clock = env
+    srv.sim.add_fault({"op": "file", "kind": "http", "status_code": 404, "match_prompt": "gone"})
+    gen_id = completed_job(ctx, "gone before copied")
+    tick_until(ctx, clock, media_settled(ctx, gen_id))
+    gen = load(ctx, gen_id)
+    assert (gen.status, gen.media_status) == ("completed", "failed")
+    [row] = files(ctx, gen_id)
+    assert (row.status, row.error, row.attempts) == ("failed", "HTTP 404", 1)
+    assert gen.result is not None
+    assert gen.result["images"][0]["url"] == row.upstream_url
+    assert kinds(gen).count("media_failed") == 1
+    assert store.keys(str(gen_id)) == []
+
+
+def test_transient_failures_are_retried_until_the_copy_succeeds(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, srv, _, clock = env
+    srv.sim.add_fault(
+        {"op": "file", "kind": "http", "status_code": 503, "times": 2, "match_prompt": "flaky"}
+    )
+    srv.sim.add_fault({"op": "file", "kind": "reset", "times": 1, "match_prompt": "flaky"})
+    gen_id = completed_job(ctx, "flaky cdn")
+    tick_until(ctx, clock, media_settled(ctx, gen_id))
+    gen = load(ctx, gen_id)
+    assert gen.media_status == "stored"
+    [row] = files(ctx, gen_id)
+    assert (row.status, row.attempts) == ("stored", 4)
+    retries = [e.detail for e in gen.events if e.kind == "media_retry"]
+    reasons = [d["reason"] for d in retries if d]
+    assert reasons[:2] == ["HTTP 503", "HTTP 503"]
+    assert len(reasons) == 3
+    assert reasons[2].startswith("fetching the file: ")  # the reset (a read or protocol error)
+
+
+def test_transient_failures_past_the_media_deadline_fail_the_copy(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, srv, _, clock = env
+    ctx = replace(ctx, limits=replace(ctx.limits, media_deadline=600.0))
+    srv.sim.add_fault({"op": "file", "kind": "http", "status_code": 502, "match_prompt": "down"})
+    gen_id = completed_job(ctx, "cdn down for good")
+    tick_until(ctx, clock, media_settled(ctx, gen_id))
+    [row] = files(ctx, gen_id)
+    assert row.status == "failed"
+    assert row.error is not None
+    assert row.error.startswith("media deadline passed after 3 attempts; last: HTTP 502")
+
+
+def test_a_file_over_the_size_limit_is_refused_while_read(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, _, store, clock = env
+    ctx = replace(ctx, limits=replace(ctx.limits, media_max_bytes=1000))
+    gen_id = completed_job(ctx, "too big to keep")
+    tick_until(ctx, clock, media_settled(ctx, gen_id))
+    [row] = files(ctx, gen_id)
+    assert row.status == "failed"
+    assert row.error is not None
+    assert row.error.startswith("over the size limit of 1000 bytes")
+    assert store.keys(str(gen_id)) == []
+
+
+def test_a_result_without_http_file_urls_copies_nothing() -> None:
+    assert media_status_for({"images": [], "seed": 1}) is None
+    assert media_status_for({"images": [{"url": "data:image/png;base64,AAAA"}]}) is None
+    assert media_status_for({"video": {"url": "https://cdn/x.mp4"}}) == "pending"
