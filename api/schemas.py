@@ -101,7 +101,15 @@ class GenerationPublic(BaseModel):
     input: dict[str, Any]
     upstream_request_id: str | None
     queue_position: int | None
-    result: dict[str, Any] | None
+    result: dict[str, Any] | None = Field(
+        description="the model output; once its files are stored, each file's `url` is "
+        "genqueue's own and `upstream_url` the upstream's (on GET of one generation)"
+    )
+    media_status: str | None = Field(
+        None,
+        description="the copy of the output files into genqueue's store: pending, stored, "
+        "failed (a file could not be copied: its upstream URL stays), deleted; null: no files",
+    )
     error: dict[str, Any] | None
     webhook_url: str | None
     idempotency_key: str | None

@@ -13,14 +13,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Authenticator, Caller
+from api.fal.answers import public_base
 from api.fal.jwks import JwksCache
 from api.fal.watcher import StreamWatcher
 from api.intake import Intake, IntakeLimits
+from api.media import MediaSigner, MediaUrls, load_signing_key
 from api.proxies import TrustedProxies
 from api.publisher import Publisher
 from api.ratelimit import CreateLimiter
 from models.db import make_engine, make_session_factory, normalize_url
 from models.destinations import AddressPolicy
+from models.media_store import MediaStore, open_store
 from models.secretbox import SecretBox, secret_box
 from models.settings import Settings
 from models.types import utcnow
@@ -59,6 +62,8 @@ class AppState:
         self._secret_box: SecretBox | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._writer_sessions: sessionmaker[Session] | None = None
+        self._media_store: MediaStore | None = None
+        self._media_signer: MediaSigner | None = None
         self.intake = Intake(
             sessions=lambda: self.writer_sessions,
             publisher=publisher,
@@ -123,6 +128,34 @@ class AppState:
             if self._writer_sessions is None:
                 self._writer_sessions = writer_session_factory(engine)
             return self._writer_sessions
+
+    @property
+    def media_store(self) -> MediaStore:
+        with self._lock:
+            if self._media_store is None:
+                self._media_store = open_store(
+                    self.settings.media_store,
+                    endpoint=self.settings.media_s3_endpoint,
+                    region=self.settings.media_s3_region,
+                )
+            return self._media_store
+
+    @property
+    def media_signer(self) -> MediaSigner:
+        with self._lock:
+            if self._media_signer is None:
+                key = self.settings.media_signing_key
+                self._media_signer = MediaSigner(
+                    load_signing_key(
+                        key.get_secret_value() if key else None, self.settings.data_dir
+                    )
+                )
+            return self._media_signer
+
+    def media_urls(self, request: Request) -> MediaUrls:
+        """How this request's answers name stored files."""
+        base = public_base(request, self.settings.public_url, self.proxies)
+        return MediaUrls(self.media_signer, base, self.settings.media_public_base)
 
     def _make_engine(self) -> Engine:
         url = normalize_url(self.settings.database_url)

@@ -24,6 +24,7 @@ def _fields(get: Callable[[str], Any]) -> dict[str, Any]:
         "upstream_request_id": get("upstream_request_id"),
         "queue_position": get("queue_position"),
         "result": get("result"),
+        "media_status": get("media_status"),
         "error": get("error"),
         "webhook_url": get("webhook_url"),
         "idempotency_key": get("idempotency_key"),

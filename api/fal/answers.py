@@ -169,10 +169,12 @@ def cancel_requested() -> FalAnswer:
     return FalAnswer(202, {"status": "CANCELLATION_REQUESTED"})
 
 
-def result_answer(gen: Generation) -> FalAnswer:
-    """The result route's answer: the output, 400 while unfinished, or the failure as it was."""
+def result_answer(gen: Generation, result: dict[str, Any] | None = None) -> FalAnswer:
+    """The result route's answer: the output (``result`` when given: the stored files' URLs
+    genqueue's own), 400 while unfinished, or the failure as it was."""
     if gen.status == GenerationStatus.COMPLETED.value:
-        return FalAnswer(200, gen.result if gen.result is not None else {})
+        output = result if result is not None else gen.result
+        return FalAnswer(200, output if output is not None else {})
     if GenerationStatus(gen.status) not in TERMINAL:
         return FalAnswer(400, {"detail": NOT_COMPLETED, "error_type": "not_completed"})
     err = gen.error or {}

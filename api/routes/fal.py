@@ -30,6 +30,7 @@ from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, Fal
 from api.fal.status import WatchedStream, current_status, status_events
 from api.fal.watcher import Watch
 from api.lookups import owned_generation
+from api.media import result_for
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.state import CallerDep, SessionDep, StateDep, authenticate
@@ -227,12 +228,19 @@ def request_status_stream(
 )
 @router.get(REQUEST + "/", include_in_schema=False)
 def request_result(
-    caller: CallerDep, session: SessionDep, owner: str, app: str, request_id: str
+    request: Request,
+    state: StateDep,
+    caller: CallerDep,
+    session: SessionDep,
+    owner: str,
+    app: str,
+    request_id: str,
 ) -> JSONResponse:
     gen = _owned(session, caller, owner, app, request_id)
     if gen is None:
         raise ApiError(404, "Request not found")
-    return _respond(result_answer(gen))
+    result = result_for(session, gen, state.media_urls(request), keep_upstream=False)
+    return _respond(result_answer(gen, result))
 
 
 @router.put(

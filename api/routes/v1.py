@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,7 @@ from api.errors import ApiError, ValidationFailed, error_items, invalid, not_fou
 from api.fal.registry import MODELS, SUPPORTED, validate_input
 from api.listing import CURSOR_PATTERN, ID_PREFIX_PATTERN, Filters, as_utc, list_page, prefix_ids
 from api.lookups import events_of, local_queue_position, owned_generation
+from api.media import result_for
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.schemas import (
@@ -116,12 +117,15 @@ def _replayed(state: AppState, generation_id: uuid.UUID) -> GenerationDetail:
     openapi_extra=AUTH,
 )
 def get_generation(
-    caller: CallerDep, session: SessionDep, state: StateDep, generation_id: str
+    request: Request, state: StateDep, caller: CallerDep, session: SessionDep, generation_id: str
 ) -> GenerationDetail:
     gen = owned_generation(session, caller.tenant_id, generation_id)
     if gen is None:
         raise not_found()
     detail = _detail(session, gen, fair=state.settings.max_in_flight > 0)
+    if gen.media_status is not None:
+        result = result_for(session, gen, state.media_urls(request), keep_upstream=True)
+        detail = detail.model_copy(update={"result": result})
     session.close()  # give the connection back before the response hops threads (create route)
     return detail
 

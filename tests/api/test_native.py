@@ -39,6 +39,7 @@ RECORD_FIELDS = {
     "webhook_url",
     "idempotency_key",
     "deadline_at",
+    "media_status",
 }
 
 

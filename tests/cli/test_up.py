@@ -280,7 +280,9 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
             60,
             what="the job upstream",
         )
-        image_url = up.record(generation_id)["result"]["images"][0]["url"]
+        image = up.record(generation_id)["result"]["images"][0]
+        image_url = image.get("upstream_url", image["url"])  # the simulator's
+        copy_path = httpx.URL(image["url"]).path  # genqueue's copy, on the API's host
     finally:
         family = stop(up, signal.SIGTERM)
     assert up.proc.returncode == 0, up.text()
@@ -295,9 +297,12 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
     try:
         assert again.banner_value("Dev key") == dev_key
         assert again.state()["simulator_url"] == simulator_url
-        image = httpx.get(image_url, timeout=10)
-        assert image.status_code == 200
-        assert image.content == image_path.read_bytes(), "the same picture"
+        picture = httpx.get(image_url, timeout=10)
+        assert picture.status_code == 200
+        assert picture.content == image_path.read_bytes(), "the same picture"
+        assert copy_path.startswith("/media/"), "submit --wait downloaded genqueue's copy"
+        copy = httpx.get(f"{again.api_url}{copy_path}", timeout=10)  # the new API serves it
+        assert copy.content == image_path.read_bytes(), "genqueue's copy"
         status = again.cli("status", generation_id)
         assert status.returncode == 0, status.stderr
         assert "completed" in status.stdout

@@ -1,0 +1,160 @@
+"""Serving stored files: capability URLs (no Authorization header), the right headers, Range,
+and results that carry genqueue's URLs (the upstream's kept on /v1)."""
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.media_store import open_store
+from models.settings import Settings
+from models.tables import GENERATIONS, MEDIA_FILES
+from tests.api.support import MODEL, auth, complete, new_key
+
+BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+UPSTREAM = "https://v3.fal.media/files/abc/0.png"
+
+
+def stored_generation(
+    client: TestClient, key: str, sessions: sessionmaker[Session], settings: Settings
+) -> tuple[str, dict[str, Any]]:
+    """A completed generation whose one image genqueue stored; its id and its /v1 record."""
+    created = client.post(
+        "/v1/generations", json={"model": MODEL, "input": {"prompt": "kept"}}, headers=auth(key)
+    )
+    gen_id = created.json()["id"]
+    complete(sessions, gen_id, {"images": [{"url": UPSTREAM, "width": 8}], "seed": 1})
+    open_store(settings.media_store).put(f"{gen_id}/0", [BYTES])
+    with sessions.begin() as session:
+        session.execute(
+            insert(MEDIA_FILES).values(
+                generation_id=uuid.UUID(gen_id),
+                position=0,
+                pointer="/images/0",
+                upstream_url=UPSTREAM,
+                status="stored",
+                attempts=1,
+                sha256=hashlib.sha256(BYTES).hexdigest(),
+                size=len(BYTES),
+                content_type="image/png",
+                created_at=datetime.now(UTC),
+                stored_at=datetime.now(UTC),
+            )
+        )
+        session.execute(
+            update(GENERATIONS)
+            .where(GENERATIONS.c.id == uuid.UUID(gen_id))
+            .values(media_status="stored")
+        )
+    record = client.get(f"/v1/generations/{gen_id}", headers=auth(key)).json()
+    return gen_id, record
+
+
+@pytest.fixture
+def stored(
+    client: TestClient, key: str, pg_sessions: sessionmaker[Session], api_settings: Settings
+) -> tuple[str, dict[str, Any]]:
+    return stored_generation(client, key, pg_sessions, api_settings)
+
+
+def test_v1_and_the_fal_result_carry_genqueues_url_and_v1_the_upstreams(
+    client: TestClient, key: str, stored: tuple[str, dict[str, Any]]
+) -> None:
+    gen_id, record = stored
+    assert record["media_status"] == "stored"
+    image = record["result"]["images"][0]
+    assert image["url"].startswith(f"http://testserver/media/{gen_id}/0/")
+    assert image["url"].endswith(".png")
+    assert image["upstream_url"] == UPSTREAM
+    assert image["width"] == 8
+    fal = client.get(f"/fal-ai/flux-pro/requests/{gen_id}", headers=auth(key)).json()
+    assert fal["images"][0] == {"url": image["url"], "width": 8}
+
+
+def test_the_url_serves_the_bytes_without_authorization(
+    client: TestClient, stored: tuple[str, dict[str, Any]]
+) -> None:
+    _, record = stored
+    response = client.get(record["result"]["images"][0]["url"])
+    assert response.status_code == 200
+    assert response.content == BYTES
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["content-length"] == str(len(BYTES))
+    assert response.headers["etag"] == f'"{hashlib.sha256(BYTES).hexdigest()}"'
+    assert response.headers["cache-control"] == "private, max-age=86400"
+    assert response.headers["accept-ranges"] == "bytes"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    head = client.head(record["result"]["images"][0]["url"])
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(BYTES))
+    again = client.get(
+        record["result"]["images"][0]["url"], headers={"If-None-Match": response.headers["etag"]}
+    )
+    assert (again.status_code, again.content) == (304, b"")
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "start", "end"),
+    [
+        ("bytes=0-9", 206, 0, 10),
+        ("bytes=100-", 206, 100, len(BYTES)),
+        ("bytes=-16", 206, len(BYTES) - 16, len(BYTES)),
+        ("bytes=10-999999", 206, 10, len(BYTES)),
+        ("bytes=0-1,5-6", 200, 0, len(BYTES)),  # several ranges: the whole file
+        ("pages=1-2", 200, 0, len(BYTES)),
+    ],
+)
+def test_ranges(
+    client: TestClient,
+    stored: tuple[str, dict[str, Any]],
+    header: str,
+    status: int,
+    start: int,
+    end: int,
+) -> None:
+    _, record = stored
+    response = client.get(record["result"]["images"][0]["url"], headers={"Range": header})
+    assert response.status_code == status
+    assert response.content == BYTES[start:end]
+    assert response.headers["content-length"] == str(end - start)
+    if status == 206:
+        assert response.headers["content-range"] == f"bytes {start}-{end - 1}/{len(BYTES)}"
+
+
+def test_a_range_past_the_end_is_416(
+    client: TestClient, stored: tuple[str, dict[str, Any]]
+) -> None:
+    _, record = stored
+    response = client.get(
+        record["result"]["images"][0]["url"], headers={"Range": f"bytes={len(BYTES)}-"}
+    )
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(BYTES)}"
+
+
+def test_a_forged_or_moved_url_is_404(
+    client: TestClient, stored: tuple[str, dict[str, Any]]
+) -> None:
+    gen_id, record = stored
+    url: str = record["result"]["images"][0]["url"]
+    signature = url.rsplit("/", 1)[1].split(".")[0]
+    forged = url.replace(signature, ("A" if signature[0] != "A" else "B") + signature[1:])
+    other = url.replace(gen_id, str(uuid.uuid4()))
+    next_file = url.replace(f"/{gen_id}/0/", f"/{gen_id}/1/")
+    for bad in (forged, other, next_file):
+        response = client.get(bad)
+        assert response.status_code == 404, bad
+        assert response.json()["detail"] == "Not found"
+
+
+def test_another_tenant_never_sees_the_generation(
+    client: TestClient, pg_sessions: sessionmaker[Session], stored: tuple[str, dict[str, Any]]
+) -> None:
+    gen_id, _ = stored
+    stranger = new_key(pg_sessions)
+    assert client.get(f"/v1/generations/{gen_id}", headers=auth(stranger)).status_code == 404
