@@ -163,7 +163,11 @@ class Outcome:
 def record_outcome(session: Session, due: DueFile, outcome: Outcome, now: datetime) -> bool:
     """Write one attempt's outcome while the lease is still ours; settle the generation's
     ``media_status`` once none of its files is pending. Whether it won."""
-    f = MEDIA_FILES.c
+    f, g = MEDIA_FILES.c, GENERATIONS.c
+    if outcome.status is not MediaStatus.PENDING:
+        # Taken first: the event row's foreign key share-locks the generation, and two files'
+        # writers each holding that while waiting for this lock would deadlock.
+        session.execute(select(g.id).where(g.id == due.generation_id).with_for_update())
     values: dict[str, Any] = {"attempts": due.attempts + 1, "lease_until": None}
     if outcome.status is MediaStatus.STORED:
         values |= {
@@ -203,11 +207,11 @@ def record_outcome(session: Session, due: DueFile, outcome: Outcome, now: dateti
 
 
 def settle(session: Session, generation_id: uuid.UUID) -> None:
-    """The generation's ``media_status`` from its files', once none is pending."""
+    """The generation's ``media_status`` from its files', once none is pending; the caller
+    holds the generation's row lock."""
     f, g = MEDIA_FILES.c, GENERATIONS.c
-    # The generation's row lock orders its files' last writers: the second to get it counts
-    # after the first committed, so one of them always sees no file pending.
-    session.execute(select(g.id).where(g.id == generation_id).with_for_update())
+    # The generation's row lock (taken by the caller) orders its files' last writers: the
+    # second to get it counts after the first committed, so one of them sees no file pending.
     counts: dict[str, int] = dict(
         session.execute(
             select(f.status, func.count())

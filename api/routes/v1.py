@@ -37,8 +37,9 @@ from api.views import new_detail, to_detail, to_public
 from models import tasknames
 from models.destinations import AddressPolicy
 from models.generations import CancelRequestOutcome, request_cancel
+from models.media_deletion import tombstone
 from models.priority import Priority
-from models.status import GenerationStatus
+from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 
 router = APIRouter(prefix="/v1", tags=["generations"])
@@ -228,3 +229,31 @@ def cancel_generation(
     cancel_answer = CancelAnswer(outcome=outcome, generation=_detail(session, gen, fair=fair))
     session.close()
     return cancel_answer
+
+
+@router.delete(
+    "/generations/{generation_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a finished generation's outputs",
+    description="Removes its stored files (their URLs answer 404 at once; the objects go with "
+    "the next media tick), its result and its input. A tombstone stays: ids, times, status, "
+    "model. 409 while the generation has not ended (cancel it first).",
+    responses={204: {"description": "Deleted"}, **errors(401, 404, 409, 503)},
+    openapi_extra=AUTH,
+)
+def delete_generation(
+    caller: CallerDep, session: SessionDep, state: StateDep, generation_id: str
+) -> Response:
+    gen = owned_generation(session, caller.tenant_id, generation_id)
+    if gen is None:
+        raise not_found()
+    if GenerationStatus(gen.status) not in TERMINAL:
+        raise ApiError(
+            409,
+            f"Generation has not ended ({gen.status}): cancel it first",
+            status=gen.status,
+        )
+    tombstone(session, [gen.id], state.clock(), reason="request")
+    session.commit()
+    return Response(status_code=204)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.media_store import open_store
@@ -158,3 +158,47 @@ def test_another_tenant_never_sees_the_generation(
     gen_id, _ = stored
     stranger = new_key(pg_sessions)
     assert client.get(f"/v1/generations/{gen_id}", headers=auth(stranger)).status_code == 404
+
+
+def test_delete_leaves_a_tombstone_and_the_urls_404(
+    client: TestClient,
+    key: str,
+    pg_sessions: sessionmaker[Session],
+    stored: tuple[str, dict[str, Any]],
+) -> None:
+    gen_id, record = stored
+    url = record["result"]["images"][0]["url"]
+    stranger = new_key(pg_sessions)
+    assert client.delete(f"/v1/generations/{gen_id}", headers=auth(stranger)).status_code == 404
+    assert client.get(url).status_code == 200  # the stranger changed nothing
+
+    response = client.delete(f"/v1/generations/{gen_id}", headers=auth(key))
+    assert (response.status_code, response.content) == (204, b"")
+    assert client.get(url).status_code == 404
+    tomb = client.get(f"/v1/generations/{gen_id}", headers=auth(key)).json()
+    assert (tomb["status"], tomb["media_status"], tomb["result"], tomb["input"]) == (
+        "completed",
+        "deleted",
+        None,
+        {},
+    )
+    assert (tomb["id"], tomb["model"]) == (gen_id, MODEL)
+    assert tomb["completed_at"] is not None
+    assert tomb["events"][-1]["kind"] == "media_deleted"
+    with pg_sessions() as session:
+        states = session.scalars(
+            select(MEDIA_FILES.c.status).where(MEDIA_FILES.c.generation_id == uuid.UUID(gen_id))
+        ).all()
+    assert states == ["deleting"]  # the media tick removes the object (tests/worker)
+    assert client.delete(f"/v1/generations/{gen_id}", headers=auth(key)).status_code == 204
+
+
+def test_a_generation_still_running_cannot_be_deleted(client: TestClient, key: str) -> None:
+    created = client.post(
+        "/v1/generations", json={"model": MODEL, "input": {"prompt": "busy"}}, headers=auth(key)
+    ).json()
+    response = client.delete(f"/v1/generations/{created['id']}", headers=auth(key))
+    assert response.status_code == 409
+    assert response.json()["detail"] == "Generation has not ended (pending): cancel it first"
+    again = client.get(f"/v1/generations/{created['id']}", headers=auth(key)).json()
+    assert again["input"]["prompt"] == "busy"

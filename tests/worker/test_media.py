@@ -13,17 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.media import media_status_for, object_key
+from models.media import claim_due, expand_pending, media_status_for, object_key
+from models.media_deletion import tombstone
 from models.media_store import MediaStore, open_store
-from models.tables import MediaFile
+from models.tables import Generation, MediaFile
 from models.types import utcnow
 from simulator import SimulatorServer
 from tests.worker.lifecycle_support import drive, kinds, lifecycle_env, load, new_job
 from worker.context import Limits, WorkerContext
-from worker.lifecycle.media import copy_due_media, media_http
+from worker.lifecycle import retention
+from worker.lifecycle.media import copy_due_media, media_http, remove_deleted
 
 
 class Clock:
@@ -187,3 +189,84 @@ def test_a_result_without_http_file_urls_copies_nothing() -> None:
     assert media_status_for({"images": [], "seed": 1}) is None
     assert media_status_for({"images": [{"url": "data:image/png;base64,AAAA"}]}) is None
     assert media_status_for({"video": {"url": "https://cdn/x.mp4"}}) == "pending"
+
+
+def test_deleted_files_leave_the_store_on_the_next_tick(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, _, store, clock = env
+    gen_id = completed_job(ctx, "to be deleted", num_images=2)
+    tick_until(ctx, clock, media_settled(ctx, gen_id))
+    assert len(store.keys(str(gen_id))) == 2
+    with ctx.sessions.begin() as session:
+        assert tombstone(session, [gen_id], clock(), reason="request") == 1
+    assert [f.status for f in files(ctx, gen_id)] == ["deleting", "deleting"]
+    assert ctx.media_store is not None
+    assert remove_deleted(ctx, ctx.media_store, clock()) == 2
+    assert store.keys(str(gen_id)) == []
+    assert files(ctx, gen_id) == []
+    gen = load(ctx, gen_id)
+    assert (gen.status, gen.media_status, gen.result, gen.input) == (
+        "completed",
+        "deleted",
+        None,
+        {},
+    )
+
+
+def test_a_copy_in_flight_when_deleted_is_removed_once_its_lease_ends(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, _, store, clock = env
+    gen_id = completed_job(ctx, "deleted mid-copy")
+    now = clock()
+    with ctx.sessions.begin() as session:
+        expand_pending(session, now, limit=10)
+    with ctx.sessions.begin() as session:
+        [due] = claim_due(session, now, limit=10, lease_until=now + timedelta(seconds=60))
+    with ctx.sessions.begin() as session:
+        tombstone(session, [gen_id], now, reason="request")
+    assert ctx.media_store is not None
+    assert remove_deleted(ctx, ctx.media_store, now) == 0  # the copy still holds its lease
+    store.put(due.key, [b"the copy lands late"])
+    assert remove_deleted(ctx, ctx.media_store, now + timedelta(seconds=61)) == 1
+    assert store.keys(str(gen_id)) == []
+
+
+def test_media_retention_clears_old_outputs_and_job_retention_waits_for_the_files(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    ctx, _, store, clock = env
+    old = completed_job(ctx, "old outputs")
+    young = completed_job(ctx, "young outputs")
+    tick_until(ctx, clock, media_settled(ctx, old))
+    tick_until(ctx, clock, media_settled(ctx, young))
+    ended = load(ctx, old).completed_at
+    assert ended is not None
+    with ctx.sessions.begin() as session:  # old ended three days before young
+        session.execute(
+            update(Generation)
+            .where(Generation.id == old)
+            .values(completed_at=ended - timedelta(days=3))
+        )
+    clock.offset = timedelta(days=1)
+
+    aged = replace(ctx, limits=replace(ctx.limits, media_retention_days=2.0))
+    retention.sweep_expired(aged)
+    assert (load(ctx, old).media_status, load(ctx, young).media_status) == ("deleted", "stored")
+    assert ctx.media_store is not None
+    remove_deleted(ctx, ctx.media_store, clock())
+    assert store.keys(str(old)) == []
+    assert len(store.keys(str(young))) == 1
+
+    clock.offset += timedelta(days=3)
+    gone = replace(ctx, limits=replace(ctx.limits, retention_days=1.0))
+    retention.sweep_expired(gone)  # tombstones young; its row waits for its file
+    with ctx.sessions() as session:
+        left = set(session.scalars(select(Generation.id).where(Generation.id.in_([old, young]))))
+    assert left == {young}
+    remove_deleted(ctx, ctx.media_store, clock())
+    retention.sweep_expired(gone)
+    with ctx.sessions() as session:
+        assert session.scalar(select(Generation.id).where(Generation.id == young)) is None
+    assert store.keys(str(young)) == []

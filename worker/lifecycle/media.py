@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending, record_outcome
+from models.media_deletion import deleting_files, forget_files
 from models.media_store import MediaStore
 from worker.context import WorkerContext
 from worker.lifecycle.media_copy import CopyRejected, CopyTransient, copy_file
@@ -26,6 +27,8 @@ from worker.lifecycle.media_copy import CopyRejected, CopyTransient, copy_file
 log = logging.getLogger(__name__)
 EXPAND_BATCH = 200
 """Newly completed generations whose files are listed per tick at most."""
+PURGE_BATCH = 500
+"""Deleted files whose objects are removed per tick at most."""
 FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
 LEASE_MARGIN = 15.0
@@ -55,11 +58,27 @@ def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) ->
     counts: Counter[str] = Counter()
     if listed:
         counts["listed"] = listed
+    removed = remove_deleted(ctx, store, now)
+    if removed:
+        counts["removed"] = removed
     if not due:
         return dict(counts)
     with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="media") as pool:
         counts.update(pool.map(lambda d: _copy_one(ctx, store, http, d), due))
     return dict(counts)
+
+
+def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
+    """Remove the objects of files deleted (on request or by retention), then their rows."""
+    with ctx.sessions.begin() as session:
+        doomed = deleting_files(session, now, limit=PURGE_BATCH)
+    if not doomed:
+        return 0
+    for _, key in doomed:
+        store.delete(key)
+    with ctx.sessions.begin() as session:
+        forget_files(session, [file_id for file_id, _ in doomed])
+    return len(doomed)
 
 
 def _copy_one(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> str:
