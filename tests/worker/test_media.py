@@ -22,6 +22,7 @@ from models.media_store import MediaStore, open_store
 from models.tables import Generation, MediaFile
 from models.types import utcnow
 from simulator import SimulatorServer
+from tests.support.s3 import s3_server
 from tests.worker.lifecycle_support import drive, kinds, lifecycle_env, load, new_job
 from worker.context import Limits, WorkerContext
 from worker.lifecycle import retention
@@ -270,3 +271,26 @@ def test_media_retention_clears_old_outputs_and_job_retention_waits_for_the_file
     with ctx.sessions() as session:
         assert session.scalar(select(Generation.id).where(Generation.id == young)) is None
     assert store.keys(str(young)) == []
+
+
+def test_copies_land_in_an_s3_compatible_bucket(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ctx, _, _, clock = env
+    with s3_server() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        bucket = open_store(f"s3://{server.bucket}/media", endpoint=server.endpoint)
+        ctx = replace(ctx, media_store=bucket)
+        gen_id = completed_job(ctx, "into the bucket", num_images=2)
+        tick_until(ctx, clock, media_settled(ctx, gen_id))
+        rows = files(ctx, gen_id)
+        assert [r.status for r in rows] == ["stored", "stored"]
+        for row in rows:
+            data = bucket.read_all(object_key(gen_id, row.position))
+            assert hashlib.sha256(data).hexdigest() == row.sha256
+        with ctx.sessions.begin() as session:
+            tombstone(session, [gen_id], clock(), reason="request")
+        assert remove_deleted(ctx, bucket, clock()) == 2
+        assert bucket.keys(str(gen_id)) == []
