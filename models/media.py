@@ -3,14 +3,14 @@
 A result that references files (any JSON object with an http(s) ``url``) marks its
 generation's ``media_status`` ``pending`` when it is recorded. The media tick then lists the
 files (:func:`expand_pending`: one ``media_files`` row each, in document order), leases the due
-ones (:func:`claim_due`), and writes each copy's outcome (:func:`record_outcome`) with the
+ones (:func:`claim_due`), and writes each copy's outcome (:func:`record_outcomes`) with the
 lease as guard, so a copy whose lease ran out and was taken again loses harmlessly. When no
 file of a generation is pending any more, its ``media_status`` becomes ``stored`` (every file
 copied) or ``failed`` (one or more could not be).
 """
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from models.state import record_event
-from models.tables import GENERATIONS, MEDIA_FILES
+from models.state import log_event
+from models.tables import EVENTS, GENERATIONS, MEDIA_FILES
 from models.vocabulary import EventKind
 
 
@@ -160,14 +160,53 @@ class Outcome:
     detail: dict[str, Any] | None = None
 
 
-def record_outcome(session: Session, due: DueFile, outcome: Outcome, now: datetime) -> bool:
-    """Write one attempt's outcome while the lease is still ours; settle the generation's
-    ``media_status`` once none of its files is pending. Whether it won."""
+def record_outcomes(
+    session: Session, ended: Sequence[tuple[DueFile, Outcome]], now: datetime
+) -> list[bool]:
+    """Write the outcomes of copy attempts, each while its lease is still ours, their events
+    in one statement; settle each touched generation's ``media_status`` once none of its
+    files is pending. Whether each won."""
     f, g = MEDIA_FILES.c, GENERATIONS.c
-    if outcome.status is not MediaStatus.PENDING:
-        # Taken first: the event row's foreign key share-locks the generation, and two files'
-        # writers each holding that while waiting for this lock would deadlock.
-        session.execute(select(g.id).where(g.id == due.generation_id).with_for_update())
+    settling = sorted(
+        {d.generation_id for d, o in ended if o.status is not MediaStatus.PENDING}, key=str
+    )
+    if settling:
+        # Taken first, in one order: an event row's foreign key share-locks its generation,
+        # and two writers each holding that while waiting for this lock would deadlock.
+        session.execute(select(g.id).where(g.id.in_(settling)).order_by(g.id).with_for_update())
+    won: list[bool] = []
+    events: list[dict[str, Any]] = []
+    for due, outcome in ended:
+        values, kind = _file_values(due, outcome, now)
+        count = session.execute(
+            update(MEDIA_FILES)
+            .where(
+                f.id == due.id,
+                f.status == MediaStatus.PENDING.value,
+                f.lease_until == due.lease_until,
+            )
+            .values(**values)
+        ).rowcount  # type: ignore[attr-defined]
+        won.append(count == 1)
+        if count == 1:
+            detail: dict[str, Any] = {"position": due.position, "attempt": due.attempts + 1}
+            detail |= outcome.detail or {}
+            if outcome.reason:
+                detail["reason"] = outcome.reason
+            events.append({"generation_id": due.generation_id, "kind": kind, "detail": detail})
+    for event in events:
+        log_event(event["generation_id"], event["kind"], None, None, event["detail"])
+    if events:
+        session.execute(
+            insert(EVENTS),
+            [{**e, "kind": e["kind"].value, "at": now, "status": None} for e in events],
+        )
+    for generation_id in settling:
+        settle(session, generation_id)
+    return won
+
+
+def _file_values(due: DueFile, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], EventKind]:
     values: dict[str, Any] = {"attempts": due.attempts + 1, "lease_until": None}
     if outcome.status is MediaStatus.STORED:
         values |= {
@@ -179,31 +218,12 @@ def record_outcome(session: Session, due: DueFile, outcome: Outcome, now: dateti
             "next_at": None,
             "error": None,
         }
-        kind = EventKind.MEDIA_STORED
-    elif outcome.status is MediaStatus.FAILED:
+        return values, EventKind.MEDIA_STORED
+    if outcome.status is MediaStatus.FAILED:
         values |= {"status": outcome.status.value, "error": outcome.reason, "next_at": None}
-        kind = EventKind.MEDIA_FAILED
-    else:
-        values |= {"error": outcome.reason, "next_at": outcome.retry_at}
-        kind = EventKind.MEDIA_RETRY
-    won = session.execute(
-        update(MEDIA_FILES)
-        .where(
-            f.id == due.id,
-            f.status == MediaStatus.PENDING.value,
-            f.lease_until == due.lease_until,
-        )
-        .values(**values)
-    ).rowcount  # type: ignore[attr-defined]
-    if won != 1:
-        return False
-    detail = {"position": due.position, "attempt": due.attempts + 1, **(outcome.detail or {})}
-    if outcome.reason:
-        detail["reason"] = outcome.reason
-    record_event(session, due.generation_id, kind=kind, now=now, detail=detail)
-    if outcome.status is not MediaStatus.PENDING:
-        settle(session, due.generation_id)
-    return True
+        return values, EventKind.MEDIA_FAILED
+    values |= {"error": outcome.reason, "next_at": outcome.retry_at}
+    return values, EventKind.MEDIA_RETRY
 
 
 def settle(session: Session, generation_id: uuid.UUID) -> None:

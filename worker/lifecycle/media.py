@@ -12,13 +12,14 @@ Transient failures are retried with doubling delays (2 s … 5 min, with jitter)
 """
 
 import logging
+import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 import httpx
 
-from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending, record_outcome
+from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending, record_outcomes
 from models.media_deletion import deleting_files, forget_files
 from models.media_store import MediaStore
 from worker.context import WorkerContext
@@ -27,6 +28,8 @@ from worker.lifecycle.media_copy import CopyRejected, CopyTransient, copy_file
 log = logging.getLogger(__name__)
 EXPAND_BATCH = 200
 """Newly completed generations whose files are listed per tick at most."""
+TICK_BUDGET = 10.0
+"""Seconds a tick keeps leasing more files (the copies it started then still finish)."""
 PURGE_BATCH = 500
 """Deleted files whose objects are removed per tick at most."""
 FIRST_RETRY = 2.0
@@ -46,26 +49,48 @@ def media_http(timeout: float, max_connections: int) -> httpx.Client:
 
 
 def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) -> dict[str, int]:
-    """The body of ``generation.copy_media``: how many files ended each way this tick."""
+    """The body of ``generation.copy_media``: how many files ended each way this tick.
+
+    Copies run ``media_concurrency`` at once and the tick keeps them coming: whenever half the
+    slots are free it leases more due files, until none is due or ``TICK_BUDGET`` has passed
+    (then the next tick goes on). So one slow file holds one slot, never the tick."""
     limits = ctx.limits
-    now = ctx.clock()
-    margin = min(LEASE_MARGIN, limits.media_timeout)
-    lease_until = now + timedelta(seconds=limits.media_timeout + margin)
-    with ctx.sessions.begin() as session:
-        listed = expand_pending(session, now, limit=EXPAND_BATCH)
-    with ctx.sessions.begin() as session:
-        due = claim_due(session, now, limit=limits.media_concurrency, lease_until=lease_until)
+    started = time.monotonic()
     counts: Counter[str] = Counter()
-    if listed:
-        counts["listed"] = listed
-    removed = remove_deleted(ctx, store, now)
-    if removed:
-        counts["removed"] = removed
-    if not due:
-        return dict(counts)
-    with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="media") as pool:
-        counts.update(pool.map(lambda d: _copy_one(ctx, store, http, d), due))
-    return dict(counts)
+    listed = _expand(ctx)
+    removed = remove_deleted(ctx, store, ctx.clock())
+    counts.update({k: v for k, v in (("listed", listed), ("removed", removed)) if v})
+    slots = limits.media_concurrency
+    running: set[Future[tuple[DueFile, Outcome]]] = set()
+    more = True
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="media") as pool:
+        while True:
+            room = slots - len(running)
+            if more and room >= max(1, slots // 2) and time.monotonic() - started < TICK_BUDGET:
+                due = _claim(ctx, room)
+                if len(due) < room:
+                    listed = _expand(ctx)
+                    counts["listed"] += listed
+                    more = bool(listed)
+                running |= {pool.submit(_copy_one, ctx, store, http, d) for d in due}
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            counts.update(_record(ctx, [f.result() for f in done]))
+    return {k: v for k, v in counts.items() if v}
+
+
+def _expand(ctx: WorkerContext) -> int:
+    with ctx.sessions.begin() as session:
+        return expand_pending(session, ctx.clock(), limit=EXPAND_BATCH)
+
+
+def _claim(ctx: WorkerContext, limit: int) -> list[DueFile]:
+    now = ctx.clock()
+    timeout = ctx.limits.media_timeout
+    lease_until = now + timedelta(seconds=timeout + min(LEASE_MARGIN, timeout))
+    with ctx.sessions.begin() as session:
+        return claim_due(session, now, limit=limit, lease_until=lease_until)
 
 
 def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
@@ -81,7 +106,9 @@ def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
     return len(doomed)
 
 
-def _copy_one(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> str:
+def _copy_one(
+    ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile
+) -> tuple[DueFile, Outcome]:
     limits = ctx.limits
     try:
         copied = copy_file(
@@ -111,10 +138,18 @@ def _copy_one(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: Du
     except Exception as exc:  # a bug or a store error of another kind: recorded, retried
         log.exception("media copy of %s/%d failed unexpectedly", due.generation_id, due.position)
         outcome = _retry_or_fail(ctx, due, f"{type(exc).__name__}: {exc}"[:300])
+    return due, outcome
+
+
+def _record(ctx: WorkerContext, ended: list[tuple[DueFile, Outcome]]) -> list[str]:
+    """Write the outcomes of copies that ended together in one transaction, in a fixed order
+    (their generations' row locks are taken in it, so two ticks never wait on each other in a
+    cycle). A copy made but not recorded (a crash here) is made again once its lease ends."""
     now = ctx.clock()
+    ended = sorted(ended, key=lambda pair: (str(pair[0].generation_id), pair[0].position))
     with ctx.sessions.begin() as session:
-        won = record_outcome(session, due, outcome, now)
-    return outcome.status.value if won else "lost_lease"
+        won = record_outcomes(session, ended, now)
+    return [o.status.value if w else "lost_lease" for (_, o), w in zip(ended, won, strict=True)]
 
 
 def _retry_or_fail(ctx: WorkerContext, due: DueFile, reason: str) -> Outcome:

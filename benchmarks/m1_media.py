@@ -1,0 +1,257 @@
+"""M1: media copy throughput. ``python -m benchmarks.m1_media [--results 1000] [--md PATH]``
+
+``results`` completed generations of 4 images each (256 KiB files from a stand-in CDN,
+benchmarks/media_cdn.py, in a process of its own) are copied into the store by genqueue's media
+tick body (worker/lifecycle/media.py: expand, lease, stream with the size limit, SHA-256,
+sniff, record each outcome and event in PostgreSQL), tick after tick until none is pending; the
+baseline copies the same URLs with a bare loop of the same concurrency (httpx stream →
+``obstore.put``, SHA-256 on the way, no database). Both for the local store and for an
+S3-compatible server (moto's ``moto_server``, a process of its own). The table is printed and,
+with ``--md``, written between the media markers of that file.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import obstore
+from sqlalchemy import func, insert, select
+
+from benchmarks.media_cdn import SIZE
+from benchmarks.services import private_database
+from genqueue.net import free_port, wait_until
+from models.db import make_engine, make_session_factory
+from models.keys import create_key
+from models.media_store import MediaStore, open_store
+from models.tables import GENERATIONS, MEDIA_FILES
+from worker.context import Limits, WorkerContext
+from worker.lifecycle.media import copy_due_media, media_http
+from worker.upstream import UpstreamClient
+
+IMAGES = 4
+CONCURRENCY = 16
+BEGIN, END = "<!-- media benchmark: begin -->", "<!-- media benchmark: end -->"
+
+
+@contextmanager
+def process(argv: list[str], ready: str) -> Iterator[None]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _answers(ready), 30, what=argv[0])
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def seed(database_url: str, cdn: str, results: int) -> None:
+    sessions = make_session_factory(make_engine(database_url))
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        key, _ = create_key(session, name=f"bench-{uuid.uuid4().hex[:6]}")
+        rows = []
+        for _ in range(results):
+            gen_id = uuid.uuid4()
+            images = [{"url": f"{cdn}/files/{gen_id}/{i}.jpg"} for i in range(IMAGES)]
+            rows.append(
+                {
+                    "id": gen_id,
+                    "tenant_id": key.tenant_id,
+                    "model": "fal-ai/flux-pro/kontext/text-to-image",
+                    "input": {"prompt": "bench"},
+                    "status": "completed",
+                    "result": {"images": images},
+                    "media_status": "pending",
+                    "created_at": now,
+                    "updated_at": now,
+                    "completed_at": now,
+                    "deadline_at": now,
+                    "submit_attempts": 1,
+                    "poll_count": 1,
+                    "error_count": 0,
+                    "webhook_attempts": 0,
+                }
+            )
+        session.execute(insert(GENERATIONS), rows)
+
+
+def urls_of(database_url: str) -> list[str]:
+    sessions = make_session_factory(make_engine(database_url))
+    with sessions() as session:
+        return [
+            image["url"]
+            for (result,) in session.execute(select(GENERATIONS.c.result))
+            for image in result["images"]
+        ]
+
+
+def genqueue_copy(database_url: str, store: MediaStore) -> tuple[float, int]:
+    engine = make_engine(database_url)
+    ctx = WorkerContext(
+        sessions=make_session_factory(engine),
+        client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
+        publish=lambda name, args: None,
+        limits=Limits(media_concurrency=CONCURRENCY),
+    )
+    http = media_http(30.0, CONCURRENCY)
+    start = time.perf_counter()
+    while True:
+        copy_due_media(ctx, store, http)
+        with ctx.sessions() as session:
+            left = session.scalar(
+                select(func.count()).where(GENERATIONS.c.media_status == "pending")
+            )
+        if not left:
+            break
+    elapsed = time.perf_counter() - start
+    with ctx.sessions() as session:
+        stored = session.scalar(select(func.count()).where(MEDIA_FILES.c.status == "stored"))
+    http.close()
+    engine.dispose()
+    return elapsed, int(stored or 0)
+
+
+def bare_copy(urls: list[str], store: Any) -> tuple[float, int]:
+    http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY))
+
+    def one(pair: tuple[int, str]) -> None:
+        index, url = pair
+        digest = hashlib.sha256()
+        with http.stream("GET", url) as response:
+
+            def chunks() -> Iterator[bytes]:
+                for chunk in response.iter_raw(256 * 1024):
+                    digest.update(chunk)
+                    yield chunk
+
+            obstore.put(store, f"bare/{index}", chunks())
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(one, enumerate(urls)))
+    elapsed = time.perf_counter() - start
+    http.close()
+    return elapsed, len(urls)
+
+
+def run(results: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    cdn_port, s3_port = free_port(), free_port()
+    cdn = f"http://127.0.0.1:{cdn_port}"
+    s3 = f"http://127.0.0.1:{s3_port}"
+    py = sys.executable
+    moto = str(Path(py).parent / "moto_server")
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",  # moto takes any; not a secret
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3,
+        "AWS_ALLOW_HTTP": "true",
+    }
+    os.environ.update(env)
+    tmp = Path(tempfile.mkdtemp(prefix="gq-media-bench-"))
+    uvicorn = [py, "-m", "uvicorn", "benchmarks.media_cdn:app", "--port", str(cdn_port)]
+    try:
+        with (
+            process([*uvicorn, "--log-level", "warning"], f"{cdn}/files/x/0.jpg"),
+            process([moto, "-p", str(s3_port)], f"{s3}/"),
+        ):
+            boto3.client("s3", endpoint_url=s3).create_bucket(Bucket="bench")
+            stores: dict[str, Callable[[], MediaStore]] = {
+                "local": lambda: open_store(f"file://{tmp}/local"),
+                "s3 (moto)": lambda: open_store("s3://bench/media", endpoint=s3),
+            }
+            for label, make in stores.items():
+                with private_database() as database_url:
+                    seed(database_url, cdn, results)
+                    urls = urls_of(database_url)
+                    base_s, base_n = bare_copy(urls, make()._store)
+                    gq_s, gq_n = genqueue_copy(database_url, make())
+                rows.append(_row(label, gq_s, gq_n, base_s, base_n))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def _row(label: str, gq_s: float, gq_n: int, base_s: float, base_n: int) -> dict[str, Any]:
+    mb = SIZE / 1e6
+    return {
+        "store": label,
+        "files": gq_n,
+        "genqueue_mb_s": gq_n * mb / gq_s,
+        "genqueue_files_s": gq_n / gq_s,
+        "bare_mb_s": base_n * mb / base_s,
+        "bare_files_s": base_n / base_s,
+        "ratio": (gq_n / gq_s) / (base_n / base_s),
+    }
+
+
+def markdown(rows: list[dict[str, Any]], results: int) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    lines = [
+        BEGIN,
+        f"## M1 media copy ({when} UTC, `python -m benchmarks.m1_media --results {results}`)",
+        "",
+        f"{results} completed results × {IMAGES} files of {SIZE // 1024} KiB from a stand-in CDN "
+        f"process; {CONCURRENCY} copies at once in both. genqueue: the media tick's body in one "
+        "process, tick after tick (lease, stream, SHA-256, sniff, outcome and event in "
+        "PostgreSQL). Baseline, same run: a bare thread-pool loop, httpx stream → obstore.put "
+        "with SHA-256, no database. Target ≥ 0.8× the baseline.",
+        "",
+        "| store | files | genqueue MB/s | genqueue files/s | bare MB/s | bare files/s | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['store']} | {r['files']} | {r['genqueue_mb_s']:.1f} | "
+            f"{r['genqueue_files_s']:.0f} | {r['bare_mb_s']:.1f} | {r['bare_files_s']:.0f} | "
+            f"{r['ratio']:.2f}× |"
+        )
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=int, default=1000)
+    parser.add_argument("--md", type=Path, default=None)
+    args = parser.parse_args()
+    rows = run(args.results)
+    section = markdown(rows, args.results)
+    sys.stdout.write(section + "\n")
+    if args.md:
+        write_section(args.md, section)
+
+
+if __name__ == "__main__":
+    main()
