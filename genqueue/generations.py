@@ -16,6 +16,8 @@ from genqueue.client import ApiClient, ApiRefused, ClientConfig, extension_for
 from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
 
 DEFAULT_MODEL = "fal-ai/flux-pro/kontext/text-to-image"
+MEDIA_WAIT = 30.0
+"""Seconds ``submit --wait`` waits for genqueue's copy of the files before downloading."""
 POLL_INTERVAL = 0.5
 TICK = 0.1
 
@@ -114,10 +116,21 @@ def _follow(client: ApiClient, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _stored(client: ApiClient, record: dict[str, Any]) -> dict[str, Any]:
+    """The record once genqueue has copied its files (up to ``MEDIA_WAIT`` seconds), so they
+    are downloaded from genqueue's copy; upstream's URLs when the copy takes longer."""
+    deadline = time.monotonic() + MEDIA_WAIT
+    while record.get("media_status") == "pending" and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+        record = client.get(str(record["id"]))
+    return record
+
+
 def _finish(client: ApiClient, record: dict[str, Any], out_dir: Path, fmt: str) -> None:
     generation_id = str(record["id"])
     if record.get("status") != "completed":
         raise CliError(render.ended_line(record), code=EXIT_ERROR)
+    record = _stored(client, record)
     images = record["result"].get("images", []) if isinstance(record.get("result"), dict) else []
     for n, image in enumerate(images):
         if not isinstance(image, dict) or not image.get("url"):

@@ -144,3 +144,26 @@ def test_file_names_follow_the_content() -> None:
     assert extension_for("data:image/webp;base64,AAAA", None, "jpeg") == "webp"
     assert extension_for("https://x/y/z", None, "jpeg") == "jpg"
     assert decode_data_url("data:text/plain,a%20b") == b"a b"
+
+
+def test_submit_wait_downloads_genqueues_copy_once_stored(
+    cli: Cli, api: StubApi, tmp_path: Path
+) -> None:
+    api.files["/media/copy.png"] = png_bytes(32, 16)  # upstream's URL answers nothing
+    upstream = {"url": f"{api.url}/files/gone.png", "content_type": "image/png"}
+    ours = {**upstream, "url": f"{api.url}/media/copy.png", "upstream_url": upstream["url"]}
+    done = {"completed_at": "2026-11-24T10:00:05Z"}
+    api.on("POST", "/v1/generations", (201, record("pending")))
+    api.on(
+        "GET",
+        f"/v1/generations/{ID}",
+        (200, record("completed", media_status="pending", result={"images": [upstream]}, **done)),
+        (200, record("completed", media_status="pending", result={"images": [upstream]}, **done)),
+        (200, record("completed", media_status="stored", result={"images": [ours]}, **done)),
+    )
+    run = cli("submit", "a tiger eye", "--wait", "--out", str(tmp_path))
+    assert run.code == 0, run.err
+    [path] = [Path(p) for p in run.out.split()]
+    with Image.open(path) as img:
+        assert img.size == (32, 16)
+    assert not any(r["path"] == "/files/gone.png" for r in api.requests)
