@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import case, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.state import log_event
@@ -201,8 +201,8 @@ def record_outcomes(
             insert(EVENTS),
             [{**e, "kind": e["kind"].value, "at": now, "status": None} for e in events],
         )
-    for generation_id in settling:
-        settle(session, generation_id)
+    if settling:
+        settle(session, settling)
     return won
 
 
@@ -226,24 +226,21 @@ def _file_values(due: DueFile, outcome: Outcome, now: datetime) -> tuple[dict[st
     return values, EventKind.MEDIA_RETRY
 
 
-def settle(session: Session, generation_id: uuid.UUID) -> None:
-    """The generation's ``media_status`` from its files', once none is pending; the caller
-    holds the generation's row lock."""
+def settle(session: Session, generation_ids: Sequence[uuid.UUID]) -> None:
+    """Each generation's ``media_status`` from its files', once none is pending, in one
+    statement; the caller holds the generations' row locks, which order their files' last
+    writers: the second counts after the first committed, so one of them sees none pending."""
     f, g = MEDIA_FILES.c, GENERATIONS.c
-    # The generation's row lock (taken by the caller) orders its files' last writers: the
-    # second to get it counts after the first committed, so one of them sees no file pending.
-    counts: dict[str, int] = dict(
-        session.execute(
-            select(f.status, func.count())
-            .where(f.generation_id == generation_id)
-            .group_by(f.status)
-        ).all()
-    )
-    if counts.get(MediaStatus.PENDING.value):
-        return
-    status = MediaStatus.FAILED if counts.get(MediaStatus.FAILED.value) else MediaStatus.STORED
+    mine = f.generation_id == g.id
+    failed = exists().where(mine, f.status == MediaStatus.FAILED.value)
     session.execute(
         update(GENERATIONS)
-        .where(g.id == generation_id, g.media_status == MediaStatus.PENDING.value)
-        .values(media_status=status.value)
+        .where(
+            g.id.in_(generation_ids),
+            g.media_status == MediaStatus.PENDING.value,
+            ~exists().where(mine, f.status == MediaStatus.PENDING.value),
+        )
+        .values(
+            media_status=case((failed, MediaStatus.FAILED.value), else_=MediaStatus.STORED.value)
+        )
     )

@@ -61,12 +61,12 @@ def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) ->
     removed = remove_deleted(ctx, store, ctx.clock())
     counts.update({k: v for k, v in (("listed", listed), ("removed", removed)) if v})
     slots = limits.media_concurrency
-    running: set[Future[tuple[DueFile, Outcome]]] = set()
+    running: set[Future[str]] = set()
     more = True
     with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="media") as pool:
         while True:
             room = slots - len(running)
-            if more and room >= max(1, slots // 2) and time.monotonic() - started < TICK_BUDGET:
+            if more and room >= max(1, slots // 4) and time.monotonic() - started < TICK_BUDGET:
                 due = _claim(ctx, room)
                 if len(due) < room:
                     listed = _expand(ctx)
@@ -76,7 +76,7 @@ def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) ->
             if not running:
                 break
             done, running = wait(running, return_when=FIRST_COMPLETED)
-            counts.update(_record(ctx, [f.result() for f in done]))
+            counts.update(f.result() for f in done)
     return {k: v for k, v in counts.items() if v}
 
 
@@ -106,9 +106,16 @@ def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
     return len(doomed)
 
 
-def _copy_one(
-    ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile
-) -> tuple[DueFile, Outcome]:
+def _copy_one(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> str:
+    """Copy one file and record how it went (in this thread: the writes of many copies run
+    at once, each in its own short transaction); the outcome's label."""
+    outcome = _attempt(ctx, store, http, due)
+    with ctx.sessions.begin() as session:
+        [won] = record_outcomes(session, [(due, outcome)], ctx.clock())
+    return outcome.status.value if won else "lost_lease"
+
+
+def _attempt(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> Outcome:
     limits = ctx.limits
     try:
         copied = copy_file(
@@ -138,18 +145,7 @@ def _copy_one(
     except Exception as exc:  # a bug or a store error of another kind: recorded, retried
         log.exception("media copy of %s/%d failed unexpectedly", due.generation_id, due.position)
         outcome = _retry_or_fail(ctx, due, f"{type(exc).__name__}: {exc}"[:300])
-    return due, outcome
-
-
-def _record(ctx: WorkerContext, ended: list[tuple[DueFile, Outcome]]) -> list[str]:
-    """Write the outcomes of copies that ended together in one transaction, in a fixed order
-    (their generations' row locks are taken in it, so two ticks never wait on each other in a
-    cycle). A copy made but not recorded (a crash here) is made again once its lease ends."""
-    now = ctx.clock()
-    ended = sorted(ended, key=lambda pair: (str(pair[0].generation_id), pair[0].position))
-    with ctx.sessions.begin() as session:
-        won = record_outcomes(session, ended, now)
-    return [o.status.value if w else "lost_lease" for (_, o), w in zip(ended, won, strict=True)]
+    return outcome
 
 
 def _retry_or_fail(ctx: WorkerContext, due: DueFile, reason: str) -> Outcome:
