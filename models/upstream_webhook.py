@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Float, cast, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from models.errors import error_record
+from models.media import media_status_for
 from models.state import event_row, record_event, transition, update_where
 from models.status import ACTIVE, TERMINAL, GenerationStatus
 from models.tables import EVENTS, GENERATIONS, Generation
@@ -151,6 +152,7 @@ def _complete_at_once(session: Session, hook: FalWebhook, *, now: datetime) -> S
             status=GenerationStatus.COMPLETED.value,
             updated_at=now,
             result=hook.payload,
+            media_status=media_status_for(hook.payload),  # the media tick copies its files
             error=None,
             run_seconds=_seconds_since_submit(session, now),
             **_terminal_values(now, completed=True),
@@ -214,6 +216,7 @@ def _complete(
         values={
             **_terminal_values(now, completed=True),
             "result": hook.payload,
+            "media_status": media_status_for(hook.payload),
             "error": None,
             "run_seconds": run_seconds,
         },

@@ -212,6 +212,7 @@ def test_a_verified_ok_completes_the_job_once(
     )
     assert gen.run_seconds is not None
     assert gen.run_seconds >= 3
+    assert gen.media_status == "pending"  # its image is copied by the media tick
     completed_at = gen.completed_at
 
     again = _post(hooks, body, _signed(fal, request_id, body))  # fal retried, or sent it twice
