@@ -85,7 +85,9 @@ def test_junk_methods_and_paths_do_not_grow_the_exposition(client: TestClient) -
     _junk(client, rng, 2700)
     late = client.get("/metrics").text
     assert _series(late) == _series(early)
-    assert len(late.encode()) < 64 * 1024, len(late.encode())
+    # The bound holds the whole session's exposition: every route the other API tests served
+    # is in it too (the media route's GET/HEAD × 200/206/304/404/416/422 added ~6 KiB).
+    assert len(late.encode()) < 96 * 1024, len(late.encode())
     methods = set(re.findall(r'method="([^"]*)"', late))
     assert methods <= {*METHODS, OTHER_METHOD}
     assert OTHER_METHOD in methods
