@@ -1,7 +1,7 @@
 """media files
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-27 11:00:00.000000
 
 A completed generation's output files are copied into genqueue's own store: one
@@ -17,7 +17,7 @@ from alembic import op
 from models.types import BigIntPK, UTCDateTime
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
