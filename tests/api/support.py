@@ -10,14 +10,14 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genqueue.net import free_port, wait_until
 from models.keys import create_key
 from models.state import record_event
 from models.status import GenerationStatus
-from models.tables import Generation
+from models.tables import Generation, Tenant
 from models.vocabulary import EventKind
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
@@ -58,6 +58,20 @@ def new_key(sessions: sessionmaker[Session], tenant: str | None = None) -> str:
         name = f"t-{uuid.uuid4().hex[:10]}"
         _, plain = create_key(session, name=name, tenant_name=tenant or name)
         return plain
+
+
+def stored(sessions: sessionmaker[Session], tenant: str) -> int:
+    """How many generations tenant ``tenant`` has in the database."""
+    with sessions() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Generation)
+                .join(Tenant, Tenant.id == Generation.tenant_id)
+                .where(Tenant.name == tenant)
+            )
+            or 0
+        )
 
 
 def auth(key: str, scheme: str = "Key") -> dict[str, str]:

@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.pricing import PRICES
 from models.status import GenerationStatus
-from models.tables import Generation, Tenant
+from models.tables import Generation
 from models.tenants import set_tenant
-from tests.api.support import MODEL, auth, move, new_key
+from tests.api.support import MODEL, auth, move, new_key, stored
 
 PRICE = PRICES[MODEL]
 
@@ -24,19 +24,6 @@ def tenant_key(sessions: sessionmaker[Session], **settings: object) -> tuple[str
         with sessions.begin() as session:
             set_tenant(session, name, dict(settings))
     return name, key
-
-
-def stored(sessions: sessionmaker[Session], tenant: str) -> int:
-    with sessions() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(Generation)
-                .join(Tenant, Tenant.id == Generation.tenant_id)
-                .where(Tenant.name == tenant)
-            )
-            or 0
-        )
 
 
 def create(client: TestClient, key: str, **input: object) -> dict[str, object]:

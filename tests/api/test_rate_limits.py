@@ -12,14 +12,12 @@ from functools import partial
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.ratelimit import storage_uri
 from genqueue.net import free_port, wait_until
-from models.tables import Generation, Tenant
 from models.tenants import set_tenant
-from tests.api.support import MODEL, auth, new_key
+from tests.api.support import MODEL, auth, new_key, stored
 from tests.support.services import redis_database
 
 
@@ -71,19 +69,6 @@ def limited_key(sessions: sessionmaker[Session], *, rate: float, burst: int) -> 
     with sessions.begin() as session:
         set_tenant(session, name, {"rate_limit": rate, "burst": burst})
     return name, key
-
-
-def stored(sessions: sessionmaker[Session], tenant: str) -> int:
-    with sessions() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(Generation)
-                .join(Tenant, Tenant.id == Generation.tenant_id)
-                .where(Tenant.name == tenant)
-            )
-            or 0
-        )
 
 
 def create(base: str, key: str, prompt: str) -> httpx.Response:

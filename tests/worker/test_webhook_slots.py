@@ -8,21 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genqueue.net import wait_until
 from models.destinations import AddressPolicy
-from models.keys import create_key
 from models.tables import Generation, GenerationEvent
-from tests.support.generations import create_generation
 from tests.support.receiver import black_hole, webhook_receiver
-from tests.worker.webhook_support import BOX
+from tests.worker.webhook_support import ended_jobs, webhook_ctx
 from worker.context import Limits, WorkerContext
 from worker.lifecycle.webhook_claim import claim, destination_of, share
 from worker.lifecycle.webhook_http import WebhookHttp
 from worker.lifecycle.webhooks import deliver_webhooks, payload_for
-from worker.upstream import UpstreamClient
 
 
 @pytest.fixture
@@ -33,42 +30,6 @@ def db(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
         session.execute(delete(GenerationEvent))
         session.execute(delete(Generation))
     return sessions
-
-
-def _ctx(sessions: sessionmaker[Session], limits: Limits) -> WorkerContext:
-    return WorkerContext(
-        sessions=sessions,
-        client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
-        publish=lambda name, args: None,
-        limits=limits,
-        secret_box=lambda: BOX,
-    )
-
-
-def _ended(ctx: WorkerContext, url: str, count: int) -> list[uuid.UUID]:
-    """``count`` completed jobs whose webhook to ``url`` is due."""
-    now = datetime.now(UTC)
-    with ctx.sessions.begin() as session:
-        key, _ = create_key(session, name=f"hooks-{uuid.uuid4().hex[:8]}")
-        ids = [
-            create_generation(
-                session,
-                tenant_id=key.tenant_id,
-                model="fal-ai/flux-pro/kontext/text-to-image",
-                input={"prompt": f"hooked {n}"},
-                now=now,
-                deadline_seconds=600,
-                submit_grace_seconds=5,
-                webhook_url=url,
-            ).id
-            for n in range(count)
-        ]
-        session.execute(
-            update(Generation)
-            .where(Generation.id.in_(ids))
-            .values(status="completed", completed_at=now, result={"images": []})
-        )
-    return ids
 
 
 def _in_flight(ctx: WorkerContext, ids: list[uuid.UUID]) -> int:
@@ -111,10 +72,10 @@ def test_share(
 
 
 def test_a_claim_takes_no_more_than_the_caps(db: sessionmaker[Session]) -> None:
-    ctx = _ctx(db, Limits(webhook_concurrency=5, webhook_per_destination=2))
-    a = _ended(ctx, "http://a.invalid/hook", 6)
-    b = _ended(ctx, "http://b.invalid:81/hook", 6)
-    c = _ended(ctx, "https://c.invalid/hook", 1)
+    ctx = webhook_ctx(db, Limits(webhook_concurrency=5, webhook_per_destination=2))
+    a = ended_jobs(ctx, "http://a.invalid/hook", 6)
+    b = ended_jobs(ctx, "http://b.invalid:81/hook", 6)
+    c = ended_jobs(ctx, "https://c.invalid/hook", 1)
     first = claim(ctx, payload_for)
     assert len(first) == 5
     taken = {i.id for i in first}
@@ -127,7 +88,7 @@ def test_a_dead_receiver_holds_its_share_of_slots_and_no_more(
     db: sessionmaker[Session],
 ) -> None:
     limits = Limits(webhook_concurrency=3, webhook_per_destination=2, webhook_timeout=1.5)
-    ctx = _ctx(db, limits)
+    ctx = webhook_ctx(db, limits)
     with (
         WebhookHttp(
             AddressPolicy(allow_private=True), timeout=limits.webhook_timeout, max_connections=8
@@ -137,11 +98,11 @@ def test_a_dead_receiver_holds_its_share_of_slots_and_no_more(
         ThreadPoolExecutor(1) as pool,
     ):
         send = http.send
-        dead = _ended(ctx, dead_url, 6)
+        dead = ended_jobs(ctx, dead_url, 6)
         started = time.monotonic()
         stuck = pool.submit(deliver_webhooks, ctx, send)
         wait_until(lambda: _in_flight(ctx, dead) == 2, 5, what="two deliveries to the dead host")
-        healthy = _ended(ctx, live.url, 1)  # a healthy receiver's delivery comes due meanwhile
+        healthy = ended_jobs(ctx, live.url, 1)  # a healthy receiver's delivery comes due meanwhile
         asked = time.monotonic()
         assert deliver_webhooks(ctx, send) == {"delivered": 1}
         assert time.monotonic() - asked < 1.0  # it waited for no dead delivery
@@ -160,8 +121,8 @@ def test_a_dead_receiver_holds_its_share_of_slots_and_no_more(
 
 
 def test_an_unparseable_url_is_blocked_not_a_crash_nor_retried(db: sessionmaker[Session]) -> None:
-    ctx = _ctx(db, Limits())
-    [gen_id] = _ended(ctx, "http://[::1", 1)
+    ctx = webhook_ctx(db, Limits())
+    [gen_id] = ended_jobs(ctx, "http://[::1", 1)
     with WebhookHttp(AddressPolicy(allow_private=True), timeout=1) as http:
         assert deliver_webhooks(ctx, http.send) == {"blocked": 1}
         assert deliver_webhooks(ctx, http.send) == {}
