@@ -49,6 +49,17 @@ def limits(**overrides: Any) -> Limits:
     )
 
 
+def live_upstream(sessions: sessionmaker[Session]) -> int:
+    """Rows live upstream now (the module's other tests leave some)."""
+    with sessions() as session:
+        live = session.scalar(
+            select(func.count())
+            .select_from(Generation)
+            .where(Generation.status.in_(["submitting", "queued", "running"]))
+        )
+    return int(live or 0)
+
+
 def marker() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -220,13 +231,7 @@ def test_mixed_outcomes_in_one_batch_are_each_recorded(
 
 
 def test_max_in_flight_claims_only_the_free_slots(private_sessions: sessionmaker[Session]) -> None:
-    with private_sessions() as session:  # rows the module's other tests left live upstream
-        live = session.scalar(
-            select(func.count())
-            .select_from(Generation)
-            .where(Generation.status.in_(["submitting", "queued", "running"]))
-        )
-    cap = int(live or 0) + 5
+    cap = live_upstream(private_sessions) + 5  # rows the module's other tests left live
     env = lifecycle_env(private_sessions, limits=limits(max_in_flight=cap), run_time=30.0)
     with env as (ctx, srv, _):
         ctx.observer = observer = RecordingObserver()
@@ -429,13 +434,7 @@ def test_concurrent_claims_never_exceed_max_in_flight(
     """Eight claims at once, each of two rows, under a cap of four free slots. Every claim
     counts the live rows and then waits for the others to have counted too (a barrier that
     gives up after a second): without serialized claims all eight see four free slots."""
-    with private_sessions() as session:
-        live = session.scalar(
-            select(func.count())
-            .select_from(Generation)
-            .where(Generation.status.in_(["submitting", "queued", "running"]))
-        )
-    cap = int(live or 0) + 4
+    cap = live_upstream(private_sessions) + 4
     env = lifecycle_env(private_sessions, limits=limits(max_in_flight=cap), run_time=30.0)
     barrier = threading.Barrier(8)
     counted = submit_batch._free_slots
