@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from models.errors import error_record
+from models.errors import error_record, is_cancel, upstream_message
 from models.media import media_status_for
 from models.state import event_row, record_event, transition, update_where
 from models.status import ACTIVE, TERMINAL, GenerationStatus
@@ -31,7 +31,6 @@ from models.types import UTCDateTime
 from models.vocabulary import ErrorType, EventKind
 
 TOO_LATE = "cancel came too late: upstream finished the job"
-CANCELLED_TYPES = frozenset({"client_cancelled", "client_disconnected"})
 _STATUS_CODE = re.compile(r"status code:?\s*(\d{3})", re.IGNORECASE)
 
 
@@ -236,8 +235,8 @@ def _fail(
 ) -> WebhookOutcome:
     http_status = _status_code(hook.error)
     error_type = _error_type(hook.payload)
-    cancelled = http_status == 499 or (error_type or "") in CANCELLED_TYPES
-    message = hook.error or _message(hook.payload) or "upstream reported an error"
+    cancelled = is_cancel(http_status, error_type)
+    message = hook.error or upstream_message(hook.payload) or "upstream reported an error"
     kind, to, event, outcome = (
         ErrorType.UPSTREAM_ERROR,
         GenerationStatus.FAILED,
@@ -281,14 +280,4 @@ def _error_type(payload: Any) -> str | None:
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
         found = detail[0].get("type")
         return found if isinstance(found, str) else None
-    return None
-
-
-def _message(payload: Any) -> str | None:
-    if isinstance(payload, dict):
-        detail = payload.get("detail")
-        if isinstance(detail, str):
-            return detail
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            return "; ".join(str(d.get("msg", "")) for d in detail)
     return None

@@ -36,6 +36,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.batch import each, write_together
+from models.errors import is_cancel, upstream_message
 from models.status import ACTIVE, GenerationStatus
 from models.tables import Generation
 from models.vocabulary import ErrorType, EventKind
@@ -64,7 +65,6 @@ from worker.upstream import (
 )
 
 log = logging.getLogger(__name__)
-CANCELLED_TYPES = {"client_cancelled", "client_disconnected"}
 """Upstream ``error_type`` values of a request that was cancelled."""
 
 CancelSent = str | None | Exception
@@ -239,12 +239,12 @@ def _upstream_failure(
 ) -> PollOutcome:
     """The job ended upstream without a result: cancelled (a client's cancel honoured, or
     genqueue's at the deadline), or failed there. Upstream's code and body are kept."""
-    cancelled = _is_cancel(answer.http_status, answer.error_type)
+    cancelled = is_cancel(answer.http_status, answer.error_type)
     expired = cancelled and not row.cancel_requested_at and ctx.clock() >= row.deadline_at
     kind = ErrorType.CANCELLED if cancelled else ErrorType.UPSTREAM_ERROR
     message = (
         (report.error if report else None)
-        or _message(answer.body)
+        or upstream_message(answer.body)
         or f"upstream answered HTTP {answer.http_status}"
     )
     if expired:
@@ -290,20 +290,6 @@ def _write(ctx: WorkerContext, outcomes: list[PollOutcome]) -> list[PollOutcome 
             return write(session, _poll_error(ctx, outcome.row, exc))
 
     return write_together(ctx.sessions, outcomes, each(write), refused=refused, what="poll")
-
-
-def _is_cancel(http_status: int, error_type: str | None) -> bool:
-    return http_status == 499 or (error_type or "") in CANCELLED_TYPES
-
-
-def _message(body: Any) -> str | None:
-    if isinstance(body, dict):
-        detail = body.get("detail")
-        if isinstance(detail, str):
-            return detail
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            return "; ".join(str(d.get("msg", "")) for d in detail)
-    return None
 
 
 def _run_seconds(row: LeasedRow, now: datetime) -> float:
