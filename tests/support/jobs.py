@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from celery import Celery
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genqueue.net import wait_until
@@ -81,8 +82,30 @@ class Jobs:
             )
         except TimeoutError:
             print(self.stack.logs())
+            print(self.describe(gen_ids))
             raise
         return result
+
+    def describe(self, gen_ids: list[uuid.UUID]) -> str:
+        """Where each job stands and how many jobs of any tenant are live: what a timed-out
+        wait needs to tell a slow stack from a stuck job."""
+        now = datetime.now(UTC)
+        lines = [f"at {now.isoformat()}:"]
+        for gen_id in gen_ids:
+            gen = self.get(gen_id)
+            kinds = [event.kind for event in gen.events][-8:]
+            lines.append(
+                f"{gen_id} {gen.status} upstream={gen.upstream_request_id} "
+                f"next_poll_at={gen.next_poll_at} lease_until={gen.lease_until} events={kinds}"
+            )
+        with self.sessions() as session:
+            live = session.execute(
+                select(Generation.status, func.count())
+                .where(Generation.status.notin_(list(TERMINAL)))
+                .group_by(Generation.status)
+            ).all()
+        lines.append(f"live jobs of every tenant: {dict((s, n) for s, n in live)}")
+        return "\n".join(lines)
 
     def submits(self, gen: Generation) -> list[dict[str, Any]]:
         """The simulator's accepted submits whose prompt is this job's."""
