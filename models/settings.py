@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='USD a unit (image) by endpoint id, over the built-in prices: {"id": 0.05}',
     )
+    models_file: Path | None = Field(
+        None,
+        description="a YAML or JSON model catalogue file: its entries are added to the "
+        "built-in models, or replace the built-in with the same endpoint id",
+    )
     rate_limit_url: str = Field(
         "", description="Redis for the per-tenant create rate limits (default: the broker's)"
     )
