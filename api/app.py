@@ -16,7 +16,7 @@ from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.openapi import install_openapi
 from api.publisher import CeleryPublisher, Publisher
-from api.routes import client_webhooks, fal, health, media, run, usage, v1, webhooks
+from api.routes import client_webhooks, fal, health, media, models, run, usage, v1, webhooks
 from api.state import AppState
 from models.settings import Settings
 from models.types import utcnow
@@ -66,12 +66,15 @@ def create_app(
     app.include_router(v1.router)
     app.include_router(client_webhooks.router)
     app.include_router(usage.router)
+    app.include_router(models.router)
     app.include_router(media.router)
     install_metrics(app, state)
     app.include_router(webhooks.router)  # before fal's: /webhooks/fal is not a model id
+    app.include_router(run.model_router(state.catalogue))
     app.include_router(run.router)  # before fal's: /run/… is not a model id
+    app.include_router(fal.model_router(state.catalogue))
     app.include_router(fal.router)  # last: it ends with the POST /{model_id} catch-all
-    install_openapi(app)
+    install_openapi(app, state.catalogue)
     return app
 
 

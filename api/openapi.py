@@ -4,6 +4,7 @@ Bodies of the model routes are read by hand (size cap, strict JSON), so their sc
 to the components here and referenced from each route's ``requestBody``.
 """
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,12 +13,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.errors import DB_UNAVAILABLE
-from api.fal.registry import MODELS, input_models
 from api.fal.schemas import SEED_SUBMIT_ANSWER
 from api.schemas import ErrorMessage, GenerationCreate, ValidationErrorResponse
+from models.catalogue import Catalogue
 
 REF = "#/components/schemas/{model}"
-BODY_MODELS: tuple[type[BaseModel], ...] = (*input_models(), GenerationCreate)
+BODY_MODELS: tuple[type[BaseModel], ...] = (GenerationCreate,)
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "a genqueue API key"},
     "falKey": {
@@ -69,21 +70,21 @@ def json_request_body(schema_name: str, example: dict[str, Any]) -> dict[str, An
     }
 
 
-def _add_seed_examples(schema: dict[str, Any]) -> None:
+def _add_seed_examples(schema: dict[str, Any], catalogue: Catalogue) -> None:
     """FastAPI drops ``None`` from examples (the seed's ``"logs": null``): add them afterwards."""
     schema["components"]["schemas"]["FalSubmitResponse"]["example"] = SEED_SUBMIT_ANSWER
     for path, item in schema["paths"].items():
-        if path.lstrip("/") in MODELS:
+        if path.lstrip("/") in catalogue:
             ok = item["post"]["responses"]["200"]["content"]["application/json"]
             ok["example"] = SEED_SUBMIT_ANSWER
 
 
-def _create_variants(create: dict[str, Any]) -> dict[str, Any]:
+def _create_variants(create: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
     """``GenerationCreate`` as the server checks it: ``input`` follows the schema of ``model``,
     so the document says so, one variant per input schema (``anyOf``; the models differ)."""
     groups: dict[str, list[str]] = {}
-    for spec in MODELS.values():
-        groups.setdefault(spec.schema_name, []).append(spec.endpoint_id)
+    for spec in catalogue.values():
+        groups.setdefault(catalogue.schema_name(spec.endpoint_id), []).append(spec.endpoint_id)
     properties = create["properties"]
     variants = [
         {
@@ -106,7 +107,15 @@ def _create_variants(create: dict[str, Any]) -> dict[str, Any]:
     return {**outer, "anyOf": variants}
 
 
-def install_openapi(app: FastAPI) -> None:
+def input_schemas(catalogue: Catalogue) -> dict[str, Any]:
+    """Each model's input schema once, by its name (``ModelEntry.schema_name``)."""
+    return {
+        catalogue.schema_name(spec.endpoint_id): copy.deepcopy(dict(spec.input_schema))
+        for spec in catalogue.values()
+    }
+
+
+def install_openapi(app: FastAPI, catalogue: Catalogue) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -120,9 +129,10 @@ def install_openapi(app: FastAPI) -> None:
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {}).update(defs.get("$defs", {}))
         schemas = components["schemas"]
-        schemas["GenerationCreate"] = _create_variants(schemas["GenerationCreate"])
+        schemas.update(input_schemas(catalogue))
+        schemas["GenerationCreate"] = _create_variants(schemas["GenerationCreate"], catalogue)
         components["securitySchemes"] = SECURITY_SCHEMES
-        _add_seed_examples(schema)
+        _add_seed_examples(schema, catalogue)
         app.openapi_schema = schema
         return schema
 

@@ -1,12 +1,13 @@
 """Request and response schemas of the native surface, errors and health (the fal surface's are in
-``api.fal.schemas``, the model inputs in ``api.fal.registry``)."""
+``api.fal.schemas``, the model inputs in the catalogue,
+``models.catalogue``)."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from api.fal.registry import SEED_EXAMPLE, SUPPORTED
+from api.fal.registry import SEED_EXAMPLE
 from models.destinations import MAX_URL_LENGTH
 from models.status import GenerationStatus
 
@@ -67,8 +68,8 @@ class GenerationCreate(BaseModel):
     )
 
     model: str = Field(
-        description="endpoint id, e.g. fal-ai/flux-pro/kontext/text-to-image",
-        json_schema_extra={"enum": list(SUPPORTED)},
+        description="endpoint id, e.g. fal-ai/flux-pro/kontext/text-to-image (GET /v1/models "
+        "lists them)"
     )
     input: dict[str, Any]
     webhook_url: str | None = Field(

@@ -21,6 +21,7 @@ from api.media import MediaSigner, MediaUrls, load_signing_key
 from api.proxies import TrustedProxies
 from api.publisher import Publisher
 from api.ratelimit import CreateLimiter
+from models.catalogue import load_catalogue
 from models.db import make_engine, make_session_factory, normalize_url
 from models.destinations import AddressPolicy
 from models.media_store import MediaStore, open_store
@@ -55,6 +56,7 @@ class AppState:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
+        self.catalogue = load_catalogue(settings.models_file)
         self.publisher = publisher
         self.clock = clock
         self._lock = threading.Lock()

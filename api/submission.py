@@ -126,7 +126,7 @@ async def submit(
     await state.rate_limits.check(
         caller.tenant_id, caller.tenant, rate=caller.rate_limit, burst=caller.burst
     )
-    price, cost = estimate(model, input, state.settings.model_prices)
+    price, cost = estimate(model, input, state.settings.model_prices, state.catalogue)
     if caller.monthly_budget is not None and cost is not None:
         await run_in_threadpool(_within_budget, state, caller, cost)
     digest = request_hash(model=model, input=input, webhook_url=webhook_url)

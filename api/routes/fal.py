@@ -25,7 +25,7 @@ from api.fal.answers import (
     result_answer,
     submit_body,
 )
-from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
+from api.fal.registry import unknown_model_message, validate_input
 from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
 from api.fal.status import WatchedStream, current_status, status_events
 from api.fal.watcher import Watch
@@ -43,6 +43,7 @@ from api.submission import (
     submit,
 )
 from models import tasknames
+from models.catalogue import Catalogue, ModelEntry
 from models.destinations import MAX_URL_LENGTH
 from models.endpoint_id import app_id
 from models.generations import CancelRequestOutcome, request_cancel
@@ -54,7 +55,7 @@ REQUEST = "/{owner}/{app}/requests/{request_id}"
 LogsFlag = Literal["1", "0", "true", "false"]
 
 
-def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
+def _submit_route(spec: ModelEntry) -> Callable[..., Awaitable[JSONResponse]]:
     async def submit_request(
         request: Request,
         caller: CallerDep,
@@ -80,7 +81,7 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
             ),
         ] = None,
     ) -> JSONResponse:
-        input = validate_input(spec, body, loc=["body"])
+        input = validate_input(state.catalogue, spec.endpoint_id, body, loc=["body"])
         webhook = check_webhook_url(fal_webhook, ["query", "fal_webhook"], state.webhook_policy)
         priority = check_priority_header(queue_priority)
         done = await submit(
@@ -104,19 +105,24 @@ def _submit_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
     return submit_request
 
 
-for _spec in MODELS.values():
-    router.add_api_route(
-        f"/{_spec.endpoint_id}",
-        _submit_route(_spec),
-        methods=["POST"],
-        summary=f"Submit: {_spec.summary}",
-        response_model=FalSubmitResponse,
-        responses=errors(401, 402, 409, 413, 422, 429, 503),
-        openapi_extra={
-            **json_request_body(_spec.schema_name, _spec.example),
-            "security": SECURITY,
-        },
-    )
+def model_router(catalogue: Catalogue) -> APIRouter:
+    """``POST /{endpoint_id}`` for every model of the catalogue (included before
+    :data:`router`, whose catch-all answers the others)."""
+    models = APIRouter(tags=["fal-compatible queue"])
+    for spec in catalogue.values():
+        models.add_api_route(
+            f"/{spec.endpoint_id}",
+            _submit_route(spec),
+            methods=["POST"],
+            summary=f"Submit: {spec.summary}",
+            response_model=FalSubmitResponse,
+            responses=errors(401, 402, 409, 413, 422, 429, 503),
+            openapi_extra={
+                **json_request_body(catalogue.schema_name(spec.endpoint_id), dict(spec.example)),
+                "security": SECURITY,
+            },
+        )
+    return models
 
 
 def _owned(
@@ -293,7 +299,7 @@ async def unknown_model(request: Request, state: StateDep, model_id: str) -> Red
     if request.method != "POST":
         raise ApiError(404, "Not Found")
     await authenticate(request, state)
-    if model_id.strip("/") in MODELS:
+    if model_id.strip("/") in state.catalogue:
         url = request.url.replace(path="/" + model_id.strip("/"))
         return RedirectResponse(str(url), status_code=307)
-    raise ApiError(404, unknown_model_message(model_id))
+    raise ApiError(404, unknown_model_message(model_id, state.catalogue))

@@ -27,11 +27,12 @@ from starlette.concurrency import run_in_threadpool
 from api.body import JsonBody
 from api.errors import ApiError
 from api.fal.answers import FalAnswer, fal_urls, public_base, result_answer
-from api.fal.registry import MODELS, ModelSpec, unknown_model_message, validate_input
+from api.fal.registry import unknown_model_message, validate_input
 from api.fal.schemas import FalOutput
 from api.openapi import SECURITY, errors, json_request_body
 from api.state import AppState, CallerDep, StateDep, authenticate
 from api.submission import IdempotencyKey, submit
+from models.catalogue import Catalogue, ModelEntry
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 
@@ -68,7 +69,7 @@ async def _wait(
         await asyncio.sleep(min(state.settings.stream_poll_interval, left))
 
 
-def _run_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
+def _run_route(spec: ModelEntry) -> Callable[..., Awaitable[JSONResponse]]:
     async def run_request(
         request: Request,
         caller: CallerDep,
@@ -76,7 +77,7 @@ def _run_route(spec: ModelSpec) -> Callable[..., Awaitable[JSONResponse]]:
         state: StateDep,
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
-        input = validate_input(spec, body, loc=["body"])
+        input = validate_input(state.catalogue, spec.endpoint_id, body, loc=["body"])
         done = await submit(
             state,
             caller,
@@ -117,35 +118,40 @@ async def _no_stream(request: Request, state: StateDep) -> Response:
     return Response(body, status_code=400, media_type="text/event-stream")
 
 
-for _spec in MODELS.values():
-    router.add_api_route(
-        f"/{_spec.endpoint_id}",
-        _run_route(_spec),
-        methods=["POST"],
-        summary=f"Run and wait: {_spec.summary}",
-        response_model=FalOutput,
-        responses=errors(
-            401,
-            402,
-            409,
-            413,
-            422,
-            429,
-            503,
-            504,
-            described={504: "Not finished within GENQUEUE_RUN_TIMEOUT: it goes on"},
-        ),
-        openapi_extra={
-            **json_request_body(_spec.schema_name, _spec.example),
-            "security": SECURITY,
-        },
-    )
-    router.add_api_route(
-        f"/{_spec.endpoint_id}/stream", _no_stream, methods=["POST"], include_in_schema=False
-    )
+def model_router(catalogue: Catalogue) -> APIRouter:
+    """``POST /run/{endpoint_id}`` for every model of the catalogue (included before
+    :data:`router`, whose catch-all answers the others)."""
+    models = APIRouter(prefix="/run", tags=["fal-compatible run"])
+    for spec in catalogue.values():
+        models.add_api_route(
+            f"/{spec.endpoint_id}",
+            _run_route(spec),
+            methods=["POST"],
+            summary=f"Run and wait: {spec.summary}",
+            response_model=FalOutput,
+            responses=errors(
+                401,
+                402,
+                409,
+                413,
+                422,
+                429,
+                503,
+                504,
+                described={504: "Not finished within GENQUEUE_RUN_TIMEOUT: it goes on"},
+            ),
+            openapi_extra={
+                **json_request_body(catalogue.schema_name(spec.endpoint_id), dict(spec.example)),
+                "security": SECURITY,
+            },
+        )
+        models.add_api_route(
+            f"/{spec.endpoint_id}/stream", _no_stream, methods=["POST"], include_in_schema=False
+        )
+    return models
 
 
 @router.post("/{model_id:path}", include_in_schema=False)
 async def unknown_run(request: Request, state: StateDep, model_id: str) -> Response:
     await authenticate(request, state)
-    raise ApiError(404, unknown_model_message(model_id.strip("/")))
+    raise ApiError(404, unknown_model_message(model_id.strip("/"), state.catalogue))

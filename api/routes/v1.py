@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.body import JsonBody, storable_text, unstorable_text
 from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
-from api.fal.registry import MODELS, SUPPORTED, validate_input
+from api.fal.registry import validate_input
 from api.listing import CURSOR_PATTERN, ID_PREFIX_PATTERN, Filters, as_utc, list_page, prefix_ids
 from api.lookups import events_of, local_queue_position, owned_generation
 from api.media import result_for
@@ -35,6 +35,7 @@ from api.submission import (
 )
 from api.views import new_detail, to_detail, to_public
 from models import tasknames
+from models.catalogue import Catalogue
 from models.destinations import AddressPolicy
 from models.generations import CancelRequestOutcome, request_cancel
 from models.media_deletion import tombstone
@@ -52,22 +53,23 @@ def _detail(session: Session, gen: Generation, *, fair: bool) -> GenerationDetai
     return to_detail(gen, events_of(session, gen.id), local_queue_position=position)
 
 
-def _parse_create(body: Any, policy: AddressPolicy) -> tuple[GenerationCreate, dict[str, Any]]:
+def _parse_create(
+    body: Any, policy: AddressPolicy, catalogue: Catalogue
+) -> tuple[GenerationCreate, dict[str, Any]]:
     try:
         create = GenerationCreate.model_validate(body, strict=True)
     except ValidationError as exc:
         raise ValidationFailed(error_items(exc, loc=["body"])) from None
-    spec = MODELS.get(create.model)
-    if spec is None:
+    if create.model not in catalogue:
         raise invalid(
             ["body", "model"],
-            f"Unknown model; supported models: {', '.join(SUPPORTED)}",
+            f"Unknown model; supported models: {', '.join(catalogue)}",
             type="enum",
             input=create.model,
-            ctx={"expected": list(SUPPORTED)},
+            ctx={"expected": list(catalogue)},
         )
     check_webhook_url(create.webhook_url, ["body", "webhook_url"], policy)
-    return create, validate_input(spec, create.input, loc=["body", "input"])
+    return create, validate_input(catalogue, create.model, create.input, loc=["body", "input"])
 
 
 @router.post(
@@ -87,7 +89,7 @@ async def create_generation_route(
     state: StateDep,
     idempotency_key: IdempotencyKey = None,
 ) -> GenerationDetail:
-    create, input = _parse_create(body, state.webhook_policy)
+    create, input = _parse_create(body, state.webhook_policy, state.catalogue)
     done = await submit(
         state,
         caller,

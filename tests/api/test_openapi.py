@@ -107,6 +107,9 @@ def test_openapi_declares_what_the_server_enforces(client: TestClient) -> None:
         "KontextTextToImageInput",
         "KontextEditInput",
         "KontextMultiInput",
+        "FluxSchnellInput",
+        "KlingTextToVideoInput",
+        "KokoroAmericanEnglishInput",
     }
 
 
