@@ -7,6 +7,7 @@ import typer
 from typer._click import exceptions as click  # typer's own click (typer ≥ 0.24 vendors it)
 
 from genqueue import generations, services
+from genqueue.catalogue import models_app
 from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, CliError, print_error
 from genqueue.keys import keys_app
 from genqueue.tenants import tenants_app
@@ -49,6 +50,7 @@ def up(
 services.register(app)
 app.add_typer(keys_app, name="keys", rich_help_panel="Server")
 app.add_typer(tenants_app, name="tenants", rich_help_panel="Server")
+app.add_typer(models_app, name="models", rich_help_panel="Server")
 generations.register(app)
 app.command(rich_help_panel="Client")(usage)
 
