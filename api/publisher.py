@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 
-from models import tasknames
+from models import broker, tasknames
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,19 @@ class CeleryPublisher:
     def _make_app(self) -> Celery:
         app = Celery("genqueue-api", broker=self.broker_url, set_as_current=False)
         timeout = self.connect_timeout
+        config = broker.celery_config(self.broker_url)  # the worker's queues, declared alike
+        options = config.pop("broker_transport_options")
         app.conf.update(
+            **config,
             task_serializer="json",
             broker_connection_timeout=timeout,
-            broker_transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
+            broker_transport_options={
+                **options,
+                "socket_connect_timeout": timeout,  # Redis
+                "socket_timeout": timeout,
+                "read_timeout": timeout,  # RabbitMQ (a publisher confirm is read back)
+                "write_timeout": timeout,
+            },
             task_publish_retry_policy={
                 "max_retries": 2,
                 "interval_start": 0,

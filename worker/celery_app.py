@@ -3,9 +3,8 @@
 from datetime import timedelta
 
 from celery import Celery
-from kombu.entity import Queue
 
-from models import tasknames
+from models import broker, tasknames
 from models.settings import Settings
 
 QUEUE = tasknames.QUEUE
@@ -28,10 +27,10 @@ def create_celery(settings: Settings) -> Celery:
     genqueue's; ``worker.celery`` builds the worker's app with both)."""
     app = Celery("genqueue", broker=settings.broker_url)
     app.conf.update(
-        task_default_queue=QUEUE,
-        # A worker consumes every queue unless told otherwise (kombu's Redis transport
-        # alternates between them); production runs one for deliveries alone.
-        task_queues=[Queue(QUEUE), Queue(TIMER_QUEUE), Queue(WEBHOOK_QUEUE), Queue(MEDIA_QUEUE)],
+        # The queues (quorum queues on RabbitMQ), declared alike by every publisher, and the
+        # broker's transport options (models/broker.py). A worker consumes every queue unless
+        # told otherwise; production runs one for deliveries alone.
+        **broker.celery_config(settings.broker_url),
         task_routes={
             **{name: {"queue": TIMER_QUEUE} for name in TIMER_TASKS},
             tasknames.WEBHOOKS: {"queue": WEBHOOK_QUEUE},
@@ -42,9 +41,6 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # Tasks run for seconds; nothing uses countdowns or ETAs (the database is the timer),
-        # so an unacknowledged message may come back after five minutes without harm.
-        broker_transport_options={"visibility_timeout": 300},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_heartbeat=10,
