@@ -1,5 +1,7 @@
-"""The fault suite's own stack: a PostgreSQL cluster and a redis-server that the tests may stop,
-restart and flush, plus the API, Flower, a Celery worker, beat and the simulator."""
+"""The fault suite's own stack: a PostgreSQL cluster and a broker (a redis-server, or a RabbitMQ
+node) that the tests may stop, restart, flush or wipe, plus the API, Flower, a Celery worker,
+beat and the simulator. A module picks the broker with ``parametrize("chaos", [...],
+indirect=True, scope="module")``; Redis by default."""
 
 import uuid
 from collections.abc import Iterator
@@ -8,12 +10,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 from celery import Celery
 
 from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory
 from models.keys import create_key
 from tests.support.jobs import Jobs
+from tests.support.rabbitmq import RabbitMQServer, publisher_app
 from tests.support.services import PostgresServer, RedisServer
 from tests.support.stack import Stack, running_stack
 
@@ -26,17 +30,41 @@ SIM_DEFAULTS: dict[str, Any] = {
 }
 
 
+BrokerServer = RedisServer | RabbitMQServer
+
+
+def broker_server(kind: str) -> BrokerServer:
+    return RabbitMQServer() if kind == "rabbitmq" else RedisServer()
+
+
 class ChaosStack:
-    def __init__(self, stack: Stack, pg: PostgresServer, redis_server: RedisServer) -> None:
-        self.stack, self.pg, self.redis = stack, pg, redis_server
+    def __init__(self, stack: Stack, pg: PostgresServer, broker: BrokerServer) -> None:
+        self.stack, self.pg, self.broker = stack, pg, broker
+
+    def broker_crashes(self) -> None:
+        """SIGKILL to the broker, then start it again on the same data. Redis runs without
+        persistence (so it comes back empty); RabbitMQ's quorum queues keep their messages."""
+        self.broker.kill()
+        self.broker.start()
+
+    def broker_loses_everything(self) -> None:
+        """The broker comes back with no queue and no message: Redis flushed and restarted,
+        RabbitMQ killed and started on a wiped data directory."""
+        if isinstance(self.broker, RedisServer):
+            redis.Redis.from_url(self.broker.url).flushall()
+            self.broker.kill()
+        else:
+            self.broker.kill()
+            self.broker.wipe()
+        self.broker.start()
 
 
 @pytest.fixture(scope="module")
-def chaos() -> Iterator[ChaosStack]:
-    pg, redis_server = PostgresServer(), RedisServer()
+def chaos(request: pytest.FixtureRequest) -> Iterator[ChaosStack]:
+    pg, broker = PostgresServer(), broker_server(getattr(request, "param", "redis"))
     try:  # whatever started before a failure is stopped too
         pg.start()
-        redis_server.start()
+        broker.start()
         name = f"gq_chaos_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(pg.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -44,15 +72,15 @@ def chaos() -> Iterator[ChaosStack]:
         upgrade(url)
         with running_stack(
             database_url=url,
-            broker_url=redis_server.url,
+            broker_url=broker.url,
             extra_env={},
             with_api=True,
             with_flower=True,
             supervise=True,
         ) as stack:
-            yield ChaosStack(stack, pg, redis_server)
+            yield ChaosStack(stack, pg, broker)
     finally:
-        redis_server.close()
+        broker.close()
         pg.close()
 
 
@@ -94,7 +122,7 @@ def jobs(chaos: ChaosStack) -> Iterator[ApiJobs]:
     sim = chaos.stack.sim
     sim.clear_faults()
     sim.configure(**SIM_DEFAULTS)
-    celery = Celery("genqueue-chaos", broker=chaos.redis.url)
+    celery = publisher_app("genqueue-chaos", chaos.broker.url)
     jobs = ApiJobs(chaos, celery)
     try:
         yield jobs

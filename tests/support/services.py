@@ -148,6 +148,9 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
 
+    kill = stop
+    """SIGKILL either way: without persistence Redis has nothing to save."""
+
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
