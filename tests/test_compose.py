@@ -140,9 +140,11 @@ def test_services_and_profiles() -> None:
         "beat",
         "flower",
         "simulator",
+        "rabbitmq",
     }
-    assert SERVICES["simulator"].get("profiles") == ["simulator"]
-    assert all("profiles" not in svc for name, svc in SERVICES.items() if name != "simulator")
+    optional = {"simulator", "rabbitmq"}
+    assert all(SERVICES[name].get("profiles") == [name] for name in optional)
+    assert all("profiles" not in svc for name, svc in SERVICES.items() if name not in optional)
 
 
 def test_redis_keeps_what_it_is_given() -> None:
@@ -167,6 +169,8 @@ def test_start_order_waits_for_health_and_migrations() -> None:
         assert deps["postgres"]["condition"] == "service_healthy"
         assert deps["redis"]["condition"] == "service_healthy"
         assert deps["migrate"]["condition"] == "service_completed_successfully"
+        # RabbitMQ runs only with its profile: waited for then, and not required otherwise.
+        assert deps["rabbitmq"] == {"condition": "service_healthy", "required": False}
     assert SERVICES["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert SERVICES["migrate"]["restart"] == "no"
     for name, svc in SERVICES.items():
@@ -195,7 +199,7 @@ def test_published_ports_listen_on_localhost_unless_told(name: str) -> None:
 
 
 def test_databases_and_worker_metrics_are_not_published() -> None:
-    for name in ("postgres", "redis", "worker", "webhooks", "beat", "migrate"):
+    for name in ("postgres", "redis", "rabbitmq", "worker", "webhooks", "beat", "migrate"):
         assert not SERVICES[name].get("ports"), f"{name} is published"
 
 
@@ -281,3 +285,22 @@ def test_readme_documents_every_setting() -> None:
         if f"GENQUEUE_{n.upper()}" not in readme
     ]
     assert not missing, f"README does not document {missing}"
+
+
+def test_rabbitmq_is_an_opt_in_broker_that_keeps_its_queues() -> None:
+    from models.broker import is_rabbitmq
+
+    base = environment(SERVICES["worker"])
+    assert base["GENQUEUE_BROKER_URL"] == "${GENQUEUE_BROKER_URL:-redis://redis:6379/0}"
+    # The rate limits need Redis: they must not follow the broker to RabbitMQ.
+    assert base["GENQUEUE_RATE_LIMIT_URL"].endswith(":-redis://redis:6379/0}")
+    rabbit = SERVICES["rabbitmq"]
+    assert rabbit["hostname"] == "rabbitmq"  # the node's name, under which its data is kept
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in rabbit["volumes"])
+    user = environment(rabbit)["RABBITMQ_DEFAULT_USER"]
+    example = re.search(r"^# GENQUEUE_BROKER_URL=(\S+)$", (ROOT / ".env.example").read_text(), re.M)
+    assert example, ".env.example shows the RabbitMQ broker URL"
+    url = example.group(1)
+    assert is_rabbitmq(url)
+    assert url.startswith(f"amqp://{user}:")
+    assert "@rabbitmq:5672/" in url
