@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from genqueue.net import wait_until
 from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory
 from models.settings import Settings
@@ -92,6 +93,17 @@ def _prompt(text: str) -> dict[str, Any]:
     return {"prompt": f"{text} [{uuid.uuid4().hex[:8]}]", "num_images": 1}
 
 
+def _record(e2e: E2E, request_id: str) -> dict[str, Any]:
+    """The generation as the native surface shows it."""
+    answer = httpx.get(
+        f"{e2e.base_url}/v1/generations/{request_id}",
+        headers={"Authorization": f"Key {e2e.key}"},
+    )
+    answer.raise_for_status()
+    record: dict[str, Any] = answer.json()
+    return record
+
+
 def _explain(e2e: E2E) -> str:
     return e2e.stack.logs()
 
@@ -108,8 +120,11 @@ def test_submit_status_iter_events_result(e2e: E2E, sim: Any) -> None:
     assert events[-1].logs, "with_logs=True gives the history as log entries"
     assert any(isinstance(e, fal_client.Queued) for e in [first, *events])
 
+    # The result's files are copied into genqueue's store just after completion, and both
+    # surfaces then hand out genqueue's URLs: compare once the copy has settled.
+    wait_until(lambda: _record(e2e, handle.request_id)["media_status"] != "pending", 60)
     output = handle.get()
-    assert output["images"][0]["url"]
+    assert output["images"][0]["url"].startswith(f"{e2e.base_url}/media/")
     assert output["has_nsfw_concepts"] == [False]
     assert client.result(APP, handle.request_id) == output
     again = client.status(APP, handle.request_id, with_logs=True)
@@ -117,13 +132,13 @@ def test_submit_status_iter_events_result(e2e: E2E, sim: Any) -> None:
     assert again.metrics.get("inference_time", 0) > 0
 
     # what the worker recorded is visible on the native surface under the same id
-    record = httpx.get(
-        f"{e2e.base_url}/v1/generations/{handle.request_id}",
-        headers={"Authorization": f"Key {e2e.key}"},
-    ).json()
+    record = _record(e2e, handle.request_id)
     assert record["status"] == "completed"
+    assert record["media_status"] == "stored"
     assert record["upstream_request_id"]
-    assert record["result"] == output
+    upstream_urls = [image.pop("upstream_url") for image in record["result"]["images"]]
+    assert record["result"] == output  # /v1 keeps the upstream URL beside genqueue's
+    assert all(url.startswith(f"{e2e.stack.sim_url}/files/") for url in upstream_urls)
     assert UPSTREAM_KEY not in str(record)
 
 
