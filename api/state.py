@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import Authenticator, Caller
 from api.fal.answers import public_base
 from api.fal.jwks import JwksCache
+from api.fal.settler import WebhookSettler
 from api.fal.watcher import StreamWatcher
 from api.intake import Intake, IntakeLimits
 from api.media import MediaSigner, MediaUrls, load_signing_key
@@ -94,6 +95,8 @@ class AppState:
             ttl=settings.fal_jwks_cache_seconds,
             refresh_interval=settings.fal_jwks_refresh_interval,
         )
+        self.webhooks = WebhookSettler(sessions=lambda: self.sessions, clock=clock)
+        """Writes verified fal webhooks in groups (``api/fal/settler.py``)."""
         self.count_webhook: Callable[[str], None] = lambda outcome: None
         """Counts one upstream webhook by outcome (``api.metrics`` wires it)."""
         self.observe_terminal: Callable[[str, float], None] = lambda status, seconds: None
@@ -174,6 +177,7 @@ class AppState:
 
     def close(self) -> None:
         self.intake.close()
+        self.webhooks.close()
         self.fal_keys.close()
         with self._lock:
             if self._engine is not None:

@@ -14,23 +14,23 @@ Every webhook for a known job is an ``upstream_webhook`` event, whatever it chan
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, insert, literal, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.errors import error_record, is_cancel, upstream_message
 from models.media import media_status_for
-from models.state import event_row, record_event, transition, update_where
+from models.state import record_event, transition, update_where
 from models.status import ACTIVE, TERMINAL, GenerationStatus
-from models.tables import EVENTS, GENERATIONS, Generation
-from models.types import UTCDateTime
+from models.tables import Generation
 from models.vocabulary import ErrorType, EventKind
+from models.webhook_completion import TOO_LATE, complete_together, terminal_values
 
-TOO_LATE = "cancel came too late: upstream finished the job"
 _STATUS_CODE = re.compile(r"status code:?\s*(\d{3})", re.IGNORECASE)
 
 
@@ -76,10 +76,39 @@ class Settled:
 
 def settle_from_webhook(session: Session, hook: FalWebhook, *, now: datetime) -> Settled:
     """Apply ``hook`` in the caller's transaction; what it did."""
-    if hook.status == "OK" and hook.payload is not None and not hook.payload_error:
-        settled = _complete_at_once(session, hook, now=now)
-        if settled is not None:
-            return settled
+    [settled] = settle_group(session, [hook], now=now)
+    return settled
+
+
+def settle_group(session: Session, hooks: Sequence[FalWebhook], *, now: datetime) -> list[Settled]:
+    """Apply ``hooks`` in the caller's transaction; what each did, in order.
+
+    The successes go first, together (:func:`models.webhook_completion.complete_together`:
+    two statements for the whole group); the rest, and every success that did not win there,
+    one by one, each seeing what the ones before it wrote: of two copies of one webhook the
+    first completes the job and the second finds it ended. Webhooks for one job that arrive
+    in the same group have no order between them (they raced), so a success among them wins.
+    """
+    first: dict[str, int] = {}
+    for index, hook in enumerate(hooks):
+        if _completes(hook):
+            first.setdefault(hook.request_id, index)
+    won = complete_together(session, [hooks[i] for i in first.values()], now=now)
+    settled = []
+    for index, hook in enumerate(hooks):
+        if hook.request_id in won and first[hook.request_id] == index:
+            settled.append(Settled(WebhookOutcome.COMPLETED, won[hook.request_id]))
+        else:
+            settled.append(_settle_alone(session, hook, now=now))
+    return settled
+
+
+def _completes(hook: FalWebhook) -> bool:
+    """A success that carries its result."""
+    return hook.status == "OK" and hook.payload is not None and not hook.payload_error
+
+
+def _settle_alone(session: Session, hook: FalWebhook, *, now: datetime) -> Settled:
     row = session.execute(
         select(
             Generation.id,
@@ -123,72 +152,6 @@ def _ended(outcome: WebhookOutcome, won: bool) -> WebhookOutcome:
     return outcome if won else WebhookOutcome.ALREADY_ENDED
 
 
-def _terminal_values(now: datetime, *, completed: bool) -> dict[str, Any]:
-    """What every end writes. A webhook carries no billable units: a completed job costs its
-    estimate, a failed or cancelled one nothing (models/pricing.py)."""
-    return {
-        "final_cost": GENERATIONS.c.estimated_cost if completed else literal(0.0),
-        "completed_at": now,
-        "next_poll_at": None,
-        "lease_token": None,
-        "lease_until": None,
-        "queue_position": None,
-        "error_count": 0,
-    }
-
-
-def _complete_at_once(session: Session, hook: FalWebhook, *, now: datetime) -> Settled | None:
-    """The common case, a success for a job still upstream, in two statements: the
-    compare-and-set ``UPDATE … RETURNING`` and one insert of its two events. None when the
-    compare-and-set found no active job (the caller then finds out why)."""
-    won = session.execute(
-        update(GENERATIONS)
-        .where(
-            GENERATIONS.c.upstream_request_id == hook.request_id,
-            GENERATIONS.c.status.in_([s.value for s in ACTIVE]),
-        )
-        .values(
-            status=GenerationStatus.COMPLETED.value,
-            updated_at=now,
-            result=hook.payload,
-            media_status=media_status_for(hook.payload),  # the media tick copies its files
-            error=None,
-            run_seconds=_seconds_since_submit(session, now),
-            **_terminal_values(now, completed=True),
-        )
-        .returning(GENERATIONS.c.id, GENERATIONS.c.created_at, GENERATIONS.c.cancel_requested_at)
-    ).all()
-    if not won:
-        return None
-    rows = []
-    for gen_id, _, cancel_requested_at in won:
-        detail: dict[str, Any] = {"via": "webhook"}
-        if cancel_requested_at:
-            detail.update(cancel_requested=True, note=TOO_LATE)
-        completed = GenerationStatus.COMPLETED
-        rows.append(
-            event_row(gen_id, kind=EventKind.COMPLETED, now=now, status=completed, detail=detail)
-        )
-        rows.append(
-            event_row(
-                gen_id,
-                kind=EventKind.UPSTREAM_WEBHOOK,
-                now=now,
-                detail={"request_id": hook.request_id, "status": "OK", "outcome": "completed"},
-            )
-        )
-    session.execute(insert(EVENTS), rows)
-    return Settled(WebhookOutcome.COMPLETED, won[0].created_at)
-
-
-def _seconds_since_submit(session: Session, now: datetime) -> ColumnElement[float]:
-    """``now - submitted_at`` in seconds, computed by the database in the UPDATE."""
-    at = literal(now, UTCDateTime())
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.extract("epoch", at - GENERATIONS.c.submitted_at), Float)
-    return (func.julianday(at) - func.julianday(GENERATIONS.c.submitted_at)) * 86400.0
-
-
 def _fetch_now(session: Session, gen_id: uuid.UUID, *, now: datetime) -> WebhookOutcome:
     won = update_where(session, gen_id, now=now, statuses=ACTIVE, values={"next_poll_at": now})
     return WebhookOutcome.FETCH if won else WebhookOutcome.ALREADY_ENDED
@@ -213,7 +176,7 @@ def _complete(
         now=now,
         allowed_from=ACTIVE,
         values={
-            **_terminal_values(now, completed=True),
+            **terminal_values(now, completed=True),
             "result": hook.payload,
             "media_status": media_status_for(hook.payload),
             "error": None,
@@ -258,7 +221,7 @@ def _fail(
         to=to,
         now=now,
         allowed_from=ACTIVE,
-        values={**_terminal_values(now, completed=False), "error": error},
+        values={**terminal_values(now, completed=False), "error": error},
         event_kind=event,
         detail={"via": "webhook", "error_type": kind.value},
     )

@@ -3,9 +3,11 @@
 No API key: the ED25519 signature is the credential (``api/fal/webhook.py``). A webhook that is
 not proven to be fal's gets 401, an unreadable one 400, and neither changes anything; when the
 keys cannot be fetched the answer is 503, so fal tries again (polling carries on meanwhile). A
-verified one settles its job as a poll would (``models/upstream_webhook.py``) and gets 200,
-also when it changed nothing (a duplicate, a job already ended, an unknown request id). Every
-webhook is counted by outcome (``genqueue_upstream_webhooks_total``).
+verified one settles its job as a poll would (``models/upstream_webhook.py``), written in one
+transaction with the other webhooks waiting (``api/fal/settler.py``), and gets 200, also when
+it changed nothing (a duplicate, a job already ended, an unknown request id); one that cannot
+be recorded gets a 5xx, so fal tries again. Every webhook is counted by outcome
+(``genqueue_upstream_webhooks_total``).
 """
 
 import logging
@@ -20,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.fal.webhook import WebhookRefused, parse, verify
 from api.openapi import errors
 from api.state import AppState, StateDep
-from models.upstream_webhook import WebhookOutcome, settle_from_webhook
+from models.upstream_webhook import FalWebhook, WebhookOutcome
 
 router = APIRouter(tags=["upstream webhooks"])
 log = logging.getLogger(__name__)
@@ -39,24 +41,25 @@ class WebhookAnswer(BaseModel):
 )
 async def fal_webhook(request: Request, state: StateDep) -> JSONResponse:
     body = await request.body()
-    return await run_in_threadpool(receive, state, request.headers, body)
-
-
-def receive(state: AppState, headers: Mapping[str, str], body: bytes) -> JSONResponse:
-    try:
-        request_id = verify(headers, body, keys=state.fal_keys, now=time.time())
-        hook = parse(body, signed_request_id=request_id)
-    except WebhookRefused as refused:
-        state.count_webhook(f"refused_{refused.reason}")
-        log.warning("fal webhook refused (%d): %s", refused.status_code, refused.detail)
-        raise
-    now = state.clock()
-    with state.sessions.begin() as session:
-        settled = settle_from_webhook(session, hook, now=now)
+    hook = await run_in_threadpool(verified, state, request.headers, body)
+    recorded = await state.webhooks.settle(hook)
+    settled, now = recorded.settled, recorded.now
     outcome = settled.outcome
     state.count_webhook(outcome.value)
     if settled.ended and settled.created_at is not None:
         state.observe_terminal(outcome.value, (now - settled.created_at).total_seconds())
     if outcome is WebhookOutcome.UNKNOWN_REQUEST:
-        log.info("fal webhook for unknown request %s ignored", request_id)
+        log.info("fal webhook for unknown request %s ignored", hook.request_id)
     return JSONResponse({"outcome": outcome.value})
+
+
+def verified(state: AppState, headers: Mapping[str, str], body: bytes) -> FalWebhook:
+    """The webhook, once its signature and body pass; refusals are counted and raised. On a
+    worker thread: the keys may have to be fetched first."""
+    try:
+        request_id = verify(headers, body, keys=state.fal_keys, now=time.time())
+        return parse(body, signed_request_id=request_id)
+    except WebhookRefused as refused:
+        state.count_webhook(f"refused_{refused.reason}")
+        log.warning("fal webhook refused (%d): %s", refused.status_code, refused.detail)
+        raise

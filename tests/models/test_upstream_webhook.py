@@ -10,7 +10,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.keys import create_key
 from models.tables import Generation
-from models.upstream_webhook import FalWebhook, WebhookOutcome, settle_from_webhook
+from models.upstream_webhook import (
+    FalWebhook,
+    WebhookOutcome,
+    settle_from_webhook,
+    settle_group,
+)
 from tests.support.generations import create_generation
 
 RESULT = {"images": [{"url": "https://v3.fal.media/files/x.png"}], "seed": 7}
@@ -91,3 +96,61 @@ def test_an_error_fails_and_an_unknown_request_changes_nothing(
     assert gen.final_cost == 0.0
     unknown = _hook(str(uuid.uuid4()))
     assert _settle(sessions, unknown, datetime.now(UTC)) is WebhookOutcome.UNKNOWN_REQUEST
+
+
+def test_a_group_completes_each_job_with_its_own_payload_and_settles_duplicates_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    """One group: three successes (one of them twice), an error, an unknown request id, and a
+    success for a job a poll already ended. Each job ends once, with its own payload, and
+    every webhook for a known job is an event."""
+    submitted = datetime.now(UTC) - timedelta(seconds=30)
+    jobs = [_upstream(sessions, submitted) for _ in range(5)]
+    (a, ra), (b, rb), (c, rc), (d, rd), (ended, rended) = jobs
+    with sessions.begin() as session:
+        session.execute(update(Generation).where(Generation.id == ended).values(status="failed"))
+    payloads = {r: {"images": [], "seed": n} for n, r in enumerate([ra, rb, rc])}
+    no_files = {"seed": 9}
+    hooks = [
+        _hook(ra, payload=payloads[ra]),
+        _hook(rd, "ERROR", {"detail": "boom"}, error="Invalid status code: 500"),
+        _hook(rb, payload=payloads[rb]),
+        _hook(ra, payload=payloads[ra]),  # a duplicate in the same group
+        _hook(str(uuid.uuid4())),
+        _hook(rended),
+        _hook(rc, payload=payloads[rc] | {"images": [{"url": "https://x/y.png"}]}),
+        _hook(rb, payload=no_files),  # a second success for b, different: the first won
+    ]
+    now = submitted + timedelta(seconds=30)
+    with sessions.begin() as session:
+        outcomes = [s.outcome for s in settle_group(session, hooks, now=now)]
+    done, ended_already = WebhookOutcome.COMPLETED, WebhookOutcome.ALREADY_ENDED
+    assert outcomes == [
+        done,
+        WebhookOutcome.FAILED,
+        done,
+        ended_already,
+        WebhookOutcome.UNKNOWN_REQUEST,
+        ended_already,
+        done,
+        ended_already,
+    ]
+    ga, gb, gc, gd, gended = (_get(sessions, gen_id) for gen_id, _ in jobs)
+    assert (ga.status, ga.result, ga.media_status) == ("completed", payloads[ra], None)
+    assert (gb.status, gb.result) == ("completed", payloads[rb])
+    assert (gc.status, gc.media_status) == ("completed", "pending")
+    assert gc.result == payloads[rc] | {"images": [{"url": "https://x/y.png"}]}
+    assert (gd.status, gended.status, gended.result) == ("failed", "failed", None)
+    for gen in (ga, gb, gc):
+        assert (gen.completed_at, gen.next_poll_at) == (now, None)
+        assert abs((gen.run_seconds or 0.0) - 30) < 0.01
+    count = {
+        gen.id: ([e.kind for e in gen.events].count("completed"), _webhook_events(gen))
+        for gen in (ga, gb, gc, gd, gended)
+    }
+    assert count == {a: (1, 2), b: (1, 2), c: (1, 1), d: (0, 1), ended: (0, 1)}
+    assert [e.kind for e in gd.events].count("failed") == 1
+
+
+def _webhook_events(gen: Generation) -> int:
+    return [e.kind for e in gen.events].count("upstream_webhook")
