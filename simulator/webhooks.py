@@ -116,8 +116,9 @@ class WebhookSender:
             return dict(self._counts)
 
     def attempts(self, request_id: str) -> list[dict[str, Any]]:
-        """Every try for one request: ``{"attempt", "forged", "status"}`` (status None when
-        the POST got no answer, ``"dropped"`` for a webhook the fault dropped)."""
+        """Every try for one request: ``{"attempt", "forged", "status", "sent_at"}`` (status
+        None when the POST got no answer, ``"dropped"`` for a webhook the fault dropped, which
+        has no ``sent_at``; ``sent_at`` is the unix time its POST began)."""
         with self._lock:
             return [dict(a) for a in self._log.get(request_id, [])]
 
@@ -206,6 +207,7 @@ class WebhookSender:
         body, headers = self._signed(attempt, forged)
         headers["Content-Type"] = "application/json"
         status: int | None
+        sent_at = time.time()
         try:
             status = client.post(attempt.url, content=body, headers=headers).status_code
         except httpx.HTTPError as exc:
@@ -214,7 +216,7 @@ class WebhookSender:
         request_id = str(attempt.payload.get("request_id", ""))
         with self._lock:
             self._log.setdefault(request_id, []).append(
-                {"attempt": attempt.attempt, "forged": forged, "status": status}
+                {"attempt": attempt.attempt, "forged": forged, "status": status, "sent_at": sent_at}
             )
             if forged is not None:
                 self._counts["forged"] += 1
