@@ -48,6 +48,27 @@ def parse_jwks(document: object) -> list[Ed25519PublicKey]:
     return keys
 
 
+class KeysNotCached(Exception):
+    """:class:`CachedKeys` would have to fetch: verify on a worker thread instead."""
+
+
+class CachedKeys:
+    """The cache's fresh keys, never fetching (so a signature can be checked on the event
+    loop): raises :class:`KeysNotCached` where :class:`JwksCache` would fetch."""
+
+    def __init__(self, cache: "JwksCache") -> None:
+        self._cache = cache
+
+    def keys(self) -> list[Ed25519PublicKey]:
+        found = self._cache.cached()
+        if found is None:
+            raise KeysNotCached
+        return found
+
+    def refresh(self) -> list[Ed25519PublicKey] | None:
+        raise KeysNotCached
+
+
 class JwksCache:
     """The keys, fetched lazily; thread-safe (one fetch at a time)."""
 
@@ -86,6 +107,13 @@ class JwksCache:
             if not fresh or not self._keys:
                 raise JwksUnavailable(f"no signing keys: {self.url} could not be fetched")
             return list(self._keys)
+
+    def cached(self) -> list[Ed25519PublicKey] | None:
+        """The cached keys while they are fresh, without fetching: None when :meth:`keys`
+        would have to fetch (or fail)."""
+        with self._lock:
+            fresh = self._fetched_at is not None and self._clock() - self._fetched_at < self.ttl
+            return list(self._keys) if fresh and self._keys else None
 
     def refresh(self) -> list[Ed25519PublicKey] | None:
         """Fetch again because a signature failed against the cached keys: the new keys, or

@@ -15,10 +15,11 @@ refuses fails only its own request (a 503 too: it is not recorded, fal must try 
 """
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,10 +43,15 @@ class Recorded:
     now: datetime
 
 
+Outcome = Recorded | BaseException
+
+
 @dataclass(frozen=True)
 class _Item:
     hook: FalWebhook
-    future: "Future[Recorded]"
+    future: "Future[Recorded] | asyncio.Future[Recorded]"
+    loop: asyncio.AbstractEventLoop | None
+    """The event loop awaiting ``future`` (None: a ``concurrent.futures.Future``)."""
 
 
 class WebhookSettler:
@@ -67,17 +73,26 @@ class WebhookSettler:
 
     async def settle(self, hook: FalWebhook) -> Recorded:
         """Write ``hook`` (with whatever else is waiting); raise what the database raised if it
-        could not be recorded."""
-        return await asyncio.wrap_future(self.submit(hook))
+        could not be recorded. The answers of a group reach each event loop in one wake-up,
+        not one per webhook (under a burst, waking the loop per answer cost more than the
+        answers)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Recorded] = loop.create_future()
+        self._put(_Item(hook, future, loop))
+        return await future
 
     def submit(self, hook: FalWebhook) -> "Future[Recorded]":
+        """:meth:`settle` for a caller without an event loop."""
         future: Future[Recorded] = Future()
+        self._put(_Item(hook, future, None))
+        return future
+
+    def _put(self, item: _Item) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
                 self._thread.start()
-            self._queue.put(_Item(hook, future))
-        return future
+            self._queue.put(item)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the writer once what is queued is written and answered (it starts again on
@@ -93,16 +108,14 @@ class WebhookSettler:
         stop = False
         while not stop:
             group, stop = self._next_group()
-            live = [item for item in group if item.future.set_running_or_notify_cancel()]
+            live = [item for item in group if _running(item)]
             try:
                 if live:
-                    self._write(live)
+                    _deliver(zip(live, self._write(live), strict=True))
             except BaseException as exc:
                 # Nothing may leave a request waiting forever or stop the writer for the rest.
                 log.exception("the webhook writer failed a group unexpectedly")
-                for item in live:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                _deliver((item, exc) for item in live)
 
     def _next_group(self) -> tuple[list[_Item], bool]:
         """Everything waiting (at least one item, waited for; at most ``max_group``), and
@@ -121,28 +134,50 @@ class WebhookSettler:
             group.append(item)
         return group, False
 
-    def _write(self, group: list[_Item]) -> None:
+    def _write(self, group: list[_Item]) -> list[Outcome]:
         now = self._clock()
 
-        def settle(session: Session, items: Sequence[_Item]) -> list[Recorded | Exception]:
+        def settle(session: Session, items: Sequence[_Item]) -> list[Outcome]:
             hooks = [item.hook for item in items]
             return [Recorded(s, now) for s in settle_group(session, hooks, now=now)]
 
         try:
-            outcomes = write_together(
-                self._sessions(), group, settle, refused=_refused, what="webhook"
-            )
+            return write_together(self._sessions(), group, settle, refused=_refused, what="webhook")
         except UNREACHABLE as exc:
-            for item in group:
-                item.future.set_exception(exc)
-            return
-        for item, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, Recorded):
-                item.future.set_result(outcome)
-            else:
-                item.future.set_exception(outcome)
+            return [exc] * len(group)
 
 
-def _refused(_: _Item, exc: Exception) -> Exception:
+def _running(item: _Item) -> bool:
+    """Still awaited (a request whose client went away is written all the same)."""
+    if item.loop is None:
+        return bool(item.future.set_running_or_notify_cancel())  # type: ignore[union-attr]
+    return True
+
+
+def _deliver(outcomes: Iterable[tuple[_Item, Outcome]]) -> None:
+    """Each outcome to its waiter: a ``concurrent.futures.Future`` at once, the asyncio ones
+    in one callback per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Outcome]]] = {}
+    for item, outcome in outcomes:
+        if item.loop is None:
+            _resolve([(item, outcome)])
+        else:
+            by_loop.setdefault(item.loop, []).append((item, outcome))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, pairs)
+
+
+def _resolve(pairs: list[tuple[_Item, Outcome]]) -> None:
+    for item, outcome in pairs:
+        if item.future.done():  # cancelled: its client went away
+            continue
+        if isinstance(outcome, Recorded):
+            item.future.set_result(outcome)
+        else:
+            item.future.set_exception(outcome)
+
+
+def _refused(_: _Item, exc: Exception) -> Outcome:
     """A webhook the database refused even alone: its request is answered 503."""
     return exc

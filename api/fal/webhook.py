@@ -9,13 +9,13 @@ now is refused (a replay), as is a body whose ``request_id`` is not the signed o
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.errors import ApiError
-from api.fal.jwks import JwksCache, JwksUnavailable
+from api.fal.jwks import JwksUnavailable
 from models.upstream_webhook import FalWebhook
 
 REQUEST_ID = "x-fal-webhook-request-id"
@@ -25,6 +25,14 @@ SIGNATURE = "x-fal-webhook-signature"
 HEADERS = (REQUEST_ID, USER_ID, TIMESTAMP, SIGNATURE)
 TOLERANCE_SECONDS = 300
 ED25519_SIGNATURE_BYTES = 64
+
+
+class Keys(Protocol):
+    """Where the keys come from (``api.fal.jwks``: the cache, or its fresh keys only)."""
+
+    def keys(self) -> list[Ed25519PublicKey]: ...
+
+    def refresh(self) -> list[Ed25519PublicKey] | None: ...
 
 
 class WebhookRefused(ApiError):
@@ -42,7 +50,7 @@ def signed_message(request_id: str, user_id: str, timestamp: str, body: bytes) -
     return f"{request_id}\n{user_id}\n{timestamp}\n{digest}".encode()
 
 
-def verify(headers: Mapping[str, str], body: bytes, *, keys: JwksCache, now: float) -> str:
+def verify(headers: Mapping[str, str], body: bytes, *, keys: Keys, now: float) -> str:
     """The request id the signature vouches for; raises :class:`WebhookRefused` otherwise."""
     missing = [name for name in HEADERS if not headers.get(name)]
     if missing:
