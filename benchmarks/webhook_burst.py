@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import insert, select
 
 from benchmarks.processes import Proc, TreeSampler, stop_all
@@ -110,9 +111,9 @@ async def _burst(
 def _round(
     api: Proc, port: int, sessions: Any, tenant_id: uuid.UUID, args: argparse.Namespace
 ) -> dict[str, float]:
-    signer_ids = _jobs(sessions, tenant_id, args.webhooks)
+    request_ids = _jobs(sessions, tenant_id, args.webhooks)
     signed = []
-    for request_id in signer_ids:
+    for request_id in request_ids:
         body = json.dumps(
             {"request_id": request_id, "gateway_request_id": request_id, "status": "OK"}
             | {"payload": RESULT}
@@ -124,13 +125,13 @@ def _round(
         sent = asyncio.run(_burst(port, signed, args.concurrency))
         seconds = time.monotonic() - began
     query = select(GENERATIONS.c.upstream_request_id, GENERATIONS.c.completed_at).where(
-        GENERATIONS.c.upstream_request_id.in_(signer_ids)
+        GENERATIONS.c.upstream_request_id.in_(request_ids)
     )
     with sessions() as session:
         ended = {r: at for r, at in session.execute(query).all() if at is not None}
-    if len(ended) != len(signer_ids):
-        raise RuntimeError(f"{len(signer_ids) - len(ended)} jobs not completed")
-    lags = [ended[r].timestamp() - sent[r] for r in signer_ids]
+    if len(ended) != len(request_ids):
+        raise RuntimeError(f"{len(request_ids) - len(ended)} jobs not completed")
+    lags = [ended[r].timestamp() - sent[r] for r in request_ids]
     return {
         "webhooks": len(lags),
         "per_second": len(lags) / seconds,
@@ -144,6 +145,51 @@ def _round(
 SIGNER = WebhookSigner()
 
 
+def run_burst(
+    database_url: str,
+    *,
+    webhooks: int,
+    concurrency: int,
+    rounds: int,
+    api_workers: int,
+    log_dir: Path,
+) -> list[dict[str, float]]:
+    """Start the API on the migrated ``database_url`` and time ``rounds`` bursts."""
+    jwks, jwks_url = _serve_jwks(SIGNER)
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "GENQUEUE_DATA_DIR": str(log_dir / "data"),
+        "GENQUEUE_DATABASE_URL": database_url,
+        "GENQUEUE_BROKER_URL": "redis://127.0.0.1:1/0",  # never used: nothing is published
+        "GENQUEUE_FAL_JWKS_URL": jwks_url,
+    }
+    api = Proc(
+        "api",
+        [
+            *(sys.executable, "-m", "genqueue", "api", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", str(api_workers)),
+        ],
+        env,
+        log_dir,
+    ).start()
+    engine = make_engine(database_url)
+    try:
+        wait_until(lambda: _healthy(port), 60, what="the API")
+        sessions = make_session_factory(engine)
+        with sessions.begin() as session:
+            key, _ = create_key(session, name="burst")
+            tenant_id = key.tenant_id
+        shape = argparse.Namespace(webhooks=webhooks, concurrency=concurrency)
+        return [_round(api, port, sessions, tenant_id, shape) for _ in range(rounds)]
+    finally:
+        stop_all([api], grace=5)
+        engine.dispose()
+        jwks.shutdown()
+        jwks.server_close()
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.webhook_burst", description=__doc__)
@@ -152,40 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--api-workers", type=int, default=2)
     args = parser.parse_args(argv)
-    jwks, jwks_url = _serve_jwks(SIGNER)
     log_dir = Path(__file__).resolve().parent / "out" / f"burst-{int(time.time())}"
     log_dir.mkdir(parents=True, exist_ok=True)
     with private_database() as database_url:
-        port = free_port()
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-            "GENQUEUE_DATA_DIR": str(log_dir / "data"),
-            "GENQUEUE_DATABASE_URL": database_url,
-            "GENQUEUE_BROKER_URL": "redis://127.0.0.1:6379/15",
-            "GENQUEUE_FAL_JWKS_URL": jwks_url,
-        }
-        api = Proc(
-            "api",
-            [
-                *(sys.executable, "-m", "genqueue", "api", "--host", "127.0.0.1"),
-                *("--port", str(port), "--workers", str(args.api_workers)),
-            ],
-            env,
-            log_dir,
-        ).start()
-        engine = make_engine(database_url)
-        try:
-            wait_until(lambda: _healthy(port), 60, what="the API")
-            sessions = make_session_factory(engine)
-            with sessions.begin() as session:
-                key, _ = create_key(session, name="burst")
-                tenant_id = key.tenant_id
-            results = [_round(api, port, sessions, tenant_id, args) for _ in range(args.rounds)]
-        finally:
-            stop_all([api], grace=5)
-            engine.dispose()
-            jwks.shutdown()
+        results = run_burst(
+            database_url,
+            webhooks=args.webhooks,
+            concurrency=args.concurrency,
+            rounds=args.rounds,
+            api_workers=args.api_workers,
+            log_dir=log_dir,
+        )
     for n, r in enumerate(results, 1):
         sys.stdout.write(
             f"round {n}: {r['webhooks']:.0f} webhooks at {r['per_second']:.0f}/s, lag p50 "
@@ -196,8 +219,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _healthy(port: int) -> bool:
-    import httpx
-
     try:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).is_success
     except httpx.HTTPError:

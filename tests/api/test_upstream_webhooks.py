@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from api.fal.jwks import CachedKeys, JwksCache, KeysNotCached
 from genqueue.net import wait_until
 from models.keys import create_key
 from models.settings import Settings
@@ -340,3 +341,24 @@ def test_refetches_for_unknown_keys_are_rate_limited(
             answer = _post(client, body, _signed(fal, request_id, body, key=stranger))
             assert answer.status_code == 401
         assert state.fal_keys.fetches == 1
+        metrics = client.get("/metrics").text  # each refusal counted once, not per pass
+        assert 'genqueue_upstream_webhooks_total{outcome="refused_signature"} 20.0' in metrics
+
+
+def test_cached_keys_never_fetch(fal: SimulatorServer) -> None:
+    """What the event loop checks signatures with: the cache's fresh keys, or an exception
+    that sends the request to a worker thread (where the cache may fetch)."""
+    fal.sim.configure(jwks_down=False)
+    cache = JwksCache(url=f"{fal.url}{JWKS_PATH}", ttl=60.0)
+    try:
+        cached = CachedKeys(cache)
+        with pytest.raises(KeysNotCached):
+            cached.keys()  # nothing fetched yet
+        assert cache.fetches == 0
+        assert len(cache.keys()) == 1  # the worker thread's path fetches
+        assert len(cached.keys()) == 1
+        with pytest.raises(KeysNotCached):
+            cached.refresh()  # a failed check never refetches on the loop
+        assert cache.fetches == 1
+    finally:
+        cache.close()

@@ -17,6 +17,7 @@ from benchmarks.cli import BENCHMARKS, run_benchmarks
 from benchmarks.results import BenchResult
 from benchmarks.scale import TOY
 from benchmarks.stack import WorkerSettings
+from benchmarks.webhook_burst import run_burst
 from migrations.runner import upgrade
 from tests.support.services import postgres_database, redis_database
 
@@ -83,6 +84,7 @@ def test_figures_are_positive(results: list[BenchResult]) -> None:
     for phase in ("cold_polling", "polling", "webhooks", "dropped"):
         assert b4[phase]["completed"] == b4[phase]["jobs"], phase
     assert b4["webhooks"]["webhooks_delivered"] == TOY.b4_jobs
+    assert positive(b4["webhooks"]["arrival_lag_p99_s"])
     assert positive(b4["polling"]["status_calls_per_job"])
     assert b4["dropped"]["dropped"] > 0  # found by the safety net, or "completed" would fail
     for level in TOY.b3_levels:
@@ -104,3 +106,15 @@ def test_table_renders_every_row(results: list[BenchResult]) -> None:
     assert "| B3 |" in table
     assert "| B4 |" in table
     assert "| B5 |" in table
+
+
+def test_a_webhook_burst_completes_every_job(tmp_path: Path) -> None:
+    """``benchmarks.webhook_burst`` at toy size: every signed webhook settles its job."""
+    with postgres_database() as database_url:
+        upgrade(database_url)
+        [burst] = run_burst(
+            database_url, webhooks=20, concurrency=4, rounds=1, api_workers=1, log_dir=tmp_path
+        )
+    assert burst["webhooks"] == 20
+    assert positive(burst["lag_p99_s"])
+    assert positive(burst["api_cpu_ms_per_webhook"])
