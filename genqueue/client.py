@@ -251,18 +251,40 @@ def decode_data_url(url: str) -> bytes:
     return unquote_to_bytes(payload)
 
 
-def extension_for(url: str, content_type: str | None, fallback: str) -> str:
+BY_CONTENT_TYPE = {
+    "image/jpeg": "jpg",
+    "image/jpg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/mpeg": "mp3",
+    "model/gltf-binary": "glb",
+    "application/zip": "zip",
+}
+"""A downloaded file's extension by its content type (an image, video, audio, mesh, archive)."""
+KNOWN_SUFFIXES = {*BY_CONTENT_TYPE.values(), "jpeg", "obj", "ply", "txt", "json"}
+
+
+def extension_for(
+    url: str, content_type: str | None, fallback: str, *, file_name: str | None = None
+) -> str:
+    """The extension to save a file under: from its content type, its ``data:`` type, its
+    file name or its URL's suffix, else ``fallback`` (the output format asked for)."""
     kind = (content_type or "").split(";")[0].strip().lower()
-    by_type = {"image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/webp": "webp"}
-    if kind in by_type:
-        return by_type[kind]
+    if kind in BY_CONTENT_TYPE:
+        return BY_CONTENT_TYPE[kind]
     if url.startswith("data:"):
         kind = url[5:].split(";")[0].split(",")[0].lower()
-        if kind in by_type:
-            return by_type[kind]
-    suffix = Path(urlsplit(url).path).suffix.lstrip(".").lower()
-    if suffix in {"jpg", "jpeg", "png", "webp"}:
-        return "jpg" if suffix == "jpeg" else suffix
+        if kind in BY_CONTENT_TYPE:
+            return BY_CONTENT_TYPE[kind]
+    for path in (file_name or "", urlsplit(url).path):
+        suffix = Path(path).suffix.lstrip(".").lower()
+        if suffix in KNOWN_SUFFIXES:
+            return "jpg" if suffix == "jpeg" else suffix
     return "jpg" if fallback == "jpeg" else fallback
 
 

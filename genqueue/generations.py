@@ -14,6 +14,7 @@ from rich.spinner import Spinner
 from genqueue import render
 from genqueue.client import ApiClient, ApiRefused, ClientConfig, extension_for
 from genqueue.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
+from models.files import file_objects
 
 DEFAULT_MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 MEDIA_WAIT = 30.0
@@ -131,13 +132,9 @@ def _finish(client: ApiClient, record: dict[str, Any], out_dir: Path, fmt: str) 
     if record.get("status") != "completed":
         raise CliError(render.ended_line(record), code=EXIT_ERROR)
     record = _stored(client, record)
-    images = record["result"].get("images", []) if isinstance(record.get("result"), dict) else []
-    for n, image in enumerate(images):
-        if not isinstance(image, dict) or not image.get("url"):
-            continue
-        url = str(image["url"])
-        ext = extension_for(url, image.get("content_type"), fmt)
-        path = client.download(url, out_dir / f"{generation_id}-{n}.{ext}")
+    for n, found in enumerate(file_objects(record.get("result"))):
+        ext = extension_for(found.url, found.content_type, fmt, file_name=found.file_name)
+        path = client.download(found.url, out_dir / f"{generation_id}-{n}.{ext}")
         out.print(str(path.resolve()), highlight=False, soft_wrap=True)
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from genqueue.columns import Column, plain_lines, table_lines
+from models.files import file_objects
 
 STATUS_STYLE = {
     "pending": "yellow",
@@ -98,12 +99,9 @@ def ended_line(record: dict[str, Any]) -> str:
     return head if status == "cancelled" else f"{head}: no error recorded"
 
 
-def image_urls(record: dict[str, Any]) -> list[str]:
-    result = record.get("result")
-    images = result.get("images") if isinstance(result, dict) else None
-    if not isinstance(images, list):
-        return []
-    return [str(i["url"]) for i in images if isinstance(i, dict) and i.get("url")]
+def file_urls(record: dict[str, Any]) -> list[str]:
+    """The URLs of every file in the result, at any depth (images, a video, audio, …)."""
+    return [found.url for found in file_objects(record.get("result"))]
 
 
 def record_table(record: dict[str, Any]) -> Table:
@@ -127,8 +125,8 @@ def record_table(record: dict[str, Any]) -> Table:
     if record.get("error"):
         line = error_line(record["error"], status=str(record.get("status")))
         table.add_row("error", Text(line, style="red"))
-    for n, url in enumerate(image_urls(record), 1):
-        table.add_row(f"image {n}", url if len(url) < 300 else url[:300] + "…")
+    for n, url in enumerate(file_urls(record), 1):
+        table.add_row(f"file {n}", url if len(url) < 300 else url[:300] + "…")
     return table
 
 

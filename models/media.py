@@ -1,12 +1,12 @@
 """The copies of a completed generation's output files: which files, and their state.
 
-A result that references files (any JSON object with an http(s) ``url``) marks its
-generation's ``media_status`` ``pending`` when it is recorded. The media tick then lists the
-files (:func:`expand_pending`: one ``media_files`` row each, in document order), leases the due
-ones (:func:`claim_due`), and writes each copy's outcome (:func:`record_outcomes`) with the
-lease as guard, so a copy whose lease ran out and was taken again loses harmlessly. When no
-file of a generation is pending any more, its ``media_status`` becomes ``stored`` (every file
-copied) or ``failed`` (one or more could not be).
+A result that references files (any JSON object with an http(s) ``url``, at any depth:
+``models/files.py``) marks its generation's ``media_status`` ``pending`` when it is recorded.
+The media tick then lists the files (:func:`expand_pending`: one ``media_files`` row each, in
+document order), leases the due ones (:func:`claim_due`), and writes each copy's outcome
+(:func:`record_outcomes`) with the lease as guard, so a copy whose lease ran out and was taken
+again loses harmlessly. When no file of a generation is pending any more, its ``media_status``
+becomes ``stored`` (every file copied) or ``failed`` (one or more could not be).
 """
 
 import uuid
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import case, exists, insert, select, update
 from sqlalchemy.orm import Session
 
+from models.files import file_objects
 from models.state import log_event
 from models.tables import EVENTS, GENERATIONS, MEDIA_FILES
 from models.vocabulary import EventKind
@@ -38,20 +39,12 @@ def object_key(generation_id: uuid.UUID, position: int) -> str:
     return f"{generation_id}/{position}"
 
 
-def file_urls(result: Any, pointer: str = "") -> Iterator[tuple[str, str]]:
-    """``(JSON pointer, url)`` of every object in ``result`` with an http(s) ``url``, in
-    document order (an image list's order is its positions')."""
-    if isinstance(result, dict):
-        url = result.get("url")
-        if isinstance(url, str) and url.startswith(("http://", "https://")):
-            yield pointer, url
-            return
-        for name, value in result.items():
-            escaped = str(name).replace("~", "~0").replace("/", "~1")
-            yield from file_urls(value, f"{pointer}/{escaped}")
-    elif isinstance(result, list):
-        for index, value in enumerate(result):
-            yield from file_urls(value, f"{pointer}/{index}")
+def file_urls(result: Any) -> Iterator[tuple[str, str]]:
+    """``(JSON pointer, url)`` of every file object in ``result`` with an http(s) ``url``, at
+    any depth (:func:`models.files.file_objects`), in document order: a file's position."""
+    for found in file_objects(result):
+        if found.downloadable:
+            yield found.pointer, found.url
 
 
 def media_status_for(result: Any) -> str | None:

@@ -167,3 +167,27 @@ def test_submit_wait_downloads_genqueues_copy_once_stored(
     with Image.open(path) as img:
         assert img.size == (32, 16)
     assert not any(r["path"] == "/files/gone.png" for r in api.requests)
+
+
+def test_submit_wait_saves_files_at_any_depth_with_their_own_extensions(
+    cli: Cli, api: StubApi, tmp_path: Path
+) -> None:
+    api.files["/files/clip"] = b"\x00\x00\x00\x18ftypmp42"
+    api.files["/files/voice.wav"] = b"RIFF\x24\x00\x00\x00WAVE"
+    api.files["/files/mesh"] = b"glTF"
+    result = {
+        "video": {"url": f"{api.url}/files/clip", "content_type": "video/mp4", "file_size": 12},
+        "takes": [{"audio": {"url": f"{api.url}/files/voice.wav"}}],
+        "scene": {"parts": [{"mesh": {"url": f"{api.url}/files/mesh", "file_name": "a.glb"}}]},
+        "seed": 3,
+    }
+    done = {"completed_at": "2026-11-24T10:00:05Z", "result": result}
+    api.on("POST", "/v1/generations", (201, record("pending")))
+    api.on("GET", f"/v1/generations/{ID}", (200, record("completed", **done)))
+    run = cli("submit", "a tiger eye", "--wait", "--out", str(tmp_path))
+    assert run.code == 0, run.err
+    paths = [Path(p) for p in run.out.split()]
+    assert [p.name for p in paths] == [f"{ID}-0.mp4", f"{ID}-1.wav", f"{ID}-2.glb"]
+    assert paths[0].read_bytes() == api.files["/files/clip"]
+    assert paths[1].read_bytes().startswith(b"RIFF")
+    assert paths[2].read_bytes() == b"glTF"
