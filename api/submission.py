@@ -130,8 +130,19 @@ async def submit(
     if caller.monthly_budget is not None and cost is not None:
         await run_in_threadpool(_within_budget, state, caller, cost)
     digest = request_hash(model=model, input=input, webhook_url=webhook_url)
+    default_deadline = state.settings.job_deadline
+    deadline = state.catalogue.deadline_seconds(model, default_deadline)
     new = NewGeneration(
-        caller.tenant_id, model, input, key, digest, webhook_url, priority, price, cost
+        caller.tenant_id,
+        model,
+        input,
+        key,
+        digest,
+        webhook_url,
+        priority,
+        price,
+        cost,
+        deadline_seconds=deadline if deadline != default_deadline else None,
     )
     # The intake counts older waiting rows for the whole group at once; under fair scheduling
     # the position is the fair order's instead, looked up for this row once it is stored.

@@ -51,6 +51,9 @@ class NewGeneration:
     priority: Priority = Priority.NORMAL
     unit_price: float | None = None
     estimated_cost: float | None = None
+    deadline_seconds: float | None = None
+    """Seconds from creation to its deadline when not the intake's default (its model's
+    runs are long: ``Catalogue.deadline_seconds``)."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ def _row(
         "input": item.input,
         "created_at": now,
         "updated_at": now,
-        "deadline_at": now + timedelta(seconds=deadline_seconds),
+        "deadline_at": now + timedelta(seconds=item.deadline_seconds or deadline_seconds),
         "next_poll_at": now + timedelta(seconds=grace_seconds),
         "idempotency_key": item.idempotency_key,
         "request_hash": item.request_hash,

@@ -177,6 +177,11 @@ class Settings(BaseSettings):
         description="a YAML or JSON model catalogue file: its entries are added to the "
         "built-in models, or replace the built-in with the same endpoint id",
     )
+    allow_unlisted_models: bool = Field(
+        False,
+        description="accept any well-formed endpoint id not in the catalogue, its input only "
+        "checked to be a JSON object within max_body_bytes (unpriced, typical run time)",
+    )
     rate_limit_url: str = Field(
         "", description="Redis for the per-tenant create rate limits (default: the broker's)"
     )

@@ -6,11 +6,14 @@ integer, no ``"true"`` for a boolean, unknown fields rejected, an integer ``safe
 stored as its string), and the refusals keep pydantic's types and messages.
 """
 
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from api.errors import ValidationFailed
+from api.errors import ValidationFailed, invalid
 from models.catalogue import Catalogue, InputInvalid, builtin_catalogue
+from models.catalogue.loader import ENDPOINT_ID_PATTERN
 
 SEED_MODEL = "fal-ai/flux-pro/kontext/text-to-image"
 SEED_EXAMPLE: dict[str, Any] = dict(builtin_catalogue()[SEED_MODEL].example)
@@ -29,12 +32,45 @@ def unknown_model_message(model_id: str, catalogue: Catalogue) -> str:
     return f"Unknown model '{model_id}'. Supported models: {', '.join(catalogue)}"
 
 
+def serves(catalogue: Catalogue, endpoint_id: str, *, allow_unlisted: bool) -> bool:
+    """Whether genqueue takes jobs for this model: a catalogue entry, or, with
+    ``GENQUEUE_ALLOW_UNLISTED_MODELS``, any well-formed endpoint id (``owner/app[/path…]``)."""
+    if endpoint_id in catalogue:
+        return True
+    return allow_unlisted and re.fullmatch(ENDPOINT_ID_PATTERN, endpoint_id) is not None
+
+
 def validate_input(
-    catalogue: Catalogue, endpoint_id: str, payload: Any, *, loc: Sequence[str | int]
+    catalogue: Catalogue,
+    endpoint_id: str,
+    payload: Any,
+    *,
+    loc: Sequence[str | int],
+    max_unlisted_bytes: int = 0,
 ) -> dict[str, Any]:
     """The input as it will be stored and sent: validated against the model's schema, defaults
-    applied, ``null`` dropped. Raises :class:`ValidationFailed` (422) naming the fields."""
+    applied, ``null`` dropped. Raises :class:`ValidationFailed` (422) naming the fields.
+
+    A model not in the catalogue (passed by :func:`serves`) has no schema to check against:
+    its input is sent as given once it is a JSON object of at most ``max_unlisted_bytes``
+    (as compact JSON); upstream judges the rest, and its 422 is the job's failure."""
+    if endpoint_id not in catalogue:
+        return _unlisted_input(payload, list(loc), max_unlisted_bytes)
     try:
         return catalogue.check_input(endpoint_id, payload, loc=tuple(loc))
     except InputInvalid as exc:
         raise ValidationFailed(exc.items) from None
+
+
+def _unlisted_input(payload: Any, loc: list[str | int], limit: int) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise invalid(loc, "Input should be a valid dictionary", type="dict_type", input=payload)
+    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise invalid(
+            loc,
+            f"Input is {size} bytes of JSON; an unlisted model's input may be {limit} at most",
+            type="too_long",
+            ctx={"max_length": limit, "actual_length": size},
+        )
+    return payload

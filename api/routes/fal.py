@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.auth import Caller
-from api.body import JsonBody
+from api.body import JsonBody, json_body
 from api.errors import ApiError
 from api.fal.answers import (
     COMPLETED,
@@ -25,7 +25,7 @@ from api.fal.answers import (
     result_answer,
     submit_body,
 )
-from api.fal.registry import unknown_model_message, validate_input
+from api.fal.registry import serves, unknown_model_message, validate_input
 from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, FalSubmitResponse
 from api.fal.status import WatchedStream, current_status, status_events
 from api.fal.watcher import Watch
@@ -33,8 +33,9 @@ from api.lookups import owned_generation
 from api.media import result_for
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
-from api.state import CallerDep, SessionDep, StateDep, authenticate
+from api.state import AppState, CallerDep, SessionDep, StateDep, authenticate
 from api.submission import (
+    IDEMPOTENCY_HEADER,
     PRIORITY_HEADER,
     WEBHOOK_URL_PATTERN,
     IdempotencyKey,
@@ -81,28 +82,51 @@ def _submit_route(spec: ModelEntry) -> Callable[..., Awaitable[JSONResponse]]:
             ),
         ] = None,
     ) -> JSONResponse:
-        input = validate_input(state.catalogue, spec.endpoint_id, body, loc=["body"])
-        webhook = check_webhook_url(fal_webhook, ["query", "fal_webhook"], state.webhook_policy)
-        priority = check_priority_header(queue_priority)
-        done = await submit(
-            state,
-            caller,
-            model=spec.endpoint_id,
-            input=input,
-            webhook_url=webhook,
-            idempotency_key=idempotency_key,
-            position=True,
-            priority=priority,
-        )
-        rid = str(done.inserted.id)
-        urls = fal_urls(
-            public_base(request, state.settings.public_url, state.proxies), spec.endpoint_id, rid
-        )
-        position = done.queue_position or 0
-        return JSONResponse(submit_body(rid, urls, queue_position=position, webhook=bool(webhook)))
+        return await _submitted(
+            request, caller, body, state, spec.endpoint_id, idempotency_key, fal_webhook,
+            queue_priority,
+        )  # fmt: skip
 
     submit_request.__name__ = "submit_" + spec.endpoint_id.replace("/", "_").replace("-", "_")
     return submit_request
+
+
+async def _submitted(
+    request: Request,
+    caller: Caller,
+    body: object,
+    state: AppState,
+    endpoint_id: str,
+    idempotency_key: str | None,
+    fal_webhook: str | None,
+    queue_priority: str | None,
+) -> JSONResponse:
+    """A submit to ``endpoint_id`` (a catalogue model's route, or an unlisted one's)."""
+    input = validate_input(
+        state.catalogue,
+        endpoint_id,
+        body,
+        loc=["body"],
+        max_unlisted_bytes=state.settings.max_body_bytes,
+    )
+    webhook = check_webhook_url(fal_webhook, ["query", "fal_webhook"], state.webhook_policy)
+    priority = check_priority_header(queue_priority)
+    done = await submit(
+        state,
+        caller,
+        model=endpoint_id,
+        input=input,
+        webhook_url=webhook,
+        idempotency_key=idempotency_key,
+        position=True,
+        priority=priority,
+    )
+    rid = str(done.inserted.id)
+    urls = fal_urls(
+        public_base(request, state.settings.public_url, state.proxies), endpoint_id, rid
+    )
+    position = done.queue_position or 0
+    return JSONResponse(submit_body(rid, urls, queue_position=position, webhook=bool(webhook)))
 
 
 def model_router(catalogue: Catalogue) -> APIRouter:
@@ -293,13 +317,28 @@ def _respond(answer: FalAnswer) -> JSONResponse:
     methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
     include_in_schema=False,
 )
-async def unknown_model(request: Request, state: StateDep, model_id: str) -> RedirectResponse:
+async def unknown_model(request: Request, state: StateDep, model_id: str) -> Response:
     """A POST to anything else is a submit to a model genqueue does not serve (or one of its
-    models spelt with a trailing slash: that is redirected, method and body kept)."""
+    models spelt with a trailing slash: that is redirected, method and body kept), or, with
+    ``GENQUEUE_ALLOW_UNLISTED_MODELS``, to an unlisted model: taken as it is."""
     if request.method != "POST":
         raise ApiError(404, "Not Found")
-    await authenticate(request, state)
-    if model_id.strip("/") in state.catalogue:
-        url = request.url.replace(path="/" + model_id.strip("/"))
+    caller = await authenticate(request, state)
+    endpoint_id = model_id.strip("/")
+    if endpoint_id in state.catalogue:
+        url = request.url.replace(path="/" + endpoint_id)
         return RedirectResponse(str(url), status_code=307)
-    raise ApiError(404, unknown_model_message(model_id, state.catalogue))
+    if not serves(
+        state.catalogue, endpoint_id, allow_unlisted=state.settings.allow_unlisted_models
+    ):
+        raise ApiError(404, unknown_model_message(model_id, state.catalogue))
+    return await _submitted(
+        request,
+        caller,
+        await json_body(request, state),
+        state,
+        endpoint_id,
+        request.headers.get(IDEMPOTENCY_HEADER),
+        request.query_params.get("fal_webhook"),
+        request.headers.get(PRIORITY_HEADER),
+    )

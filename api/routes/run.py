@@ -24,14 +24,15 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from api.body import JsonBody
+from api.auth import Caller
+from api.body import JsonBody, json_body
 from api.errors import ApiError
 from api.fal.answers import FalAnswer, fal_urls, public_base, result_answer
-from api.fal.registry import unknown_model_message, validate_input
+from api.fal.registry import serves, unknown_model_message, validate_input
 from api.fal.schemas import FalOutput
 from api.openapi import SECURITY, errors, json_request_body
 from api.state import AppState, CallerDep, StateDep, authenticate
-from api.submission import IdempotencyKey, submit
+from api.submission import IDEMPOTENCY_HEADER, IdempotencyKey, submit
 from models.catalogue import Catalogue, ModelEntry
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
@@ -77,38 +78,54 @@ def _run_route(spec: ModelEntry) -> Callable[..., Awaitable[JSONResponse]]:
         state: StateDep,
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
-        input = validate_input(state.catalogue, spec.endpoint_id, body, loc=["body"])
-        done = await submit(
-            state,
-            caller,
-            model=spec.endpoint_id,
-            input=input,
-            webhook_url=None,
-            idempotency_key=idempotency_key,
-        )
-        gen_id = done.inserted.id
-        rid = str(gen_id)
-        answer = await _wait(state, request, caller.tenant_id, gen_id)
-        if answer is None:
-            urls = fal_urls(
-                public_base(request, state.settings.public_url, state.proxies),
-                spec.endpoint_id,
-                rid,
-            )
-            detail = (
-                f"request {rid} did not finish within {state.settings.run_timeout:g} s; it goes "
-                f"on: follow it at {urls['status_url']} (its result: {urls['response_url']})"
-            )
-            answer = FalAnswer(
-                504,
-                {"detail": detail, "error_type": TIMED_OUT, "request_id": rid, **urls},
-                {"X-Fal-Error-Type": TIMED_OUT},
-            )
-        headers = {**answer.headers, REQUEST_ID_HEADER: rid}
-        return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+        return await _run(request, caller, body, state, spec.endpoint_id, idempotency_key)
 
     run_request.__name__ = "run_" + spec.endpoint_id.replace("/", "_").replace("-", "_")
     return run_request
+
+
+async def _run(
+    request: Request,
+    caller: Caller,
+    body: object,
+    state: AppState,
+    endpoint_id: str,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    """Submit to ``endpoint_id`` (listed, or unlisted and allowed) and answer its result."""
+    input = validate_input(
+        state.catalogue,
+        endpoint_id,
+        body,
+        loc=["body"],
+        max_unlisted_bytes=state.settings.max_body_bytes,
+    )
+    done = await submit(
+        state,
+        caller,
+        model=endpoint_id,
+        input=input,
+        webhook_url=None,
+        idempotency_key=idempotency_key,
+    )
+    gen_id = done.inserted.id
+    rid = str(gen_id)
+    answer = await _wait(state, request, caller.tenant_id, gen_id)
+    if answer is None:
+        urls = fal_urls(
+            public_base(request, state.settings.public_url, state.proxies), endpoint_id, rid
+        )
+        detail = (
+            f"request {rid} did not finish within {state.settings.run_timeout:g} s; it goes "
+            f"on: follow it at {urls['status_url']} (its result: {urls['response_url']})"
+        )
+        answer = FalAnswer(
+            504,
+            {"detail": detail, "error_type": TIMED_OUT, "request_id": rid, **urls},
+            {"X-Fal-Error-Type": TIMED_OUT},
+        )
+    headers = {**answer.headers, REQUEST_ID_HEADER: rid}
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 async def _no_stream(request: Request, state: StateDep) -> Response:
@@ -153,5 +170,13 @@ def model_router(catalogue: Catalogue) -> APIRouter:
 
 @router.post("/{model_id:path}", include_in_schema=False)
 async def unknown_run(request: Request, state: StateDep, model_id: str) -> Response:
-    await authenticate(request, state)
-    raise ApiError(404, unknown_model_message(model_id.strip("/"), state.catalogue))
+    caller = await authenticate(request, state)
+    endpoint_id = model_id.strip("/")
+    if endpoint_id in state.catalogue or not serves(
+        state.catalogue, endpoint_id, allow_unlisted=state.settings.allow_unlisted_models
+    ):
+        raise ApiError(404, unknown_model_message(endpoint_id, state.catalogue))
+    body = await json_body(request, state)
+    return await _run(
+        request, caller, body, state, endpoint_id, request.headers.get(IDEMPOTENCY_HEADER)
+    )

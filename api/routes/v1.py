@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.body import JsonBody, storable_text, unstorable_text
 from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
-from api.fal.registry import validate_input
+from api.fal.registry import serves, validate_input
 from api.listing import CURSOR_PATTERN, ID_PREFIX_PATTERN, Filters, as_utc, list_page, prefix_ids
 from api.lookups import events_of, local_queue_position, owned_generation
 from api.media import result_for
@@ -35,8 +35,6 @@ from api.submission import (
 )
 from api.views import new_detail, to_detail, to_public
 from models import tasknames
-from models.catalogue import Catalogue
-from models.destinations import AddressPolicy
 from models.generations import CancelRequestOutcome, request_cancel
 from models.media_deletion import tombstone
 from models.priority import Priority
@@ -53,14 +51,13 @@ def _detail(session: Session, gen: Generation, *, fair: bool) -> GenerationDetai
     return to_detail(gen, events_of(session, gen.id), local_queue_position=position)
 
 
-def _parse_create(
-    body: Any, policy: AddressPolicy, catalogue: Catalogue
-) -> tuple[GenerationCreate, dict[str, Any]]:
+def _parse_create(body: Any, state: AppState) -> tuple[GenerationCreate, dict[str, Any]]:
+    catalogue = state.catalogue
     try:
         create = GenerationCreate.model_validate(body, strict=True)
     except ValidationError as exc:
         raise ValidationFailed(error_items(exc, loc=["body"])) from None
-    if create.model not in catalogue:
+    if not serves(catalogue, create.model, allow_unlisted=state.settings.allow_unlisted_models):
         raise invalid(
             ["body", "model"],
             f"Unknown model; supported models: {', '.join(catalogue)}",
@@ -68,8 +65,15 @@ def _parse_create(
             input=create.model,
             ctx={"expected": list(catalogue)},
         )
-    check_webhook_url(create.webhook_url, ["body", "webhook_url"], policy)
-    return create, validate_input(catalogue, create.model, create.input, loc=["body", "input"])
+    check_webhook_url(create.webhook_url, ["body", "webhook_url"], state.webhook_policy)
+    input = validate_input(
+        catalogue,
+        create.model,
+        create.input,
+        loc=["body", "input"],
+        max_unlisted_bytes=state.settings.max_body_bytes,
+    )
+    return create, input
 
 
 @router.post(
@@ -89,7 +93,7 @@ async def create_generation_route(
     state: StateDep,
     idempotency_key: IdempotencyKey = None,
 ) -> GenerationDetail:
-    create, input = _parse_create(body, state.webhook_policy, state.catalogue)
+    create, input = _parse_create(body, state)
     done = await submit(
         state,
         caller,

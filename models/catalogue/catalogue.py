@@ -14,6 +14,9 @@ from models.catalogue.entry import ModelEntry
 from models.catalogue.loader import builtin_entries, read_catalogue_file
 from models.catalogue.validation import InputValidator
 
+RUNS_BEFORE_DEADLINE = 4
+"""A model's deadline is at least this many expected runs after the job is created."""
+
 
 class Catalogue(Mapping[str, ModelEntry]):
     """Endpoint id → entry, in listing order (built-ins first, the operator's new ones after)."""
@@ -56,6 +59,16 @@ class Catalogue(Mapping[str, ModelEntry]):
     def expected_run_seconds(self, endpoint_id: str) -> float | None:
         entry = self._entries.get(endpoint_id)
         return None if entry is None else entry.expected_run_seconds
+
+    def deadline_seconds(self, endpoint_id: str, default: float) -> float:
+        """Seconds from a job's creation to its forced end: ``default``
+        (``GENQUEUE_JOB_DEADLINE``), stretched for a model whose runs are long, so a job is
+        not failed while it runs as it should (a 300 s video under a 240 s deadline would
+        be), with room for the queue before it: :data:`RUNS_BEFORE_DEADLINE` runs."""
+        expected = self.expected_run_seconds(endpoint_id)
+        if expected is None:
+            return default
+        return max(default, RUNS_BEFORE_DEADLINE * expected)
 
 
 def _schema_names(entries: Iterable[ModelEntry]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 surfaces, validated against their own schemas, priced, and documented."""
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from jsonschema import Draft202012Validator
 from api.app import create_app
 from models.catalogue import builtin_catalogue
 from models.settings import Settings
+from tests.api.conftest import MAX_BODY
 from tests.api.support import MODEL, RecordingPublisher, auth
 
 VIDEO = "fal-ai/kling-video/v2.1/master/text-to-video"
@@ -154,3 +156,80 @@ def test_a_bad_operator_file_stops_the_app_with_a_line_naming_it(
     path.write_text(yaml.safe_dump({"models": [{**ADDED_ENTRY, "expected_run_seconds": -1}]}))
     with pytest.raises(ValueError, match=r"models\.yaml: model acme/upscaler/v2: expected_run"):
         create_app(api_settings.model_copy(update={"models_file": path}))
+
+
+UNLISTED = "acme/brand-new/model"
+
+
+@pytest.fixture
+def unlisted_client(api_settings: Settings) -> Iterator[TestClient]:
+    settings = api_settings.model_copy(update={"allow_unlisted_models": True})
+    with TestClient(create_app(settings, publisher=RecordingPublisher())) as client:
+        yield client
+
+
+def test_an_unlisted_model_is_refused_by_default_on_every_surface(
+    client: TestClient, key: str, recorder: RecordingPublisher
+) -> None:
+    body = {"anything": ["goes", 1]}
+    assert client.post(f"/{UNLISTED}", json=body, headers=auth(key)).status_code == 404
+    assert client.post(f"/run/{UNLISTED}", json=body, headers=auth(key)).status_code == 404
+    created = client.post(
+        "/v1/generations", json={"model": UNLISTED, "input": body}, headers=auth(key)
+    )
+    assert created.status_code == 422
+    assert created.json()["detail"][0]["loc"] == ["body", "model"]
+    assert recorder.published == []
+
+
+def test_unlisted_models_pass_with_only_an_object_and_size_check_when_allowed(
+    unlisted_client: TestClient, key: str
+) -> None:
+    client = unlisted_client
+    body = {"anything": ["goes", 1], "prompt": 7}
+    queued = client.post(f"/{UNLISTED}/", json=body, headers=auth(key))
+    assert queued.status_code == 200, queued.text
+    assert queued.json()["status_url"].endswith(
+        f"/acme/brand-new/requests/{queued.json()['request_id']}/status"
+    )
+    record = client.get(f"/v1/generations/{queued.json()['request_id']}", headers=auth(key)).json()
+    assert (record["model"], record["input"], record["estimated_cost"]) == (UNLISTED, body, None)
+    created = client.post(
+        "/v1/generations", json={"model": UNLISTED, "input": body}, headers=auth(key)
+    )
+    assert created.status_code == 201, created.text
+    not_object = client.post(f"/{UNLISTED}", json=["a"], headers=auth(key))
+    assert not_object.status_code == 422
+    assert [(e["loc"], e["type"]) for e in not_object.json()["detail"]] == [(["body"], "dict_type")]
+    nested = client.post(
+        "/v1/generations", json={"model": UNLISTED, "input": "x"}, headers=auth(key)
+    )
+    assert nested.status_code == 422
+    assert nested.json()["detail"][0]["loc"] == ["body", "input"]
+    for malformed in ("acme", "acme/", "-acme/x", "acme/x y"):
+        refused = client.post(
+            "/v1/generations", json={"model": malformed, "input": {}}, headers=auth(key)
+        )
+        assert refused.status_code == 422, malformed
+        assert refused.json()["detail"][0]["loc"] == ["body", "model"]
+    assert client.post("/acme", json={}, headers=auth(key)).status_code == 404
+    too_big = client.post(f"/{UNLISTED}", json={"x": "y" * MAX_BODY}, headers=auth(key))
+    assert too_big.status_code == 413
+    listed = client.post(f"/{VIDEO}", json={"prompt": "a boat", "duration": "7"}, headers=auth(key))
+    assert listed.status_code == 422, "listed models keep their schema"
+
+
+def test_a_long_models_deadline_outlasts_its_runs(api_settings: Settings, key: str) -> None:
+    settings = api_settings.model_copy(update={"job_deadline": 120.0})
+    with TestClient(create_app(settings, publisher=RecordingPublisher())) as client:
+        video = client.post(f"/{VIDEO}", json={"prompt": "a boat"}, headers=auth(key)).json()
+        image = client.post(f"/{MODEL}", json={"prompt": "a boat"}, headers=auth(key)).json()
+        seconds = {}
+        for name, queued in (("video", video), ("image", image)):
+            record = client.get(f"/v1/generations/{queued['request_id']}", headers=auth(key))
+            detail = record.json()
+            created = datetime.fromisoformat(detail["created_at"])
+            seconds[name] = (
+                datetime.fromisoformat(detail["deadline_at"]) - created
+            ).total_seconds()
+    assert seconds == {"video": 4 * 300, "image": 120}
