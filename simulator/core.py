@@ -16,7 +16,8 @@ from simulator.engine import JobQueue
 from simulator.faults import CALL_KINDS, FaultBook, FaultRule
 from simulator.images import ImageCache, image_file
 from simulator.jobs import Job, JobState
-from simulator.payloads import job_info, status_body, submit_body, webhook_payload
+from simulator.models import model_for, run_scale
+from simulator.payloads import job_info, media_bytes, status_body, submit_body, webhook_payload
 from simulator.replies import Reply, detail, fault_reply
 from simulator.signing import WebhookSigner
 from simulator.store import JobStore
@@ -226,6 +227,8 @@ class Simulator:
             if job is None or job.state is not JobState.COMPLETED or job.error is not None:
                 return None
             params, seed = job.params, job.seed
+        if model_for(job.endpoint).kind in ("video", "audio"):
+            return media_bytes(job, name)
         return image_file(self._images, request_id, name, params=params, seed=seed)
 
     def take_webhooks(self) -> tuple[list[WebhookDelivery], int]:
@@ -289,10 +292,13 @@ class Simulator:
         return self._mono0 + (wall - self._wall0)
 
     def _run_time(self, job: Job) -> float:
+        """``run_time`` (± jitter), times the model's catalogue run time over the seed's."""
         cfg = self._config
+        scale = run_scale(job.endpoint)
         if not cfg.run_time_jitter:
-            return cfg.run_time
-        return max(0.0, cfg.run_time + self._rng.uniform(-cfg.run_time_jitter, cfg.run_time_jitter))
+            return cfg.run_time * scale
+        jitter = self._rng.uniform(-cfg.run_time_jitter, cfg.run_time_jitter)
+        return max(0.0, (cfg.run_time + jitter) * scale)
 
     def _on_end(self, job: Job) -> None:
         if job.webhook_url is None:

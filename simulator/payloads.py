@@ -2,9 +2,12 @@
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from simulator.jobs import Job, JobState, Outcome
+from simulator.media import render_video, render_wav
+from simulator.models import model_for
 
 Wall = Callable[[float], float]
 
@@ -102,9 +105,26 @@ def image_name(job: Job, index: int) -> str:
     return f"{index}.{job.params.output_format}"
 
 
+VIDEO_NAME = "video.mp4"
+AUDIO_NAME = "audio.wav"
+
+
 def result_body(job: Job, base: str) -> dict[str, Any]:
-    """A successful job's output (``FluxProV11Output``)."""
+    """A successful job's output, shaped by its model's kind: ``images`` (``FluxProV11Output``),
+    a ``video`` or an ``audio`` file object."""
     params = job.params
+    kind = model_for(job.endpoint).kind
+    if kind in ("video", "audio"):
+        name = VIDEO_NAME if kind == "video" else AUDIO_NAME
+        data = media_bytes(job, name)
+        assert data is not None
+        file = {
+            "url": f"{base}/files/{job.request_id}/{name}",
+            "content_type": data[1],
+            "file_name": name,
+            "file_size": len(data[0]),
+        }
+        return {kind: file, "seed": job.seed, "prompt": params.prompt}
     width, height = params.size
     images = [
         {
@@ -122,6 +142,22 @@ def result_body(job: Job, base: str) -> dict[str, Any]:
         "has_nsfw_concepts": [params.nsfw] * params.num_images,
         "prompt": params.prompt,
     }
+
+
+@lru_cache(maxsize=16)
+def _media(name: str, prompt: str, seed: int) -> tuple[bytes, str]:
+    if name == VIDEO_NAME:
+        return render_video(prompt, seed), "video/mp4"
+    return render_wav(prompt, seed), "audio/wav"
+
+
+def media_bytes(job: Job, name: str) -> tuple[bytes, str] | None:
+    """The bytes and content type of a video or audio job's file (made once, kept a while);
+    None when the job makes no file of that name."""
+    kind = model_for(job.endpoint).kind
+    if (kind, name) not in (("video", VIDEO_NAME), ("audio", AUDIO_NAME)):
+        return None
+    return _media(name, job.params.prompt, job.seed)
 
 
 def webhook_payload(job: Job, base: str) -> dict[str, Any]:
