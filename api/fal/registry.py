@@ -34,10 +34,17 @@ def unknown_model_message(model_id: str, catalogue: Catalogue) -> str:
 
 def serves(catalogue: Catalogue, endpoint_id: str, *, allow_unlisted: bool) -> bool:
     """Whether genqueue takes jobs for this model: a catalogue entry, or, with
-    ``GENQUEUE_ALLOW_UNLISTED_MODELS``, any well-formed endpoint id (``owner/app[/path…]``)."""
+    ``GENQUEUE_ALLOW_UNLISTED_MODELS``, any well-formed endpoint id (``owner/app[/path…]``).
+
+    A ``requests`` segment is never a model's: it is fal's queue URL of a request
+    (``owner/app/requests/ID/status``), so a stray POST there is not a submit."""
     if endpoint_id in catalogue:
         return True
-    return allow_unlisted and re.fullmatch(ENDPOINT_ID_PATTERN, endpoint_id) is not None
+    return (
+        allow_unlisted
+        and re.fullmatch(ENDPOINT_ID_PATTERN, endpoint_id) is not None
+        and "requests" not in endpoint_id.split("/")
+    )
 
 
 def validate_input(

@@ -213,6 +213,15 @@ def test_unlisted_models_pass_with_only_an_object_and_size_check_when_allowed(
         assert refused.status_code == 422, malformed
         assert refused.json()["detail"][0]["loc"] == ["body", "model"]
     assert client.post("/acme", json={}, headers=auth(key)).status_code == 404
+    # fal's queue URLs are never a model: a POST to a request's status is not a submit
+    status_path = f"/acme/brand-new/requests/{queued.json()['request_id']}/status"
+    assert client.post(status_path, json={}, headers=auth(key)).status_code == 404
+    queue_url_as_model = client.post(
+        "/v1/generations",
+        json={"model": status_path.strip("/"), "input": {}},
+        headers=auth(key),
+    )
+    assert queue_url_as_model.status_code == 422
     too_big = client.post(f"/{UNLISTED}", json={"x": "y" * MAX_BODY}, headers=auth(key))
     assert too_big.status_code == 413
     listed = client.post(f"/{VIDEO}", json={"prompt": "a boat", "duration": "7"}, headers=auth(key))
