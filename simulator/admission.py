@@ -72,6 +72,7 @@ def submit_record(
         "at": at,
         "priority": call.headers.get("x-fal-queue-priority"),
         "tags": call.headers.get("x-fal-tags"),
+        "caller": call.caller,
     }
 
 

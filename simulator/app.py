@@ -161,6 +161,7 @@ async def _serve_queue(sim: Simulator, scope: Scope, receive: Receive, send: Sen
         query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
         body=body,
         stream=found.stream,
+        caller=_caller(scope),
     )
     reply = sim.handle(call)
     if reply.delay > 0 and await hold(receive, reply.delay):
@@ -176,6 +177,11 @@ async def _serve_queue(sim: Simulator, scope: Scope, receive: Receive, send: Sen
         await stream_status(sim, call, reply, receive, send)
         return "200 (stream)"
     return await send_reply(send, reply)
+
+
+def _caller(scope: Scope) -> str | None:
+    client: Any = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _headers(scope: Scope) -> dict[str, str]:

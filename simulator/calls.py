@@ -13,6 +13,8 @@ class Call:
     """A queue API call: ``op`` on ``app`` (``owner/app``), naming ``request_id`` or ``endpoint``.
 
     ``headers`` has lower-case names. ``base_url`` is the scheme and host URLs should point at.
+    ``caller`` is the client's address (its IP), so a test spread over several hosts can tell
+    which host made each call.
     """
 
     op: Op
@@ -24,6 +26,7 @@ class Call:
     query: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     stream: bool = False
+    caller: str | None = None
 
     @property
     def authorization(self) -> str | None:

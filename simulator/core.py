@@ -184,6 +184,7 @@ class Simulator:
                 self._calls[call.op] += 1
                 if job is not None:
                     job.calls[call.op] += 1
+                    job.call_log.append((call.op, call.caller, now))
                     self._touch(job)
                 prompt = job.params.prompt if job is not None else gen_params(parsed).prompt
                 rule = self._faults.take(call.op, CALL_KINDS, prompt)
@@ -359,6 +360,7 @@ class Simulator:
         if job is not None:
             if job.webhook_url is not None:
                 self._webhooks_pending += 1
+            job.call_log.append(("submit", call.caller, now))
             self._jobs[job.request_id] = job
             self._queue.submit(job, now, cfg.capacity)
             self._touch(job)

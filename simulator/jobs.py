@@ -123,6 +123,8 @@ class Job:
     calls: dict[str, int] = field(
         default_factory=lambda: {"submit": 1, "status": 0, "result": 0, "cancel": 0}
     )
+    #: Every counted call on this job, oldest first: ``(op, caller address, clock time)``.
+    call_log: list[tuple[str, str | None, float]] = field(default_factory=list)
 
     @property
     def state(self) -> JobState:

@@ -70,6 +70,7 @@ def job_info(job: Job, position: int | None, wall: Wall) -> dict[str, Any]:
         "started_at": at(job.started),
         "completed_at": at(job.ended),
         "calls": dict(job.calls),
+        "call_log": [{"op": op, "caller": caller, "at": wall(t)} for op, caller, t in job.call_log],
         "cancel_requested": job.cancel_requested,
         "webhook_url": job.webhook_url,
     }

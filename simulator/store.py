@@ -110,6 +110,7 @@ def job_to_json(job: Job, to_wall: Convert) -> dict[str, Any]:
         "result_expired": job.result_expired,
         "duplicate_webhook": job.duplicate_webhook,
         "calls": dict(job.calls),
+        "call_log": [[op, caller, to_wall(t)] for op, caller, t in job.call_log],
     }
     for name in TIMES:
         value = getattr(job, name)
@@ -142,6 +143,9 @@ def job_from_json(data: dict[str, Any], to_clock: Convert) -> Job:
         result_expired=bool(data["result_expired"]),
         duplicate_webhook=bool(data["duplicate_webhook"]),
         calls={str(k): int(v) for k, v in data["calls"].items()},
+        call_log=[
+            (str(op), caller, to_clock(float(t))) for op, caller, t in data.get("call_log", [])
+        ],
         deadline=moment("deadline"),
         started=moment("started"),
         ended=moment("ended"),

@@ -52,6 +52,11 @@ def test_requests_submits_and_stats(api: SimClient) -> None:
     assert info["endpoint"] == MODEL
     assert (info["state"], info["outcome"]) == ("IN_PROGRESS", None)
     assert info["calls"] == {"submit": 1, "status": 2, "result": 0, "cancel": 0}
+    # Every call with the caller's address and time: a multi-host test tells hosts apart by it.
+    log = info["call_log"]
+    assert [entry["op"] for entry in log] == ["submit", "status", "status"]
+    assert {entry["caller"] for entry in log} == {"127.0.0.1"}
+    assert log[0]["at"] == info["submitted_at"]
     assert info["submitted_at"] == info["started_at"]
     assert info["completed_at"] is None
     assert info["cancel_requested"] is False
@@ -73,7 +78,9 @@ def test_requests_submits_and_stats(api: SimClient) -> None:
         "at",
         "priority",
         "tags",
+        "caller",
     }
+    assert record["caller"] == "127.0.0.1"
     assert record["body"] == {"prompt": "info please"}
     assert (record["priority"], record["tags"]) == (None, None)  # no such headers were sent
     stats = api.http.get("/_sim/stats").json()
