@@ -42,6 +42,12 @@ def assert_one_host_at_a_time(cluster: Cluster, gens: list[Generation]) -> int:
             if host != later_host:
                 assert later_at - at >= CONCURRENT, (gen.id, op, later_op, log)
         handed += len({host for host, _, _ in log}) > 1
+    polls: dict[str, int] = {}
+    for gen in gens:
+        for host, op, _ in _log(cluster, gen):
+            if op == "status":
+                polls[host] = polls.get(host, 0) + 1
+    print(f"status calls by host: {polls} for {len(gens)} jobs")
     return handed
 
 
@@ -49,8 +55,22 @@ def _submitted_by(cluster: Cluster, jobs: HostJobs) -> dict[str, int]:
     hosts: dict[str, int] = {}
     for record in cluster.sim.submits(jobs.marker):
         host = cluster.host_of(record["caller"])
+        if record["request_id"] is None:  # refused: nothing started upstream
+            host += f" refused {record['status_code']}"
         hosts[host] = hosts.get(host, 0) + 1
     return hosts
+
+
+def _submit_until_w1_works(jobs: HostJobs, cluster: Cluster, prompt: str) -> list[uuid.UUID]:
+    """JOBS jobs or more, in waves, until w1 has taken some: which worker takes a submit task is
+    the broker's choice, and the fault must find w1 at work."""
+    ids: list[uuid.UUID] = []
+    deadline = time.monotonic() + 90
+    while len(ids) < JOBS or not _submitted_by(cluster, jobs).get("w1"):
+        assert time.monotonic() < deadline, f"w1 took none of {len(ids)} jobs"
+        ids += [jobs.submit(f"{prompt} {len(ids) + i}") for i in range(2)]
+        time.sleep(0.3)
+    return ids
 
 
 def _live(jobs: HostJobs, ids: list[uuid.UUID]) -> int:
@@ -71,8 +91,7 @@ def test_the_skewed_host_is_ahead(cluster: Cluster) -> None:
 
 def test_worker_host_powered_off_mid_flight(jobs: HostJobs, cluster: Cluster) -> None:
     cluster.sim.configure(run_time=2.0)
-    ids = [jobs.submit(f"power {i}") for i in range(JOBS)]
-    wait_until(lambda: _submitted_by(cluster, jobs).get("w1", 0) >= 2, 60, what="w1 at work")
+    ids = _submit_until_w1_works(jobs, cluster, "power")
     pids = cluster.power_off("w1")
     assert len(pids) >= 3, pids  # the worker and its pool processes, all at once
     more = [jobs.submit(f"after power-off {i}") for i in range(4)]
@@ -87,8 +106,7 @@ def test_worker_host_powered_off_mid_flight(jobs: HostJobs, cluster: Cluster) ->
 
 def test_worker_host_cut_off_from_the_data_host(jobs: HostJobs, cluster: Cluster) -> None:
     cluster.sim.configure(run_time=3.0)
-    ids = [jobs.submit(f"cut {i}") for i in range(JOBS)]
-    wait_until(lambda: _submitted_by(cluster, jobs).get("w1", 0) >= 2, 60, what="w1 at work")
+    ids = _submit_until_w1_works(jobs, cluster, "cut")
     cluster.sandbox.cut("w1", "back")
     cut_at = time.monotonic()
     try:
