@@ -4,8 +4,9 @@
   (the machine's own services listen on its loopback, which another namespace cannot reach, and
   the faults must cut the path to them, so the data host runs its own);
 - ``api``: the API (uvicorn) and beat;
-- ``w1``, ``w2``: a Celery worker each (submits and polls), on both networks; ``w2``'s clock
-  runs ``SKEW`` ahead (libfaketime), so leases pass between hosts that disagree on the time;
+- ``w1``, ``w2``: a Celery worker each (submits and polls), on both networks; ``w1``'s clock
+  runs ``SKEW`` ahead (libfaketime), so leases pass between hosts that disagree on the time
+  (the faults strike ``w1``; each test first waits until ``w1`` has taken some of its jobs);
 - ``upstream``: the simulator, on the front network only.
 
 ``GENQUEUE_MULTIHOST_SCALE=full`` runs more jobs per fault than CI's default ``ci``."""
@@ -14,6 +15,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +161,7 @@ class Cluster:
             argv += ["-Q", f"{tasknames.QUEUE},{tasknames.TIMER_QUEUE}"]
             argv += ["--concurrency", "2", "--pool", "prefork"]
             argv += ["-n", f"{marked('gq-mh-')}{host}@%h", "--without-mingle", "--without-gossip"]
-            extra = skewed if host == "w2" else None
+            extra = skewed if host == "w1" else None
             self.processes[host] = [on(host, "worker", argv, extra)]
         self.sim = SimAdmin(self.sim_url)
 
@@ -179,8 +181,13 @@ class Cluster:
         return pids
 
     def power_on(self, host: str) -> None:
+        """Start the host's processes; a worker host is on once its worker says it is ready
+        (Celery boots in seconds to tens of seconds on a busy machine)."""
         for proc in self.processes[host]:
+            ready = proc.log().count(" ready.")
             proc.start()
+            if host in WORKER_HOSTS:
+                wait_until(partial(_readier, proc, ready), 90, what=proc.name)
 
     def host_of(self, address: str | None) -> str:
         for name, host in self.sandbox.hosts.items():
@@ -200,6 +207,11 @@ class Cluster:
         return "\n".join(
             f"==== {p.name}\n{p.log()[-5000:]}" for procs in self.processes.values() for p in procs
         )
+
+
+def _readier(proc: Process, ready: int) -> bool:
+    """Whether the worker logged "ready." more often than ``ready`` times (it booted again)."""
+    return proc.log().count(" ready.") > ready
 
 
 @pytest.fixture(scope="package")
@@ -267,11 +279,10 @@ class HostJobs(Jobs):
 @pytest.fixture
 def jobs(cluster: Cluster) -> Iterator[HostJobs]:
     for host in ("upstream", "api", *WORKER_HOSTS):  # a test's fault is mended by the next
-        for proc in cluster.processes[host]:
-            if proc.proc is None or proc.proc.poll() is not None:
-                proc.start()
+        if any(p.proc is None or p.proc.poll() is not None for p in cluster.processes[host]):
+            cluster.power_on(host)
     cluster.sim.clear_faults()
-    cluster.sim.configure(run_time=1.0)
+    cluster.sim.configure(run_time=1.0, capacity=4)
     jobs = HostJobs(cluster)
     try:
         yield jobs

@@ -78,10 +78,10 @@ def _live(jobs: HostJobs, ids: list[uuid.UUID]) -> int:
 
 
 def test_the_skewed_host_is_ahead(cluster: Cluster) -> None:
-    """w2's processes see the wall clock SKEW ahead (what its worker runs under)."""
+    """w1's processes see the wall clock SKEW ahead (what its worker runs under)."""
     code = "import time; print(time.time())"
     env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": SKEW, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    argv = cluster.sandbox.hosts["w2"].wrap(["env", *(f"{k}={v}" for k, v in env.items())])
+    argv = cluster.sandbox.hosts["w1"].wrap(["env", *(f"{k}={v}" for k, v in env.items())])
     before = time.time()
     seen = float(subprocess.run([*argv, sys.executable, "-c", code], capture_output=True,
                                 text=True, check=True).stdout)  # fmt: skip
@@ -105,7 +105,7 @@ def test_worker_host_powered_off_mid_flight(jobs: HostJobs, cluster: Cluster) ->
 
 
 def test_worker_host_cut_off_from_the_data_host(jobs: HostJobs, cluster: Cluster) -> None:
-    cluster.sim.configure(run_time=3.0)
+    cluster.sim.configure(run_time=3.0, capacity=None)  # the jobs of the cut do not queue
     ids = _submit_until_w1_works(jobs, cluster, "cut")
     cluster.sandbox.cut("w1", "back")
     cut_at = time.monotonic()
