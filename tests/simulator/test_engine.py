@@ -1,7 +1,6 @@
 """The queue engine in-process: positions against a brute-force model, scale, clock injection."""
 
 import random
-import time
 from typing import Any
 
 from simulator import ManualClock, Simulator, SimulatorConfig
@@ -70,10 +69,10 @@ def _call(op: Op, **fields: Any) -> Call:
     return Call(op=op, app=APP, base_url="http://sim", **fields)
 
 
-def test_five_thousand_concurrent_jobs_stay_cheap() -> None:
+def test_six_thousand_concurrent_jobs_keep_their_places_and_all_complete() -> None:
+    """Correctness at scale; what it costs is the simulator benchmark's business, not a timer's."""
     clock = ManualClock()
     sim = Simulator(SimulatorConfig(run_time=5.0, capacity=40), clock=clock)
-    started = time.perf_counter()
     ids = []
     for n in range(6000):
         body = b'{"prompt": "load %d"}' % n
@@ -85,7 +84,6 @@ def test_five_thousand_concurrent_jobs_stay_cheap() -> None:
         sim.handle(_call("status", request_id=request_id))
     clock.advance(5.0 * 6000 / 40)
     assert sim.stats()["jobs"] == {"in_queue": 0, "in_progress": 0, "completed": 6000}
-    assert time.perf_counter() - started < 5.0  # ~0.3 s on a laptop core
 
 
 def test_wall_clock_times_follow_the_injected_clock() -> None:
