@@ -16,8 +16,23 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, exists, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    Text,
+    Update,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from models.files import file_objects
 from models.state import log_event
@@ -105,11 +120,11 @@ def expand_pending(session: Session, now: datetime, *, limit: int) -> int:
 def claim_due(
     session: Session, now: datetime, *, limit: int, lease_until: datetime
 ) -> list[DueFile]:
-    """Lease up to ``limit`` files due for a copy, the longest waiting first."""
+    """Lease up to ``limit`` files due for a copy, the longest waiting first: one statement
+    (the lease taken on the rows it locked, skipping those another claim holds)."""
     f, g = MEDIA_FILES.c, GENERATIONS.c
-    rows = session.execute(
-        select(f.id, f.generation_id, f.position, f.upstream_url, f.attempts, g.completed_at)
-        .join(GENERATIONS, g.id == f.generation_id)
+    due = (
+        select(f.id)
         .where(
             f.status == MediaStatus.PENDING.value,
             f.next_at <= now,
@@ -117,25 +132,19 @@ def claim_due(
         )
         .order_by(f.next_at)
         .limit(limit)
-        .with_for_update(skip_locked=True, of=MEDIA_FILES)
+        .with_for_update(skip_locked=True)
+        .cte("due")  # a CTE is run once: the LIMIT and the locks hold as written
+    )
+    completed_at = select(g.completed_at).where(g.id == f.generation_id).scalar_subquery()
+    rows = session.execute(
+        update(MEDIA_FILES)
+        .where(f.id.in_(select(due.c.id)))
+        .values(lease_until=lease_until)
+        .returning(f.id, f.generation_id, f.position, f.upstream_url, f.attempts, completed_at)
     ).all()
-    if rows:
-        session.execute(
-            update(MEDIA_FILES)
-            .where(f.id.in_([r.id for r in rows]))
-            .values(lease_until=lease_until)
-        )
     return [
-        DueFile(
-            r.id,
-            r.generation_id,
-            r.position,
-            r.upstream_url,
-            r.attempts,
-            r.completed_at or now,
-            lease_until,
-        )
-        for r in rows
+        DueFile(id_, gen_id, position, url, attempts, done or now, lease_until)
+        for id_, gen_id, position, url, attempts, done in sorted(rows)
     ]
 
 
@@ -156,10 +165,10 @@ class Outcome:
 def record_outcomes(
     session: Session, ended: Sequence[tuple[DueFile, Outcome]], now: datetime
 ) -> list[bool]:
-    """Write the outcomes of copy attempts, each while its lease is still ours, their events
-    in one statement; settle each touched generation's ``media_status`` once none of its
-    files is pending. Whether each won."""
-    f, g = MEDIA_FILES.c, GENERATIONS.c
+    """Write the outcomes of copy attempts, each while its lease is still ours, in one
+    statement, their events in another; settle each touched generation's ``media_status``
+    once none of its files is pending. Whether each won."""
+    g = GENERATIONS.c
     settling = sorted(
         {d.generation_id for d, o in ended if o.status is not MediaStatus.PENDING}, key=str
     )
@@ -167,26 +176,18 @@ def record_outcomes(
         # Taken first, in one order: an event row's foreign key share-locks its generation,
         # and two writers each holding that while waiting for this lock would deadlock.
         session.execute(select(g.id).where(g.id.in_(settling)).order_by(g.id).with_for_update())
-    won: list[bool] = []
+    rows = [(due, outcome, *_file_values(due, outcome, now)) for due, outcome in ended]
+    written = _write_files(session, [(due, values) for due, _, values, _ in rows])
+    won = [due.id in written for due, *_ in rows]
     events: list[dict[str, Any]] = []
-    for due, outcome in ended:
-        values, kind = _file_values(due, outcome, now)
-        count = session.execute(
-            update(MEDIA_FILES)
-            .where(
-                f.id == due.id,
-                f.status == MediaStatus.PENDING.value,
-                f.lease_until == due.lease_until,
-            )
-            .values(**values)
-        ).rowcount  # type: ignore[attr-defined]
-        won.append(count == 1)
-        if count == 1:
-            detail: dict[str, Any] = {"position": due.position, "attempt": due.attempts + 1}
-            detail |= outcome.detail or {}
-            if outcome.reason:
-                detail["reason"] = outcome.reason
-            events.append({"generation_id": due.generation_id, "kind": kind, "detail": detail})
+    for due, outcome, _, kind in rows:
+        if due.id not in written:
+            continue
+        detail: dict[str, Any] = {"position": due.position, "attempt": due.attempts + 1}
+        detail |= outcome.detail or {}
+        if outcome.reason:
+            detail["reason"] = outcome.reason
+        events.append({"generation_id": due.generation_id, "kind": kind, "detail": detail})
     for event in events:
         log_event(event["generation_id"], event["kind"], None, None, event["detail"])
     if events:
@@ -199,23 +200,93 @@ def record_outcomes(
     return won
 
 
+FILE_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "id": BigInteger(),
+    "lease_until": DateTime(timezone=True),
+    "attempts": Integer(),
+    "status": Text(),
+    "sha256": Text(),
+    "size": BigInteger(),
+    "content_type": Text(),
+    "stored_at": DateTime(timezone=True),
+    "next_at": DateTime(timezone=True),
+    "error": Text(),
+}
+"""What one copy attempt writes to its file row (``id`` and ``lease_until`` are the guard)."""
+
+
+def _write_files_statement() -> Update:
+    """``UPDATE media_files … FROM unnest(:id, :lease_until, …)``: each column's values one
+    array parameter, so the SQL text is the same for any number of files (a prepared
+    statement, as the intake's insert), and ``RETURNING`` says which leases were still ours."""
+    f = MEDIA_FILES.c
+    arrays = [bindparam(f"new_{name}", type_=ARRAY(kind)) for name, kind in FILE_COLUMNS.items()]
+    new = func.unnest(*arrays).table_valued(*FILE_COLUMNS).render_derived(name="new")
+    return (
+        update(MEDIA_FILES)
+        .where(
+            f.id == new.c.id,
+            f.status == MediaStatus.PENDING.value,
+            f.lease_until == new.c.lease_until,
+        )
+        .values({name: new.c[name] for name in FILE_COLUMNS if name not in ("id", "lease_until")})
+        .values(lease_until=None)
+        .returning(f.id)
+    )
+
+
+_WRITE_FILES = _write_files_statement()
+
+
+def _write_files(session: Session, rows: Sequence[tuple[DueFile, dict[str, Any]]]) -> set[int]:
+    """Write each file's values under its lease; the ids whose lease was still ours."""
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        full = [{**values, "id": due.id, "lease_until": due.lease_until} for due, values in rows]
+        params = {f"new_{name}": [row[name] for row in full] for name in FILE_COLUMNS}
+        return set(session.scalars(_WRITE_FILES, params).all())
+    f = MEDIA_FILES.c
+    written: set[int] = set()
+    for due, values in rows:  # SQLite: one writer at a time, no round trips to save
+        count = session.execute(
+            update(MEDIA_FILES)
+            .where(
+                f.id == due.id,
+                f.status == MediaStatus.PENDING.value,
+                f.lease_until == due.lease_until,
+            )
+            .values(**values, lease_until=None)
+        ).rowcount  # type: ignore[attr-defined]
+        if count == 1:
+            written.add(due.id)
+    return written
+
+
 def _file_values(due: DueFile, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], EventKind]:
-    values: dict[str, Any] = {"attempts": due.attempts + 1, "lease_until": None}
+    """Every column of :data:`FILE_COLUMNS` but the guard: a file not stored has no facts."""
+    values: dict[str, Any] = {
+        "attempts": due.attempts + 1,
+        "status": outcome.status.value,
+        "sha256": None,
+        "size": None,
+        "content_type": None,
+        "stored_at": None,
+        "next_at": None,
+        "error": outcome.reason,
+    }
     if outcome.status is MediaStatus.STORED:
         values |= {
-            "status": outcome.status.value,
             "sha256": outcome.sha256,
             "size": outcome.size,
             "content_type": outcome.content_type,
             "stored_at": now,
-            "next_at": None,
             "error": None,
         }
         return values, EventKind.MEDIA_STORED
     if outcome.status is MediaStatus.FAILED:
-        values |= {"status": outcome.status.value, "error": outcome.reason, "next_at": None}
         return values, EventKind.MEDIA_FAILED
-    values |= {"error": outcome.reason, "next_at": outcome.retry_at}
+    values["next_at"] = outcome.retry_at
     return values, EventKind.MEDIA_RETRY
 
 

@@ -22,7 +22,7 @@ SIM_DEFAULTS: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def stack(pg_url: str, redis_url: str) -> Iterator[Stack]:
-    # A copy's lease is media_timeout plus as much again: a killed copy is retried within ~8 s.
+    # A copy's lease is three media_timeouts plus one more: a killed copy is retried in ~16 s.
     env = {"GENQUEUE_MEDIA_TIMEOUT": "4"}
     with running_stack(database_url=pg_url, broker_url=redis_url, extra_env=env) as s:
         yield s

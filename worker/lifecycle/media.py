@@ -2,10 +2,12 @@
 
 The database is the timer, as for polls: each file is a ``media_files`` row due at ``next_at``.
 Every tick, on a queue of its own (``genqueue.media``, so copies never delay a poll), lists the
-files of newly completed generations, leases up to ``media_concurrency`` due files, copies them
-at once over one pooled HTTP client, and writes each outcome under its lease. A worker killed
-mid-copy loses nothing: the lease runs out (``media_timeout`` and a margin of up to 15 s) and
-the next tick copies the file again, to the same key, so it is never stored twice under two names.
+files of newly completed generations, leases due files ahead of its ``media_concurrency`` copy
+threads, copies them over one pooled HTTP client, and writes the outcomes under their leases in
+groups (``media_writer.py``). A worker killed mid-copy loses nothing: the lease runs out (three
+``media_timeout`` and a margin of up to 15 s: a leased file may wait in the queue for two rounds
+of copies before its own) and a later tick copies the file again, to the same key, so it is
+never stored twice under two names.
 Transient failures are retried with doubling delays (2 s … 5 min, with jitter) until
 ``media_deadline`` after completion; then, or at once for a permanent failure, the file is
 ``failed`` with the reason, and the job stays ``completed`` with its upstream URL.
@@ -19,11 +21,12 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending, record_outcomes
+from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending
 from models.media_deletion import deleting_files, forget_files
 from models.media_store import MediaStore
 from worker.context import WorkerContext
 from worker.lifecycle.media_copy import CopyRejected, CopyTransient, copy_file
+from worker.lifecycle.media_writer import OutcomeWriter
 
 log = logging.getLogger(__name__)
 EXPAND_BATCH = 200
@@ -35,6 +38,9 @@ PURGE_BATCH = 500
 FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
 LEASE_MARGIN = 15.0
+QUEUED_ROUNDS = 2
+"""Rounds of ``media_concurrency`` files leased and queued behind the running copies at most:
+a file's lease covers its wait in the queue (that many copies' time limits) and its copy."""
 
 
 def media_http(timeout: float, max_connections: int) -> httpx.Client:
@@ -51,32 +57,40 @@ def media_http(timeout: float, max_connections: int) -> httpx.Client:
 def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) -> dict[str, int]:
     """The body of ``generation.copy_media``: how many files ended each way this tick.
 
-    Copies run ``media_concurrency`` at once and the tick keeps them coming: whenever half the
-    slots are free it leases more due files, until none is due or ``TICK_BUDGET`` has passed
-    (then the next tick goes on). So one slow file holds one slot, never the tick."""
-    limits = ctx.limits
+    Copies run ``media_concurrency`` at once; each hands its outcome to the writer
+    (``media_writer.py``: group commits) and its thread takes the next leased file at once:
+    this thread keeps up to ``QUEUED_ROUNDS`` times as many leased and queued behind the
+    running copies, and leases ``media_concurrency`` or more whenever that queue falls to one
+    round, so the copy threads never wait for a lease, however slow the database answers. It
+    stops leasing when none is due or ``TICK_BUDGET`` has passed (the next tick goes on), so
+    one slow file holds one slot, never the tick."""
     started = time.monotonic()
     counts: Counter[str] = Counter()
     listed = _expand(ctx)
     removed = remove_deleted(ctx, store, ctx.clock())
     counts.update({k: v for k, v in (("listed", listed), ("removed", removed)) if v})
-    slots = limits.media_concurrency
-    running: set[Future[str]] = set()
+    slots = ctx.limits.media_concurrency
+    running: set[Future[None]] = set()  # copying, or queued for a copy thread
     more = True
-    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="media") as pool:
-        while True:
-            room = slots - len(running)
-            if more and room >= max(1, slots // 4) and time.monotonic() - started < TICK_BUDGET:
-                due = _claim(ctx, room)
-                if len(due) < room:
-                    listed = _expand(ctx)
-                    counts["listed"] += listed
-                    more = bool(listed)
-                running |= {pool.submit(_copy_one, ctx, store, http, d) for d in due}
-            if not running:
-                break
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            counts.update(f.result() for f in done)
+    writer = OutcomeWriter(ctx)
+    try:
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="media") as pool:
+            while True:
+                room = (1 + QUEUED_ROUNDS) * slots - len(running)
+                if more and room >= slots and time.monotonic() - started < TICK_BUDGET:
+                    due = _claim(ctx, room)
+                    if len(due) < room:
+                        listed = _expand(ctx)
+                        counts["listed"] += listed
+                        more = bool(listed)
+                    running |= {pool.submit(_copy_one, ctx, store, http, d, writer) for d in due}
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+    finally:
+        counts.update(writer.close())
     return {k: v for k, v in counts.items() if v}
 
 
@@ -86,11 +100,16 @@ def _expand(ctx: WorkerContext) -> int:
 
 
 def _claim(ctx: WorkerContext, limit: int) -> list[DueFile]:
+    """Lease due files in one statement, in autocommit (atomic by itself: no BEGIN and COMMIT
+    round trips, which a loaded database makes the slow part)."""
     now = ctx.clock()
     timeout = ctx.limits.media_timeout
-    lease_until = now + timedelta(seconds=timeout + min(LEASE_MARGIN, timeout))
-    with ctx.sessions.begin() as session:
-        return claim_due(session, now, limit=limit, lease_until=lease_until)
+    lease = (1 + QUEUED_ROUNDS) * timeout + min(LEASE_MARGIN, timeout)
+    with ctx.sessions() as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        due = claim_due(session, now, limit=limit, lease_until=now + timedelta(seconds=lease))
+        session.commit()
+    return due
 
 
 def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
@@ -106,17 +125,22 @@ def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
     return len(doomed)
 
 
-def _copy_one(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> str:
-    """Copy one file and record how it went (in this thread: the writes of many copies run
-    at once, each in its own short transaction); the outcome's label."""
-    outcome = _attempt(ctx, store, http, due)
-    with ctx.sessions.begin() as session:
-        [won] = record_outcomes(session, [(due, outcome)], ctx.clock())
-    return outcome.status.value if won else "lost_lease"
+def _copy_one(
+    ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile, writer: OutcomeWriter
+) -> None:
+    """Copy one file (in a copy thread) and hand its outcome to the writer."""
+    writer.add(due, _attempt(ctx, store, http, due))
 
 
 def _attempt(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> Outcome:
+    """Copy one file: how it went. The copy ends before its lease does (a file that waited
+    in the queue gets what is left of it), so no other tick copies it at the same time."""
     limits = ctx.limits
+    now = ctx.clock()
+    time_limit = min(limits.media_timeout, (due.lease_until - now).total_seconds())
+    if time_limit <= 0:
+        reason = "the lease ran out before the copy began"
+        return Outcome(MediaStatus.PENDING, reason=reason, retry_at=now)
     try:
         copied = copy_file(
             http,
@@ -124,7 +148,7 @@ def _attempt(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: Due
             url=due.upstream_url,
             key=due.key,
             max_bytes=limits.media_max_bytes,
-            timeout=limits.media_timeout,
+            timeout=time_limit,
         )
         outcome = Outcome(
             MediaStatus.STORED,
