@@ -18,7 +18,6 @@ from api.fal.jwks import JwksCache
 from api.fal.settler import WebhookSettler
 from api.fal.watcher import StreamWatcher
 from api.intake import Intake, IntakeLimits
-from api.media import MediaSigner, MediaUrls, load_signing_key
 from api.proxies import TrustedProxies
 from api.publisher import Publisher
 from api.ratelimit import CreateLimiter
@@ -26,6 +25,7 @@ from models.catalogue import load_catalogue
 from models.db import make_engine, make_session_factory, normalize_url
 from models.destinations import AddressPolicy
 from models.media_store import MediaStore, open_store
+from models.media_urls import MediaSigner, MediaUrls, load_signing_key
 from models.secretbox import SecretBox, secret_box
 from models.settings import Settings
 from models.types import utcnow

@@ -12,12 +12,13 @@ becomes ``stored`` (every file copied) or ``failed`` (one or more could not be).
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     DateTime,
     Integer,
     Text,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -65,6 +67,27 @@ def file_urls(result: Any) -> Iterator[tuple[str, str]]:
 def media_status_for(result: Any) -> str | None:
     """What a freshly recorded result's ``media_status`` is: pending when it has files."""
     return MediaStatus.PENDING.value if next(file_urls(result), None) else None
+
+
+def awaits_copy(
+    media_status: str | None, completed_at: datetime | None, now: datetime, wait: float
+) -> bool:
+    """Whether an answer that hands out the result (a sync ``/run``, a client webhook) should
+    wait for the copy of its files, so it carries genqueue's URLs: the copy is pending and
+    completion was less than ``wait`` seconds ago."""
+    if media_status != MediaStatus.PENDING.value or completed_at is None:
+        return False
+    return now < completed_at + timedelta(seconds=wait)
+
+
+def copy_not_awaited(now: datetime, wait: float) -> ColumnElement[bool]:
+    """:func:`awaits_copy`, negated, as a condition on ``generations`` (due webhooks)."""
+    g = GENERATIONS.c
+    return or_(
+        g.media_status.is_(None),
+        g.media_status != MediaStatus.PENDING.value,
+        g.completed_at <= now - timedelta(seconds=wait),
+    )
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         120.0, gt=0, description="seconds one file's copy may take before it counts as failed"
     )
     media_concurrency: int = Field(16, ge=1, description="files one media tick copies at once")
+    media_wait: float = Field(
+        30.0,
+        ge=0,
+        description="seconds after completion a sync /run answer and a client webhook wait for "
+        "the copy of the files, to carry genqueue's URLs; 0 = never wait",
+    )
 
     tick_interval: float = Field(1.0, gt=0)
     reconcile_interval: float = Field(5.0, gt=0)

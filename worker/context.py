@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.media_store import MediaStore
+from models.media_urls import MediaUrls
 from models.secretbox import SecretBox
 from models.settings import Settings, from_setting, setting_values
 from models.types import utcnow
@@ -72,6 +73,7 @@ class Limits:
     media_timeout: float = from_setting("media_timeout")
     media_concurrency: int = from_setting("media_concurrency")
     media_retention_days: float = from_setting("media_retention_days")
+    media_wait: float = from_setting("media_wait")
     poll_threads: int = 16
     """Upstream checks of a poll batch made at once (not a setting)."""
 
@@ -100,3 +102,6 @@ class WorkerContext:
     """Where output files are copied; None: no copies (tests of other things)."""
     media_http: httpx.Client | None = None
     """The copies' pooled HTTP client (``worker.lifecycle.media.media_http``)."""
+    media_urls: MediaUrls | None = None
+    """Builds genqueue's URLs of stored files for webhook payloads; None: they carry the
+    upstream's (``models.media_urls.configured_urls``)."""

@@ -12,6 +12,7 @@ from celery import Celery
 from models.db import make_engine, make_session_factory
 from models.destinations import AddressPolicy
 from models.media_store import open_store
+from models.media_urls import configured_urls
 from models.secretbox import secret_box
 from models.settings import Settings
 from worker import metrics
@@ -58,6 +59,9 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         timeout=settings.webhook_timeout,
         max_connections=settings.webhook_concurrency,
     )
+    store = open_store(
+        settings.media_store, endpoint=settings.media_s3_endpoint, region=settings.media_s3_region
+    )
     return WorkerContext(
         sessions=make_session_factory(engine),
         client=client,
@@ -67,12 +71,9 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         observer=MetricsObserver(),
         secret_box=functools.cache(lambda: secret_box(settings)),
         send_webhook=webhook_http.send,
-        media_store=open_store(
-            settings.media_store,
-            endpoint=settings.media_s3_endpoint,
-            region=settings.media_s3_region,
-        ),
+        media_store=store,
         media_http=media_http(settings.media_timeout, settings.media_concurrency),
+        media_urls=configured_urls(settings),
     )
 
 

@@ -30,7 +30,6 @@ from api.fal.schemas import FalCancelResponse, FalOutput, FalStatusResponse, Fal
 from api.fal.status import WatchedStream, current_status, status_events
 from api.fal.watcher import Watch
 from api.lookups import owned_generation
-from api.media import result_for
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.state import AppState, CallerDep, SessionDep, StateDep, authenticate
@@ -48,6 +47,7 @@ from models.catalogue import Catalogue, ModelEntry
 from models.destinations import MAX_URL_LENGTH
 from models.endpoint_id import app_id
 from models.generations import CancelRequestOutcome, request_cancel
+from models.media_urls import result_for
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
 

@@ -1,6 +1,6 @@
 """``GET|HEAD /media/{generation_id}/{position}/{signature}[.ext]``: a stored output file.
 
-No ``Authorization`` header: the URL is the capability (api/media.py). A bad signature, an
+No ``Authorization`` header: the URL is the capability (models/media_urls.py). A bad signature, an
 unknown or deleted file answer 404 alike. Answers carry the stored ``Content-Type`` (sniffed
 from the bytes), ``Content-Length``, an ``ETag`` (the SHA-256), ``Cache-Control`` and
 ``Accept-Ranges``; a single ``Range: bytes=…`` gets 206 (416 when it starts past the end;

@@ -34,8 +34,11 @@ from api.openapi import SECURITY, errors, json_request_body
 from api.state import AppState, CallerDep, StateDep, authenticate
 from api.submission import IDEMPOTENCY_HEADER, IdempotencyKey, submit
 from models.catalogue import Catalogue, ModelEntry
+from models.media import awaits_copy
+from models.media_urls import MediaUrls, result_for
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
+from models.types import utcnow
 
 router = APIRouter(prefix="/run", tags=["fal-compatible run"])
 REQUEST_ID_HEADER = "X-Fal-Request-Id"
@@ -46,14 +49,22 @@ NO_STREAMING = (
 )
 
 
-def _ended(state: AppState, tenant_id: uuid.UUID, gen_id: uuid.UUID) -> FalAnswer | None:
+def _ended(
+    state: AppState, urls: MediaUrls, tenant_id: uuid.UUID, gen_id: uuid.UUID, *, last: bool
+) -> FalAnswer | None:
+    """The answer once the generation has ended and its files' copy settled (or
+    ``media_wait`` has passed since it completed, or this is the ``last`` look): the output
+    with genqueue's URLs for the files stored."""
     with state.sessions() as session:
         gen = session.scalar(
             select(Generation).where(Generation.id == gen_id, Generation.tenant_id == tenant_id)
         )
         if gen is None or GenerationStatus(gen.status) not in TERMINAL:
             return None
-        return result_answer(gen)
+        wait = state.settings.media_wait
+        if not last and awaits_copy(gen.media_status, gen.completed_at, utcnow(), wait):
+            return None
+        return result_answer(gen, result_for(session, gen, urls, keep_upstream=False))
 
 
 async def _wait(
@@ -62,9 +73,10 @@ async def _wait(
     """The answer once the generation has ended; None when the wait is over first (or the
     client went away)."""
     deadline = time.monotonic() + state.settings.run_timeout
+    urls = state.media_urls(request)
     while True:
-        answer = await run_in_threadpool(_ended, state, tenant_id, gen_id)
         left = deadline - time.monotonic()
+        answer = await run_in_threadpool(_ended, state, urls, tenant_id, gen_id, last=left <= 0)
         if answer is not None or left <= 0 or await request.is_disconnected():
             return answer
         await asyncio.sleep(min(state.settings.stream_poll_interval, left))

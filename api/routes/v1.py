@@ -14,7 +14,6 @@ from api.errors import ApiError, ValidationFailed, error_items, invalid, not_fou
 from api.fal.registry import serves, validate_input
 from api.listing import CURSOR_PATTERN, ID_PREFIX_PATTERN, Filters, as_utc, list_page, prefix_ids
 from api.lookups import events_of, local_queue_position, owned_generation
-from api.media import result_for
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
 from api.schemas import (
@@ -37,6 +36,7 @@ from api.views import new_detail, to_detail, to_public
 from models import tasknames
 from models.generations import CancelRequestOutcome, request_cancel
 from models.media_deletion import tombstone
+from models.media_urls import result_for, results_for
 from models.priority import Priority
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
@@ -159,6 +159,8 @@ def _bounded(value: datetime | None, name: str) -> datetime | None:
     openapi_extra=AUTH,
 )
 def list_generations(
+    request: Request,
+    state: StateDep,
     caller: CallerDep,
     session: SessionDep,
     status: Annotated[list[GenerationStatus] | None, Query()] = None,
@@ -192,7 +194,9 @@ def list_generations(
         ids=None if id_prefix is None else prefix_ids(id_prefix),
     )
     rows, next_cursor = list_page(session, caller.tenant_id, filters, limit=limit, cursor=cursor)
-    page = GenerationPage(items=[to_public(g) for g in rows], next_cursor=next_cursor)
+    results = results_for(session, rows, state.media_urls(request), keep_upstream=True)
+    items = [to_public(g).model_copy(update={"result": results[g.id]}) for g in rows]
+    page = GenerationPage(items=items, next_cursor=next_cursor)
     session.close()
     return page
 

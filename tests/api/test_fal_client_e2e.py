@@ -52,33 +52,36 @@ class E2E:
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+def e2e() -> Iterator[E2E]:
     with postgres_database() as db_url, redis_database() as broker_url:
         upgrade(db_url)
         engine = make_engine(db_url)
         key = new_key(make_session_factory(engine))
         engine.dispose()
-        settings = Settings(
-            database_url=db_url,
-            broker_url=broker_url,
-            data_dir=Path(tmp_path_factory.mktemp("e2e")),
-            submit_grace=2,
-        )
-        app = create_app(settings)
-        with (
-            running_stack(database_url=db_url, broker_url=broker_url, extra_env={}) as stack,
-            live_server(app) as base_url,
-        ):
-            previous = fal_module.QUEUE_URL_FORMAT, fal_module.RUN_URL_FORMAT
-            fal_module.QUEUE_URL_FORMAT = base_url + "/"
-            fal_module.RUN_URL_FORMAT = base_url + "/run/"  # as the README says
-            e2e = E2E(base_url=base_url, key=key, stack=stack, settings=settings)
-            try:
-                yield e2e
-            finally:
-                e2e.close_clients()
-                fal_module.QUEUE_URL_FORMAT, fal_module.RUN_URL_FORMAT = previous
-                app.state.genqueue.close()
+        with running_stack(database_url=db_url, broker_url=broker_url, extra_env={}) as stack:
+            # The stack's data dir: the worker's media store and the URLs' signing key.
+            settings = Settings(
+                database_url=db_url,
+                broker_url=broker_url,
+                data_dir=Path(stack.dir),
+                submit_grace=2,
+            )
+            app = create_app(settings)
+            with live_server(app) as base_url:
+                yield from _configured(E2E(base_url, key, stack, settings), app)
+
+
+def _configured(e2e: E2E, app: Any) -> Iterator[E2E]:
+    """fal-client pointed at genqueue while ``e2e`` lasts."""
+    previous = fal_module.QUEUE_URL_FORMAT, fal_module.RUN_URL_FORMAT
+    fal_module.QUEUE_URL_FORMAT = e2e.base_url + "/"
+    fal_module.RUN_URL_FORMAT = e2e.base_url + "/run/"  # as the README says
+    try:
+        yield e2e
+    finally:
+        e2e.close_clients()
+        fal_module.QUEUE_URL_FORMAT, fal_module.RUN_URL_FORMAT = previous
+        app.state.genqueue.close()
 
 
 @pytest.fixture
@@ -231,15 +234,22 @@ def test_run_answers_the_model_output(e2e: E2E, sim: Any) -> None:
     arguments = _prompt("run and wait")
     output = e2e.client().run(APP, arguments=arguments)
     assert "request_id" not in output, "the output, not a queue handle"
-    assert output["images"][0]["url"], _explain(e2e)
     assert output["prompt"] == arguments["prompt"]
+    image = output["images"][0]
+    assert image["url"].startswith(f"{e2e.base_url}/media/"), _explain(e2e)  # genqueue's copy
     page = httpx.get(
         f"{e2e.base_url}/v1/generations",
         params={"status": "completed"},
         headers={"Authorization": f"Key {e2e.key}"},
     ).json()
     [record] = [g for g in page["items"] if g["input"]["prompt"] == arguments["prompt"]]
-    assert record["result"] == output, "stored and followed like any other job"
+    [listed] = record["result"]["images"]
+    assert listed["url"] == image["url"], "the list hands out genqueue's URL too"
+    assert listed["upstream_url"].startswith(e2e.stack.sim_url)
+    copy, upstream = httpx.get(image["url"]), httpx.get(listed["upstream_url"])
+    assert copy.status_code == 200
+    assert copy.content == upstream.content
+    assert {**record["result"], "images": [image]} == output, "stored and followed like any job"
 
 
 def test_run_answers_a_failure_in_fals_format(e2e: E2E, sim: Any) -> None:

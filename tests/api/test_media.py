@@ -76,6 +76,16 @@ def test_v1_and_the_fal_result_carry_genqueues_url_and_v1_the_upstreams(
     assert fal["images"][0] == {"url": image["url"], "width": 8}
 
 
+def test_the_v1_list_carries_genqueues_url_and_the_upstreams_beside_it(
+    client: TestClient, key: str, stored: tuple[str, dict[str, Any]]
+) -> None:
+    gen_id, record = stored
+    page = client.get("/v1/generations", headers=auth(key)).json()
+    [listed] = [g for g in page["items"] if g["id"] == gen_id]
+    assert listed["result"] == record["result"]
+    assert listed["result"]["images"][0]["upstream_url"] == UPSTREAM
+
+
 def test_the_url_serves_the_bytes_without_authorization(
     client: TestClient, stored: tuple[str, dict[str, Any]]
 ) -> None:

@@ -39,6 +39,7 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         media_timeout=9.0,
         media_concurrency=3,
         media_retention_days=7.0,
+        media_wait=12.0,
         poll_min_delay=0.25,
         poll_max_delay=4.0,
         poll_jitter=0.0,
@@ -68,6 +69,7 @@ def test_limits_and_policy_are_read_from_the_settings() -> None:
         "media_timeout": 9.0,
         "media_concurrency": 3,
         "media_retention_days": 7.0,
+        "media_wait": 12.0,
         "poll_threads": Limits().poll_threads,
     }
     policy = BackoffPolicy.from_settings(settings)

@@ -18,7 +18,7 @@ from tests.worker.webhook_support import BOX, ended_jobs, tenant_of, webhook_ctx
 from worker.lifecycle.webhook_claim import claim
 from worker.lifecycle.webhook_http import WebhookHttp
 from worker.lifecycle.webhook_sign import message_id
-from worker.lifecycle.webhooks import deliver_webhooks, payload_for
+from worker.lifecycle.webhooks import deliver_webhooks, payload_builder
 
 PRIVATE_OK = AddressPolicy(allow_private=True)
 
@@ -82,7 +82,7 @@ def test_a_lost_attempt_is_sent_again_as_the_same_message(
     ctx = webhook_ctx(private_sessions)
     with webhook_receiver() as hook, WebhookHttp(PRIVATE_OK, timeout=5) as http:
         [gen_id] = ended_jobs(ctx, hook.url)
-        [lost] = claim(ctx, payload_for)  # taken by a worker that then died
+        [lost] = claim(ctx, payload_builder(ctx))  # taken by a worker that then died
         assert deliver_webhooks(ctx, http.send) == {}  # its lease still holds
         with ctx.sessions.begin() as session:
             session.execute(

@@ -19,7 +19,7 @@ from tests.worker.webhook_support import ended_jobs, webhook_ctx
 from worker.context import Limits, WorkerContext
 from worker.lifecycle.webhook_claim import claim, destination_of, share
 from worker.lifecycle.webhook_http import WebhookHttp
-from worker.lifecycle.webhooks import deliver_webhooks, payload_for
+from worker.lifecycle.webhooks import deliver_webhooks, payload_builder
 
 
 @pytest.fixture
@@ -76,11 +76,11 @@ def test_a_claim_takes_no_more_than_the_caps(db: sessionmaker[Session]) -> None:
     a = ended_jobs(ctx, "http://a.invalid/hook", 6)
     b = ended_jobs(ctx, "http://b.invalid:81/hook", 6)
     c = ended_jobs(ctx, "https://c.invalid/hook", 1)
-    first = claim(ctx, payload_for)
+    first = claim(ctx, payload_builder(ctx))
     assert len(first) == 5
     taken = {i.id for i in first}
     assert [len(taken & set(ids)) for ids in (a, b, c)] == [2, 2, 1]
-    assert claim(ctx, payload_for) == []  # every slot is in flight
+    assert claim(ctx, payload_builder(ctx)) == []  # every slot is in flight
     assert first[0].payload["status"] == "OK"
 
 

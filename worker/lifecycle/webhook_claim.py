@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from models.media import copy_not_awaited
 from models.status import TERMINAL
 from models.tables import GENERATIONS, Generation
 from worker.context import WorkerContext
@@ -74,26 +75,33 @@ def share(
     return dict(quota)
 
 
-def claim(ctx: WorkerContext, payload: Callable[[Generation], dict[str, Any]]) -> list[Due]:
+Payload = Callable[[Session, Generation], dict[str, Any]]
+"""What a delivery's receiver is sent, built in the claim's transaction."""
+
+
+def claim(ctx: WorkerContext, payload: Payload) -> list[Due]:
     """Lease the deliveries that may start now (see the module docstring), each with the
-    ``payload`` its receiver is sent."""
+    ``payload`` its receiver is sent. A completed job whose files are being copied waits for
+    the copy (up to ``media_wait`` after completion), so its payload carries genqueue's URLs
+    (when this worker can make them: ``ctx.media_urls``; else it has no reason to wait)."""
     now = ctx.clock()
     limits = ctx.limits
+    due = _due(now, limits.media_wait if ctx.media_urls is not None else 0.0)
     lease_until = now + timedelta(seconds=3 * limits.webhook_timeout + 10)
     with ctx.sessions.begin() as session:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
-        _label_destinations(session, now)
+        _label_destinations(session, now, due)
         busy = _in_flight(session, now)
         free = limits.webhook_concurrency - sum(busy.values())
         if free <= 0:
             return []
-        quota = share(_waiting(session, now), busy, free, limits.webhook_per_destination)
+        quota = share(_waiting(session, due), busy, free, limits.webhook_per_destination)
         rows: list[Generation] = []
         for dest, count in quota.items():
             rows += session.scalars(
                 select(Generation)
-                .where(_due(now), Generation.webhook_destination == dest)
+                .where(due, Generation.webhook_destination == dest)
                 .order_by(Generation.completed_at)
                 .limit(count)
             ).all()
@@ -105,14 +113,22 @@ def claim(ctx: WorkerContext, payload: Callable[[Generation], dict[str, Any]]) -
                 .execution_options(synchronize_session=False)
             )
         return [
-            Due(g.id, g.tenant_id, g.webhook_url or "", g.webhook_attempts, lease_until, payload(g))
+            Due(
+                g.id,
+                g.tenant_id,
+                g.webhook_url or "",
+                g.webhook_attempts,
+                lease_until,
+                payload(session, g),
+            )
             for g in rows
         ]
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
+def _due(now: datetime, media_wait: float) -> ColumnElement[bool]:
     g = Generation
     return and_(
+        copy_not_awaited(now, media_wait),
         g.status.in_([s.value for s in TERMINAL]),
         g.webhook_url.is_not(None),
         g.webhook_delivered_at.is_(None),
@@ -122,10 +138,10 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _label_destinations(session: Session, now: datetime) -> None:
+def _label_destinations(session: Session, now: datetime, due: ColumnElement[bool]) -> None:
     rows = session.execute(
         select(Generation.id, Generation.webhook_url)
-        .where(_due(now), Generation.webhook_destination.is_(None))
+        .where(due, Generation.webhook_destination.is_(None))
         .limit(LABEL_BATCH)
     ).all()
     if rows:
@@ -146,11 +162,11 @@ def _in_flight(session: Session, now: datetime) -> dict[str, int]:
     return {str(dest): int(n) for dest, n in rows}
 
 
-def _waiting(session: Session, now: datetime) -> dict[str, int]:
+def _waiting(session: Session, due: ColumnElement[bool]) -> dict[str, int]:
     """Due deliveries per destination, the destination waiting longest first."""
     rows = session.execute(
         select(Generation.webhook_destination, func.count(), func.min(Generation.completed_at))
-        .where(_due(now), Generation.webhook_destination.is_not(None))
+        .where(due, Generation.webhook_destination.is_not(None))
         .group_by(Generation.webhook_destination)
         .order_by(func.min(Generation.completed_at))
     ).all()

@@ -24,8 +24,10 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 
 from models.deliveries import Attempt, log_attempt
+from models.media_urls import result_for
 from models.secretbox import SecretUnreadable
 from models.state import record_event, update_where
 from models.status import TERMINAL, GenerationStatus
@@ -33,7 +35,7 @@ from models.tables import GENERATIONS, Generation
 from models.vocabulary import EventKind
 from models.webhook_secrets import signing_secrets
 from worker.context import WorkerContext
-from worker.lifecycle.webhook_claim import Due, claim
+from worker.lifecycle.webhook_claim import Due, Payload, claim
 from worker.lifecycle.webhook_http import Answer, Blocked, Message, Sender, Unsigned, describe
 from worker.lifecycle.webhook_retry import GONE, retry_delay
 from worker.lifecycle.webhook_sign import signed_headers
@@ -53,7 +55,7 @@ EVENT_KINDS = {
 
 def deliver_webhooks(ctx: WorkerContext, send: Sender) -> dict[str, int]:
     """The body of ``generation.deliver_webhooks``: how many deliveries ended each way."""
-    due = claim(ctx, payload_for)
+    due = claim(ctx, payload_builder(ctx))
     if not due:
         return {}
     keys = _signing_secrets(ctx, {d.tenant_id for d in due})
@@ -77,14 +79,26 @@ def _signing_secrets(ctx: WorkerContext, tenants: set[uuid.UUID]) -> dict[uuid.U
         return {}
 
 
-def payload_for(gen: Generation) -> dict[str, Any]:
+def payload_builder(ctx: WorkerContext) -> Payload:
+    """Builds each delivery's payload, its stored files' URLs genqueue's own (when the worker
+    can make them: ``ctx.media_urls``), as ``GET {response_url}`` hands them out."""
+
+    def build(session: Session, gen: Generation) -> dict[str, Any]:
+        return payload_for(gen, result_for(session, gen, ctx.media_urls, keep_upstream=False))
+
+    return build
+
+
+def payload_for(gen: Generation, result: dict[str, Any] | None) -> dict[str, Any]:
+    """fal's webhook shape with genqueue's ``generation`` beside it; ``result`` is the output
+    as handed out."""
     ok = gen.status == GenerationStatus.COMPLETED.value
     error = gen.error or {}
     return {
         "request_id": str(gen.id),
         "gateway_request_id": str(gen.id),
         "status": "OK" if ok else "ERROR",
-        "payload": gen.result if ok else error.get("body"),
+        "payload": result if ok else error.get("body"),
         "error": None if ok else error.get("message") or gen.status,
         "generation": {
             "id": str(gen.id),

@@ -1,5 +1,8 @@
 """Media URLs: capability URLs for the files genqueue stored, and results that carry them.
 
+Built by the API (for its answers) and by the worker (for outbound webhooks); both need the same
+signing key (``GENQUEUE_MEDIA_SIGNING_KEY``, or the key file of a shared data dir).
+
 A stored file's URL is ``{public base}/media/{generation_id}/{position}/{signature}{.ext}``,
 where the signature is an HMAC-SHA256 (the standard library's ``hmac``, compared in constant
 time) of ``{generation_id}/{position}`` under the media signing key, cut to 192 bits. Like a
@@ -14,7 +17,7 @@ import hashlib
 import hmac
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.media import MediaStatus, object_key
+from models.settings import Settings
 from models.tables import Generation, MediaFile
 
 SIGNATURE_CHARS = 32  # base64url characters: 192 bits
@@ -71,7 +75,9 @@ class MediaSigner:
 
 
 class MediaUrls:
-    """Builds a stored file's URL for one request's public base."""
+    """Builds a stored file's URL: under ``public_base`` (a CDN or public bucket), or the
+    API's capability URL under one public base (the request's, or the configured
+    ``GENQUEUE_PUBLIC_URL``)."""
 
     def __init__(self, signer: MediaSigner, base: str, public_base: str | None) -> None:
         self.signer, self.base, self.public_base = signer, base, public_base
@@ -85,14 +91,27 @@ class MediaUrls:
 
 
 def stored_files(session: Session, generation_id: uuid.UUID) -> Sequence[MediaFile]:
-    return session.scalars(
+    return stored_files_of(session, [generation_id]).get(generation_id, [])
+
+
+def stored_files_of(
+    session: Session, generation_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[MediaFile]]:
+    """The stored files of many generations (a page of a list), in one query."""
+    found: dict[uuid.UUID, list[MediaFile]] = {}
+    if not generation_ids:
+        return found
+    rows = session.scalars(
         select(MediaFile)
         .where(
-            MediaFile.generation_id == generation_id,
+            MediaFile.generation_id.in_(generation_ids),
             MediaFile.status == MediaStatus.STORED.value,
         )
-        .order_by(MediaFile.position)
+        .order_by(MediaFile.generation_id, MediaFile.position)
     ).all()
+    for row in rows:
+        found.setdefault(row.generation_id, []).append(row)
+    return found
 
 
 def with_media_urls(
@@ -132,13 +151,41 @@ def _at(doc: Any, pointer: str) -> Any:
 def result_for(
     session: Session,
     gen: Generation,
-    urls: MediaUrls,
+    urls: MediaUrls | None,
     *,
     keep_upstream: bool,
 ) -> dict[str, Any] | None:
-    """``gen``'s result as the API hands it out: with genqueue's URLs for its stored files."""
-    if gen.media_status is None:
-        return gen.result
-    return with_media_urls(
-        gen.result, stored_files(session, gen.id), urls, keep_upstream=keep_upstream
+    """``gen``'s result as genqueue hands it out: with genqueue's URLs for its stored files
+    (``urls`` None: none can be made here, the upstream's stay)."""
+    return results_for(session, [gen], urls, keep_upstream=keep_upstream)[gen.id]
+
+
+def results_for(
+    session: Session,
+    gens: Sequence[Generation],
+    urls: MediaUrls | None,
+    *,
+    keep_upstream: bool,
+) -> dict[uuid.UUID, dict[str, Any] | None]:
+    """:func:`result_for` of many generations, their stored files read in one query."""
+    with_files = [g.id for g in gens if g.media_status is not None and g.result is not None]
+    files = stored_files_of(session, with_files) if urls is not None else {}
+    return {
+        g.id: with_media_urls(g.result, files[g.id], urls, keep_upstream=keep_upstream)
+        if urls is not None and g.id in files
+        else g.result
+        for g in gens
+    }
+
+
+def configured_urls(settings: Settings) -> MediaUrls | None:
+    """The media URLs a process without a request to answer (the worker's webhooks) hands
+    out: under ``GENQUEUE_MEDIA_PUBLIC_BASE``, or under ``GENQUEUE_PUBLIC_URL`` signed with
+    the API's key (the setting, or the shared data dir's key file); None when neither is set."""
+    if not settings.media_public_base and not settings.public_url:
+        return None
+    key = settings.media_signing_key
+    signer = MediaSigner(
+        load_signing_key(key.get_secret_value() if key else None, settings.data_dir)
     )
+    return MediaUrls(signer, settings.public_url or "", settings.media_public_base)
