@@ -35,6 +35,7 @@ from benchmarks.media_cdn import SIZE
 from benchmarks.services import private_database
 from genqueue.net import free_port, wait_until
 from models.db import make_engine, make_session_factory
+from models.destinations import AddressPolicy
 from models.keys import create_key
 from models.media_store import MediaStore, open_store
 from models.tables import GENERATIONS, MEDIA_FILES
@@ -114,7 +115,7 @@ def genqueue_copy(database_url: str, store: MediaStore) -> tuple[float, int]:
         publish=lambda name, args: None,
         limits=Limits(media_concurrency=CONCURRENCY),
     )
-    http = media_http(30.0, CONCURRENCY)
+    http = media_http(30.0, CONCURRENCY, AddressPolicy(allow_private=True))  # the CDN: loopback
     start = time.perf_counter()
     while True:
         copy_due_media(ctx, store, http)

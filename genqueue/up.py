@@ -95,6 +95,9 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
     if "GENQUEUE_WEBHOOK_ALLOW_PRIVATE" not in os.environ:
         # One machine, receivers on it: client webhooks may go to any address (the banner says).
         settings = settings.model_copy(update={"webhook_allow_private": True})
+    if "GENQUEUE_MEDIA_ALLOW_PRIVATE" not in os.environ:
+        # Its simulator serves the output files from 127.0.0.1: copies may reach it.
+        settings = settings.model_copy(update={"media_allow_private": True})
     data = DataDir(settings.data_dir.expanduser().resolve())
     data.make_private()
     with data.locked():
@@ -223,6 +226,7 @@ def _child_env(settings: Settings, data: DataDir, plan: Plan) -> dict[str, str]:
             "GENQUEUE_WORKER_METRICS_HOST": "127.0.0.1",
             "GENQUEUE_FLOWER_USER": settings.flower_user,
             "GENQUEUE_WEBHOOK_ALLOW_PRIVATE": str(settings.webhook_allow_private).lower(),
+            "GENQUEUE_MEDIA_ALLOW_PRIVATE": str(settings.media_allow_private).lower(),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         120.0, gt=0, description="seconds one file's copy may take before it counts as failed"
     )
     media_concurrency: int = Field(16, ge=1, description="files one media tick copies at once")
+    media_allow_private: bool = Field(
+        False,
+        description="output files may be copied from any address, private ones too "
+        "(development; `genqueue up`): else the client webhooks' address policy applies",
+    )
     media_wait: float = Field(
         30.0,
         ge=0,

@@ -72,7 +72,11 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         secret_box=functools.cache(lambda: secret_box(settings)),
         send_webhook=webhook_http.send,
         media_store=store,
-        media_http=media_http(settings.media_timeout, settings.media_concurrency),
+        media_http=media_http(
+            settings.media_timeout,
+            settings.media_concurrency,
+            AddressPolicy(allow_private=settings.media_allow_private),
+        ),
         media_urls=configured_urls(settings),
     )
 

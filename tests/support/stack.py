@@ -172,6 +172,8 @@ class Stack:
             **self._webhook_env(upstream_webhooks),
             # The tests' webhook receivers listen on 127.0.0.1.
             "GENQUEUE_WEBHOOK_ALLOW_PRIVATE": "true",
+            # The simulator serves the output files from 127.0.0.1 too.
+            "GENQUEUE_MEDIA_ALLOW_PRIVATE": "true",
             # A lost attempt is retried once its lease (3 × this + 10 s) runs out.
             "GENQUEUE_WEBHOOK_TIMEOUT": "2",
             **extra_env,

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.destinations import AddressPolicy
 from models.media import claim_due, expand_pending, media_status_for, object_key
 from models.media_deletion import tombstone
 from models.media_store import MediaStore, open_store
@@ -47,7 +48,7 @@ def env(
     with lifecycle_env(sessions, limits=limits) as (ctx, srv, recorder):
         store = open_store(f"file://{tmp_path}/media")
         clock = Clock()
-        http = media_http(10.0, 8)
+        http = media_http(10.0, 8, AddressPolicy(allow_private=True))  # the simulator: 127.0.0.1
         ctx = replace(ctx, clock=clock, media_store=store, media_http=http)
         ctx.publish = recorder
         try:

@@ -20,7 +20,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 import httpx
+from ssrfguard.httpx import Client as GuardedClient
 
+from models.destinations import AddressPolicy
 from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending
 from models.media_deletion import deleting_files, forget_files
 from models.media_store import MediaStore
@@ -43,14 +45,26 @@ QUEUED_ROUNDS = 2
 a file's lease covers its wait in the queue (that many copies' time limits) and its copy."""
 
 
-def media_http(timeout: float, max_connections: int) -> httpx.Client:
-    """The copies' pooled client: bounded connect and read waits, redirects followed (CDNs)."""
-    return httpx.Client(
+def media_http(timeout: float, max_connections: int, policy: AddressPolicy) -> httpx.Client:
+    """The copies' pooled client: bounded connect and read waits, redirects followed (CDNs),
+    and every hop under the address policy of client webhooks (``models/destinations.py``):
+    ssrfguard resolves each host once, refuses private, loopback and link-local addresses
+    unless ``policy`` allows them, and connects to the address it checked; the policy's own
+    check refuses legacy address spellings and loopback names first. A result that names an
+    inside address (a compromised relay, a crafted upstream answer) copies nothing."""
+
+    def check(request: httpx.Request) -> None:
+        policy.check(str(request.url))
+
+    return GuardedClient(
+        policy=policy.public_only,
         timeout=httpx.Timeout(min(timeout, 30.0)),
         follow_redirects=True,
         max_redirects=5,
         limits=httpx.Limits(max_connections=max_connections),
         headers={"User-Agent": "genqueue-media/0.1"},
+        event_hooks={"request": [check]},
+        trust_env=False,
     )
 
 

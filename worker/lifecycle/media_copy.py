@@ -4,8 +4,8 @@ The size limit is enforced while reading (a ``Content-Length`` over it is refuse
 first byte); the SHA-256 and the size are computed from the bytes as they pass; the content
 type is sniffed from the first bytes (``sniff.py``), the header only noted when it disagrees.
 Failures come out as two exception families: :class:`CopyTransient` (5xx, 408, 429, timeouts,
-resets: try again later) and :class:`CopyRejected` (404 and other 4xx, over the size limit:
-never worth another try).
+resets: try again later) and :class:`CopyRejected` (404 and other 4xx, over the size limit, an
+address the media address policy refuses: never worth another try).
 """
 
 import hashlib
@@ -14,11 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
+from ssrfguard import SSRFGuardError
 
+from models.destinations import RefusedDestination
 from models.media_store import MediaStore
 from worker.lifecycle.sniff import SNIFF_BYTES, declared, sniff
 
 TRANSIENT_CODES = frozenset({408, 425, 429})
+BLOCKED = "blocked: the file's address is not allowed by the media address policy"
+"""Never which address or why: the event log must not map the inside network."""
 
 
 class CopyTransient(Exception):
@@ -88,6 +92,8 @@ def copy_file(
                     raise CopyTransient(f"reading the file: {type(exc).__name__}") from exc
                 raise CopyTransient(f"writing the copy: {type(exc).__name__}: {exc}"[:300]) from exc
             kind = declared(response.headers.get("content-type"))
+    except (RefusedDestination, SSRFGuardError):
+        raise CopyRejected(BLOCKED) from None
     except httpx.HTTPError as exc:
         raise CopyTransient(f"fetching the file: {type(exc).__name__}") from exc
     return Copied(tally.digest.hexdigest(), tally.size, sniff(tally.head), kind)
