@@ -25,7 +25,7 @@ from models.catalogue import load_catalogue
 from models.db import make_engine, make_session_factory, normalize_url
 from models.destinations import AddressPolicy
 from models.media_store import MediaStore, open_store
-from models.media_urls import MediaSigner, MediaUrls, load_signing_key
+from models.media_urls import MediaSigner, MediaUrls, load_signing_key, presigner
 from models.secretbox import SecretBox, secret_box
 from models.settings import Settings
 from models.types import utcnow
@@ -160,7 +160,8 @@ class AppState:
     def media_urls(self, request: Request) -> MediaUrls:
         """How this request's answers name stored files."""
         base = public_base(request, self.settings.public_url, self.proxies)
-        return MediaUrls(self.media_signer, base, self.settings.media_public_base)
+        presign = presigner(self.settings, self.media_store)
+        return MediaUrls(self.media_signer, base, self.settings.media_public_base, presign)
 
     def _make_engine(self) -> Engine:
         url = normalize_url(self.settings.database_url)

@@ -8,8 +8,9 @@ an explicit endpoint or region passed here wins. Objects are written atomically:
 sees half a file, and a write that fails leaves nothing under its key.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -38,10 +39,26 @@ class MediaStore:
         self._store = store
         self.url = url
 
-    def put(self, key: str, chunks: Iterable[bytes]) -> None:
+    @property
+    def can_sign(self) -> bool:
+        """Whether :meth:`sign` can make URLs (an S3 store; a directory cannot)."""
+        return isinstance(self._store, S3Store)
+
+    def put(self, key: str, chunks: Iterable[bytes], *, content_type: str | None = None) -> None:
         """Write ``key`` from ``chunks`` as they come (never whole in memory); atomic. An
-        exception raised by ``chunks`` aborts the write and propagates."""
-        obstore.put(self._store, key, iter(chunks), chunk_size=8 * 1024 * 1024)
+        exception raised by ``chunks`` aborts the write and propagates. ``content_type`` is
+        kept with an S3 object (what a presigned URL answers with); a directory keeps none."""
+        attributes: Any = {"Content-Type": content_type} if content_type and self.can_sign else None
+        obstore.put(
+            self._store, key, iter(chunks), chunk_size=8 * 1024 * 1024, attributes=attributes
+        )
+
+    def sign(self, keys: Sequence[str], expires_in: timedelta) -> list[str]:
+        """Presigned GET URLs of ``keys`` (obstore's ``sign``: computed locally with the
+        store's credentials, no request made), valid for ``expires_in``."""
+        if not keys:
+            return []
+        return list(obstore.sign(self._store, "GET", list(keys), expires_in))
 
     def head(self, key: str) -> ObjectInfo:
         try:

@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import os
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.media import MediaStatus, object_key
+from models.media_store import MediaStore
 from models.settings import Settings
 from models.tables import Generation, MediaFile
 
@@ -75,16 +77,25 @@ class MediaSigner:
 
 
 class MediaUrls:
-    """Builds a stored file's URL: under ``public_base`` (a CDN or public bucket), or the
-    API's capability URL under one public base (the request's, or the configured
-    ``GENQUEUE_PUBLIC_URL``)."""
+    """Builds a stored file's URL: under ``public_base`` (a CDN or public bucket), presigned
+    by the store (``presign``: an object key's URL), or the API's capability URL under one
+    public base (the request's, or the configured ``GENQUEUE_PUBLIC_URL``)."""
 
-    def __init__(self, signer: MediaSigner, base: str, public_base: str | None) -> None:
+    def __init__(
+        self,
+        signer: MediaSigner,
+        base: str,
+        public_base: str | None,
+        presign: Callable[[str], str] | None = None,
+    ) -> None:
         self.signer, self.base, self.public_base = signer, base, public_base
+        self.presign = presign
 
     def url(self, row: MediaFile) -> str:
         if self.public_base:
             return f"{self.public_base}/{object_key(row.generation_id, row.position)}"
+        if self.presign is not None:
+            return self.presign(object_key(row.generation_id, row.position))
         sig = self.signer.signature(row.generation_id, row.position)
         ext = EXTENSIONS.get(row.content_type or "", "")
         return f"{self.base}/media/{row.generation_id}/{row.position}/{sig}{ext}"
@@ -178,14 +189,24 @@ def results_for(
     }
 
 
-def configured_urls(settings: Settings) -> MediaUrls | None:
+def presigner(settings: Settings, store: MediaStore) -> Callable[[str], str] | None:
+    """With ``GENQUEUE_MEDIA_PRESIGN_SECONDS``, the store's presigned GET URL of a key."""
+    if not settings.media_presign_seconds:
+        return None
+    expires_in = timedelta(seconds=settings.media_presign_seconds)
+    return lambda key: store.sign([key], expires_in)[0]
+
+
+def configured_urls(settings: Settings, store: MediaStore) -> MediaUrls | None:
     """The media URLs a process without a request to answer (the worker's webhooks) hands
-    out: under ``GENQUEUE_MEDIA_PUBLIC_BASE``, or under ``GENQUEUE_PUBLIC_URL`` signed with
-    the API's key (the setting, or the shared data dir's key file); None when neither is set."""
-    if not settings.media_public_base and not settings.public_url:
+    out: under ``GENQUEUE_MEDIA_PUBLIC_BASE``, presigned by the store, or under
+    ``GENQUEUE_PUBLIC_URL`` signed with the API's key (the setting, or the shared data dir's
+    key file); None when none of them is set."""
+    presign = presigner(settings, store)
+    if not settings.media_public_base and not settings.public_url and presign is None:
         return None
     key = settings.media_signing_key
     signer = MediaSigner(
         load_signing_key(key.get_secret_value() if key else None, settings.data_dir)
     )
-    return MediaUrls(signer, settings.public_url or "", settings.media_public_base)
+    return MediaUrls(signer, settings.public_url or "", settings.media_public_base, presign)

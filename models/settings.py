@@ -14,6 +14,8 @@ MIN_METRICS_TOKEN = 16
 DEFAULT_FAL_JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
 MIN_SECRET_KEY = 32
 """Characters ``GENQUEUE_SECRET_KEY`` must have at least."""
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+"""The longest an S3 presigned URL (SigV4) may be valid."""
 CommaList = Annotated[tuple[str, ...], NoDecode]
 """A setting written ``a,b,c`` in the environment."""
 
@@ -93,6 +95,13 @@ class Settings(BaseSettings):
     media_s3_region: str | None = Field(None, description="S3 region (else AWS_REGION)")
     media_public_base: str | None = Field(
         None, description="hand out {base}/{key} (a CDN or public bucket) instead of API URLs"
+    )
+    media_presign_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_PRESIGN_SECONDS,
+        description="with an s3:// store, hand out presigned GET URLs valid this long instead "
+        "of API URLs (at most 7 days); 0 = off",
     )
     media_signing_key: SecretStr | None = Field(
         None, description="HMAC key of the media URLs (default: a key made in the data dir)"
@@ -307,6 +316,12 @@ class Settings(BaseSettings):
             self.media_store = f"file://{(self.data_dir / 'media').absolute()}"
         if self.media_public_base:
             self.media_public_base = self.media_public_base.rstrip("/")
+        if self.media_presign_seconds and not self.media_store.startswith("s3://"):
+            raise ValueError("GENQUEUE_MEDIA_PRESIGN_SECONDS needs an s3:// GENQUEUE_MEDIA_STORE")
+        if self.media_presign_seconds and self.media_public_base:
+            raise ValueError(
+                "set GENQUEUE_MEDIA_PRESIGN_SECONDS or GENQUEUE_MEDIA_PUBLIC_BASE, not both"
+            )
         return self
 
     def upstream_key_value(self) -> str | None:

@@ -77,7 +77,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
             settings.media_concurrency,
             AddressPolicy(allow_private=settings.media_allow_private),
         ),
-        media_urls=configured_urls(settings),
+        media_urls=configured_urls(settings, store),
     )
 
 

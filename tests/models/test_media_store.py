@@ -3,11 +3,14 @@
 import hashlib
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from models.media_store import MediaStore, StoredObjectMissing, open_store
+from models.settings import Settings
 from tests.support.s3 import s3_server
 
 DATA = bytes(range(256)) * 4096  # 1 MiB, every byte value
@@ -87,3 +90,36 @@ def test_delete_then_missing_and_deleting_again_is_fine(store: MediaStore) -> No
 def test_a_store_url_it_cannot_use_is_refused_by_name(url: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         open_store(url)
+
+
+def test_a_presigned_url_serves_the_object_with_its_type_without_credentials(
+    s3_store: MediaStore,
+) -> None:
+    key = "presigned/0"
+    s3_store.put(key, _chunks(DATA), content_type="image/png")
+    [url] = s3_store.sign([key], timedelta(minutes=5))
+    assert "X-Amz-Signature=" in url
+    assert "X-Amz-Expires=300" in url
+    response = httpx.get(url)  # no credentials: the URL is the permission
+    assert response.status_code == 200
+    assert response.content == DATA
+    assert response.headers["content-type"] == "image/png"
+    # (moto does not check signatures, so refusing a forged one is S3's to prove, not ours)
+
+
+def test_a_directory_cannot_presign(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path}")
+    assert not store.can_sign
+
+
+def test_settings_refuse_presigning_without_an_s3_store() -> None:
+    with pytest.raises(ValueError, match="needs an s3:// GENQUEUE_MEDIA_STORE"):
+        Settings(media_presign_seconds=60, media_store="file:///tmp/x")
+    with pytest.raises(ValueError, match="not both"):
+        Settings(
+            media_presign_seconds=60,
+            media_store="s3://bucket/media",
+            media_public_base="https://cdn.example",
+        )
+    with pytest.raises(ValueError, match="less than or equal to 604800"):
+        Settings(media_presign_seconds=604801, media_store="s3://bucket/media")

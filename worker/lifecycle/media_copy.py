@@ -2,13 +2,15 @@
 
 The size limit is enforced while reading (a ``Content-Length`` over it is refused before the
 first byte); the SHA-256 and the size are computed from the bytes as they pass; the content
-type is sniffed from the first bytes (``sniff.py``), the header only noted when it disagrees.
+type is sniffed from the first bytes (``sniff.py``) before the write begins, so an S3 object
+carries it (what a presigned URL answers with), the header only noted when it disagrees.
 Failures come out as two exception families: :class:`CopyTransient` (5xx, 408, 429, timeouts,
 resets: try again later) and :class:`CopyRejected` (404 and other 4xx, over the size limit, an
 address the media address policy refuses: never worth another try).
 """
 
 import hashlib
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +70,16 @@ class _Tally:
             self.digest.update(chunk)
             yield chunk
 
+    def read_head(self, chunks: Iterator[bytes]) -> list[bytes]:
+        """The chunks that hold the first ``SNIFF_BYTES`` (fewer: the whole file), read before
+        the write begins so the object is stored with its sniffed type."""
+        taken: list[bytes] = []
+        for chunk in chunks:
+            taken.append(chunk)
+            if len(self.head) >= SNIFF_BYTES:
+                break
+        return taken
+
 
 def copy_file(
     http: httpx.Client,
@@ -84,7 +96,10 @@ def copy_file(
         with http.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             _check(response, max_bytes)
             try:
-                store.put(key, tally.count(response))
+                chunks = tally.count(response)
+                head = tally.read_head(chunks)
+                content_type = sniff(tally.head)
+                store.put(key, itertools.chain(head, chunks), content_type=content_type)
             except Exception as exc:
                 if tally.problem is not None:
                     raise tally.problem from None
@@ -96,7 +111,7 @@ def copy_file(
         raise CopyRejected(BLOCKED) from None
     except httpx.HTTPError as exc:
         raise CopyTransient(f"fetching the file: {type(exc).__name__}") from exc
-    return Copied(tally.digest.hexdigest(), tally.size, sniff(tally.head), kind)
+    return Copied(tally.digest.hexdigest(), tally.size, content_type, kind)
 
 
 def _check(response: httpx.Response, max_bytes: int) -> None:
