@@ -1,0 +1,220 @@
+"""M2: B2's polling lag with and without media copies running beside it.
+``python -m benchmarks.m2_media_lag [--jobs 1000] [--run-time 20] [--backlog 1500] [--md PATH]``
+
+The issue's second media target: polling lag (B2) unaffected while copies run. One stack (the
+simulator, the API, beat), deployed as the README recommends: a poll worker on
+``genqueue,genqueue.timer`` and an outbound worker on ``genqueue.webhooks,genqueue.media``.
+Two phases in the same run, each a wave of ``jobs`` slow jobs (``run_time`` seconds upstream,
+after a warm-up wave of 20) measured the way B2 measures them (detection lag: genqueue's
+``completed_at`` minus the simulator's):
+
+- **quiet**: no outbound worker, so nothing is copied;
+- **copying**: the outbound worker runs, with ``backlog`` completed results of 4 files of
+  256 KiB waiting on a stand-in CDN (benchmarks/media_cdn.py) when the wave starts, so the
+  media tick copies at full speed through the whole wave.
+
+In both phases the simulator answers its own image URLs 404 (a ``file`` fault for the waves'
+prompts): it renders images with PIL in the process that also answers the status calls, so
+copying the wave's own images would measure the simulator's CPU, not genqueue's (fal's CDN is
+not its queue API). Those copies fail at once; the copy load is the backlog's.
+
+The copying phase counts the files copied while its wave ran, and how many were still waiting
+at its end (some must be: otherwise the copies did not overlap the whole wave).
+"""
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from benchmarks import m1_media
+from benchmarks.b2_inflight import _upstream_figures
+from benchmarks.media_cdn import SIZE
+from benchmarks.observe import wait_terminal
+from benchmarks.processes import Proc
+from benchmarks.report import OUT_DIR
+from benchmarks.scale import FULL, Scale
+from benchmarks.services import private_database, private_redis
+from benchmarks.stack import PY, Stack, WorkerSettings
+from benchmarks.submitter import post_wave
+from genqueue.net import free_port
+from models import tasknames
+from models.tables import Generation, MediaFile
+
+WARM_JOBS = 20
+BEGIN, END = "<!-- media lag benchmark: begin -->", "<!-- media lag benchmark: end -->"
+
+
+@dataclass(frozen=True)
+class Phase:
+    label: str
+    figures: dict[str, Any]
+    copied_during_wave: int = 0
+    waiting_at_end: int = 0
+    wave_seconds: float = 0.0
+
+
+def _workers(stack: Stack) -> Proc:
+    """Split the stack's worker as the README deploys it; the outbound worker, not started."""
+    poll_queues = f"{tasknames.QUEUE},{tasknames.TIMER_QUEUE}"
+    stack.worker.argv = [*stack.worker.argv, "-Q", poll_queues]
+    return Proc(
+        "outbound-worker",
+        [
+            *(PY, "-m", "genqueue", "worker", "-Q"),
+            f"{tasknames.WEBHOOK_QUEUE},{tasknames.MEDIA_QUEUE}",
+            *("--pool", "threads", "--concurrency", "4", "-n", f"outbound-{stack.api_port}@%h"),
+            *("--without-mingle", "--without-gossip"),
+        ],
+        stack.env,
+        stack.log_dir,
+    )
+
+
+def _files(stack: Stack, status: str) -> int:
+    with stack.sessions() as session:
+        count = session.scalar(select(func.count()).where(MediaFile.status == status))
+    return int(count or 0)
+
+
+def _waiting(stack: Stack) -> int:
+    """Files not copied yet: pending rows, and results whose files are not listed yet."""
+    with stack.sessions() as session:
+        listed = session.scalar(
+            select(func.count()).where(
+                Generation.media_status == "pending",
+                ~select(MediaFile.id).where(MediaFile.generation_id == Generation.id).exists(),
+            )
+        )
+    return _files(stack, "pending") + 4 * int(listed or 0)
+
+
+def _phase(
+    stack: Stack,
+    scale: Scale,
+    label: str,
+    *,
+    outbound: Proc | None,
+    cdn: str,
+    backlog: int,
+) -> Phase:
+    stack.reset(run_time=scale.b2_run_time, run_time_jitter=0.0, capacity=0)
+    no_images = {"op": "file", "kind": "http", "status_code": 404, "match_prompt": "m2"}
+    stack.sim.post("/_sim/faults", json=no_images).raise_for_status()
+    key = stack.new_key(f"m2-{label}")
+    if outbound is not None:
+        m1_media.seed(stack.database_url, cdn, backlog)
+        outbound.start()
+    stack.start_workers()
+    try:
+        warm = post_wave(stack.api_port, scale, key=key, count=WARM_JOBS, prompt="m2-warm")
+        wait_terminal(stack, len(warm.ids), scale.b2_run_time + scale.phase_timeout)
+        before = _files(stack, "stored")
+        started = time.monotonic()
+        sub = post_wave(stack.api_port, scale, key=key, count=scale.b2_jobs, prompt="m2")
+        expected = WARM_JOBS + len(sub.ids) + (backlog if outbound is not None else 0)
+        wait_terminal(stack, expected, scale.b2_run_time + scale.phase_timeout)
+        seconds = time.monotonic() - started
+        copied, waiting = _files(stack, "stored") - before, _waiting(stack)
+    finally:
+        stack.stop_workers()
+        if outbound is not None:
+            outbound.stop()
+    figures = _upstream_figures(stack, sub.ids)
+    figures.pop("last_completed_at", None)
+    if outbound is None:
+        return Phase(label, figures, wave_seconds=seconds)
+    return Phase(label, figures, copied, waiting, seconds)
+
+
+def run(scale: Scale, backlog: int, log_dir: Path) -> list[Phase]:
+    cdn_port = free_port()
+    cdn = f"http://127.0.0.1:{cdn_port}"
+    uvicorn = [PY, "-m", "uvicorn", "benchmarks.media_cdn:app", "--port", str(cdn_port)]
+    with private_database() as database_url, private_redis() as broker_url:
+        stack = Stack(
+            database_url=database_url,
+            broker_url=broker_url,
+            worker=WorkerSettings(),
+            log_dir=log_dir,
+        )
+        # The simulator's images and the stand-in CDN listen on 127.0.0.1.
+        stack.env["GENQUEUE_MEDIA_ALLOW_PRIVATE"] = "true"
+        outbound = _workers(stack)
+        try:
+            stack.start_simulator()
+            stack.start_api()
+            with m1_media.process([*uvicorn, "--log-level", "warning"], f"{cdn}/files/x/0.jpg"):
+                quiet = _phase(stack, scale, "quiet", outbound=None, cdn=cdn, backlog=0)
+                busy = _phase(stack, scale, "copying", outbound=outbound, cdn=cdn, backlog=backlog)
+        finally:
+            outbound.stop()
+            stack.close()
+    return [quiet, busy]
+
+
+def markdown(phases: list[Phase], scale: Scale, backlog: int) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    command = (
+        f"python -m benchmarks.m2_media_lag --jobs {scale.b2_jobs} "
+        f"--run-time {scale.b2_run_time:g} --backlog {backlog}"
+    )
+    lines = [
+        BEGIN,
+        f"## M2 polling lag while media is copied ({when} UTC, `{command}`)",
+        "",
+        f"B2's measurement ({scale.b2_jobs} jobs of {scale.b2_run_time:g} s upstream, after "
+        f"{WARM_JOBS} warm-up jobs), twice in one run on one stack: a poll worker "
+        "(`-Q genqueue,genqueue.timer`, prefork ×2) and beat; in the copying phase also the "
+        "outbound worker (`-Q genqueue.webhooks,genqueue.media`, threads ×4) with "
+        f"{backlog} completed results × 4 files of {SIZE // 1024} KiB waiting on a stand-in "
+        "CDN when the wave starts. The simulator answers the waves' own image URLs 404 in both "
+        "phases (it renders images in the process that answers status calls). Target: lag "
+        "unaffected.",
+        "",
+        "| phase | jobs completed | lag p50 | lag p99 | lag max | status calls/job | "
+        "files copied during the wave | copy rate | files still waiting at its end |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in phases:
+        f = p.figures
+        rate = f"{p.copied_during_wave / p.wave_seconds:.0f} files/s" if p.wave_seconds else "—"
+        copying = p.label != "quiet"
+        lines.append(
+            f"| {p.label} | {f['completed']} | {f['lag_p50_s']:.2f} s | {f['lag_p99_s']:.2f} s | "
+            f"{f['lag_max_s']:.2f} s | {f['status_calls_per_job']:.1f} | "
+            f"{p.copied_during_wave if copying else '—'} | {rate if copying else '—'} | "
+            f"{p.waiting_at_end if copying else '—'} |"
+        )
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--run-time", type=float, default=20.0)
+    parser.add_argument("--backlog", type=int, default=1500)
+    parser.add_argument("--md", type=Path, default=None)
+    args = parser.parse_args()
+    scale = Scale(
+        name="m2",
+        b2_jobs=args.jobs,
+        b2_run_time=args.run_time,
+        phase_timeout=FULL.phase_timeout,
+    )
+    log_dir = OUT_DIR / f"logs-m2-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    phases = run(scale, args.backlog, log_dir)
+    section = markdown(phases, scale, args.backlog)
+    sys.stdout.write(section + "\n")
+    if args.md:
+        m1_media.write_section(args.md, section, begin=BEGIN, end=END)
+
+
+if __name__ == "__main__":
+    main()
