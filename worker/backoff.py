@@ -1,9 +1,11 @@
 """When to look at a job again: pure functions of its state, tested with numbers.
 
-Polling spends upstream calls; waiting spends detection lag. With no history, polls grow
-geometrically from ``min_delay`` to ``max_delay``. Once a model has finished enough jobs, the
-run-time estimate lets a job sleep until the earliest likely finish, poll densely across the
-likely window, and fall back to geometric growth past it, so the calls cluster where the finish is.
+Polling spends upstream calls; waiting spends detection lag. Once a model has finished enough
+jobs, the run-time estimate lets a job sleep until the earliest likely finish, poll densely
+across the likely window, and fall back to geometric growth past it, so the calls cluster where
+the finish is. Before that (a new model, a fresh database) the catalogue's expected run time is
+the prior: the same schedule over a wider window around it (``prior_window``). With neither,
+polls grow geometrically from ``min_delay`` to ``max_delay``.
 """
 
 from dataclasses import dataclass
@@ -28,6 +30,13 @@ class BackoffPolicy:
     """Longest gap between polls inside the likely-finish window."""
     max_estimated_sleep: float = 300.0
     min_samples: int = 5
+    prior_low: float = 0.6
+    prior_high: float = 1.5
+    """Without enough history, the likely window is ``prior_low``–``prior_high`` × the
+    catalogue's expected run time: a prior is a guess, so wider than a learned p10–p90."""
+    prior_dense_delay: float = 1.5
+    """Longest gap between polls inside the prior's window: what keeps a 30 s job at ≤ 12
+    status calls (a learned window is narrower and polled every ``dense_max_delay``)."""
     webhook_margin: float = from_setting("webhook_poll_margin")
     """Jobs expecting a webhook: their first status check waits this long past the likely
     finish (the model's p90 run time)."""
@@ -49,6 +58,16 @@ class RunTimeEstimate:
     samples: int
 
 
+def prior_window(expected_run_seconds: float, policy: BackoffPolicy) -> RunTimeEstimate:
+    """The likely window of a model known only by its catalogue run time."""
+    return RunTimeEstimate(
+        p10=expected_run_seconds * policy.prior_low,
+        p50=expected_run_seconds,
+        p90=expected_run_seconds * policy.prior_high,
+        samples=0,
+    )
+
+
 def _jittered(delay: float, policy: BackoffPolicy, rand: float) -> float:
     return max(0.05, delay * (1.0 + policy.jitter * (2.0 * rand - 1.0)))
 
@@ -62,26 +81,36 @@ def next_poll_delay(
     policy: BackoffPolicy,
     rand: float,
     estimate: RunTimeEstimate | None = None,
+    prior: float | None = None,
 ) -> float:
     """Seconds until the next status call.
 
     ``attempt`` counts the polls made so far, ``age`` is seconds since upstream accepted the job,
     ``rand`` is a uniform number in [0, 1) supplied by the caller (so this stays pure).
+    ``estimate`` is the model's learned run time; ``prior`` its catalogue run time, used while
+    the estimate has fewer than ``min_samples`` jobs (and the job is not waiting in upstream's
+    queue, where its run has not begun).
     """
     geometric = min(policy.max_delay, policy.min_delay * policy.growth ** max(attempt, 0))
-    if state is GenerationStatus.QUEUED and queue_position:
+    waiting = state is GenerationStatus.QUEUED and bool(queue_position)
+    if waiting:
         geometric = min(
-            policy.max_delay, max(geometric, queue_position * policy.per_queue_position)
+            policy.max_delay, max(geometric, (queue_position or 0) * policy.per_queue_position)
         )
+    dense_max, max_sleep = policy.dense_max_delay, policy.max_estimated_sleep
     if estimate is None or estimate.samples < policy.min_samples:
-        return _jittered(geometric, policy, rand)
+        if prior is None or prior <= 0 or waiting:
+            return _jittered(geometric, policy, rand)
+        # A prior is a guess: no sleep on it is longer than the longest gap without one.
+        estimate = prior_window(prior, policy)
+        dense_max, max_sleep = policy.prior_dense_delay, policy.max_delay
     if age < estimate.p10:
         # Nothing of this model finished this early lately: sleep until the window opens.
-        until_window = min(estimate.p10 - age, policy.max_estimated_sleep)
+        until_window = min(estimate.p10 - age, max_sleep)
         return max(policy.min_delay, until_window * (1.0 - policy.jitter * rand))
     if age <= estimate.p90:
         spread = (estimate.p90 - estimate.p10) / 8.0
-        dense = min(policy.dense_max_delay, max(policy.min_delay, spread))
+        dense = min(dense_max, max(policy.min_delay, spread))
         return _jittered(dense, policy, rand)
     overdue = age - estimate.p90
     late = min(policy.max_delay, max(policy.min_delay, overdue * 0.5))

@@ -105,3 +105,6 @@ class WorkerContext:
     media_urls: MediaUrls | None = None
     """Builds genqueue's URLs of stored files for webhook payloads; None: they carry the
     upstream's (``models.media_urls.configured_urls``)."""
+    expected_run_seconds: Callable[[str], float | None] = field(default=lambda model: None)
+    """A model's run time from the catalogue, the poll schedule's prior before the model has
+    history of its own (``worker.backoff.prior_window``); None: no prior."""

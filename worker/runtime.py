@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 
+from models.catalogue import load_catalogue
 from models.db import make_engine, make_session_factory
 from models.destinations import AddressPolicy
 from models.media_store import open_store
@@ -78,6 +79,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
             AddressPolicy(allow_private=settings.media_allow_private),
         ),
         media_urls=configured_urls(settings, store),
+        expected_run_seconds=load_catalogue(settings.models_file).expected_run_seconds,
     )
 
 

@@ -105,6 +105,59 @@ def test_sixty_second_jobs_take_few_polls_with_history() -> None:
     assert age - finish <= 0.5
 
 
+def _walk(finish: float, **kw: Any) -> tuple[int, float]:
+    """Status calls until one sees a job that ends at ``finish`` (the first at the submit's
+    own delay, as the worker does), and how late that call comes."""
+    policy = kw.pop("policy", BackoffPolicy(min_delay=0.5, max_delay=10.0, jitter=0.0))
+    age, polls = 0.0, 0
+    while age < finish:
+        age += next_poll_delay(
+            attempt=polls,
+            state=GenerationStatus.RUNNING,
+            queue_position=None,
+            age=age,
+            policy=policy,
+            rand=kw.get("rand", 0.5),
+            **{k: v for k, v in kw.items() if k != "rand"},
+        )
+        polls += 1
+    return polls, age - finish
+
+
+def test_a_cold_model_polls_around_its_catalogue_run_time() -> None:
+    """No history yet, the catalogue says 30 s: sleep toward 0.6 × 30 = 18 s (at most
+    max_delay at a time), then every 1.5 s until 1.5 × 30 = 45 s."""
+    assert poll(0, age=0.0, prior=30.0) == 10.0  # no sleep on a guess longer than max_delay
+    assert poll(1, age=10.0, prior=30.0) == 8.0
+    assert poll(2, age=18.0, prior=30.0) == 1.5  # (45-18)/8 = 3.4 s, capped at 1.5 s
+    assert poll(9, age=50.0, prior=30.0) == 2.5  # past the window: half the overdue time
+    polls, late = _walk(30.0, prior=30.0)
+    assert polls <= 12
+    assert late <= 1.5
+    without = _walk(30.0)
+    assert without[1] > 3 * late  # today's cold start: geometric up to 10 s
+    assert polls <= without[0] + 2
+
+
+def test_a_prior_that_is_wrong_costs_at_most_the_cold_schedule() -> None:
+    # A model that runs four times longer than its catalogue says: past the window the gaps
+    # grow as without a prior, never beyond max_delay; the window's calls were spent in vain.
+    polls, late = _walk(120.0, prior=30.0)
+    assert late <= 10.0
+    assert polls <= 2 * _walk(120.0)[0]
+    # … and one that runs far shorter is found within max_delay of its submit.
+    assert _walk(2.0, prior=300.0) == (1, 8.0)
+
+
+def test_a_job_waiting_in_upstreams_queue_ignores_the_prior() -> None:
+    """Its run has not begun: the queue position, not the run time, says when to look."""
+    queued = GenerationStatus.QUEUED
+    assert poll(0, state=queued, queue_position=8, age=1.0, prior=30.0) == 2.0
+    assert poll(0, state=queued, queue_position=0, age=1.0, prior=30.0) == 10.0
+    learned = RunTimeEstimate(p10=20.0, p50=30.0, p90=40.0, samples=5)
+    assert poll(0, age=1.0, estimate=learned, prior=300.0) == 19.0  # history wins
+
+
 def test_error_delay_doubles_and_honours_retry_after() -> None:
     policy = BackoffPolicy(error_min_delay=1.0, error_max_delay=60.0, jitter=0.0)
     delays = [

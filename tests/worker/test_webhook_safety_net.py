@@ -1,16 +1,19 @@
 """Jobs submitted with ``?fal_webhook=``: they say so, and polls become a sparse safety net that
-still finds a job whose webhook never came (real PostgreSQL, the simulator over real HTTP)."""
+still finds a job whose webhook never came; without a webhook, a model with no history yet is
+polled around its catalogue run time (real PostgreSQL, the simulator over real HTTP)."""
 
 import uuid
 from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.status import GenerationStatus
 from tests.worker.lifecycle_support import (
     FAST,
+    MODEL,
     drive,
     lifecycle_env,
     load,
@@ -18,6 +21,7 @@ from tests.worker.lifecycle_support import (
     submit_one,
     upstream_calls,
 )
+from worker.backoff import BackoffPolicy
 from worker.context import Limits
 from worker.lifecycle.submit_outcome import SubmitResult
 from worker.upstream.protocol import submit_url
@@ -85,3 +89,31 @@ def test_a_lost_webhook_is_found_by_the_safety_net_with_one_status_call(
         assert gen.completed_at is not None
         assert gen.completed_at - gen.submitted_at >= timedelta(seconds=1.0)  # not before
         assert upstream_calls(srv, gen) == {"submit": 1, "status": 1, "result": 1, "cancel": 0}
+
+
+def test_a_cold_models_job_is_polled_around_its_catalogue_run_time(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    """No history and no webhook: the first status call waits for 0.6 × the catalogue's run
+    time, the next come every ``prior_dense_delay`` across its window, so a 4 s job costs a
+    handful of calls and is seen within one gap of its end (not after a geometric 4 s one)."""
+    run_time = 4.0
+    with lifecycle_env(private_sessions, run_time=run_time) as (ctx, srv, recorder):
+        ctx.policy = BackoffPolicy(min_delay=0.5, max_delay=10.0, jitter=0.0, prior_dense_delay=0.5)
+        ctx.expected_run_seconds = lambda model: run_time if model == MODEL else None
+        gen_id = new_job(ctx)
+        assert submit_one(ctx, gen_id) is SubmitResult.SUBMITTED
+        submitted = load(ctx, gen_id)
+        assert submitted.submitted_at is not None
+        assert submitted.next_poll_at is not None
+        first = (submitted.next_poll_at - submitted.submitted_at).total_seconds()
+        assert first == pytest.approx(0.6 * run_time, abs=0.01)  # not min_delay (0.5 s)
+        gen = drive(ctx, recorder, gen_id, timeout=20)
+        assert gen.status == GenerationStatus.COMPLETED
+        assert gen.completed_at is not None
+        assert gen.submitted_at is not None
+        lag = (gen.completed_at - gen.submitted_at).total_seconds() - run_time
+        assert lag <= 1.0  # geometric 0.5, 1, 2, 4 s gaps would see it at 7.5 s: 3.5 s late
+        calls = upstream_calls(srv, gen)
+        assert 3 <= calls["status"] <= 6  # at 2.4, 2.9, 3.4, 3.9, 4.4 s
+        assert calls["result"] == 1

@@ -167,6 +167,7 @@ def progress(
             policy=ctx.policy,
             rand=ctx.rand(),
             estimate=estimate,
+            prior=ctx.expected_run_seconds(row.model),
         )
     values: dict[str, Any] = {
         "queue_position": position,

@@ -68,7 +68,7 @@ class Answer:
     webhook: bool = False
     """The submit carried ``?fal_webhook=``: the job expects fal's webhook."""
     estimate: RunTimeEstimate | None = None
-    """The model's run times, when the job expects a webhook (its first poll waits for them)."""
+    """The model's learned run times: the first poll (or safety-net check) waits for them."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ def _accepted(
             age=0.0,
             policy=ctx.policy,
             rand=ctx.rand(),
+            estimate=answer.estimate,
+            prior=ctx.expected_run_seconds(claim.model),
         )
     won = transition(
         session,
