@@ -80,8 +80,8 @@ def _submit_wave(ctx: WorkerContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, Su
         settled.report(ctx.observer)
     recorded: dict[uuid.UUID, Recorded] = dict(wave.settled)
     if wave.claims:
-        # the first poll's (or safety-net check's) delay starts from the learned run time
-        estimates = estimates_for(ctx, {c.model for c in wave.claims})
+        webhook = ctx.limits.webhook_url is not None
+        estimates = estimates_for(ctx, {c.model for c in wave.claims}) if webhook else {}
         with ThreadPoolExecutor(len(wave.claims), thread_name_prefix="submit") as pool:
             answers = list(
                 pool.map(lambda claim: _call(ctx, claim, estimates.get(claim.model)), wave.claims)

@@ -29,6 +29,7 @@ from models.vocabulary import ErrorType, EventKind
 from worker.backoff import RunTimeEstimate, next_error_delay, next_poll_delay, safety_net_delay
 from worker.context import Observer, WorkerContext
 from worker.lifecycle.errors import error_record, from_upstream
+from worker.lifecycle.estimates import estimates_for
 from worker.upstream import SubmitAmbiguous, SubmitHandle, UpstreamRejected, UpstreamTransient
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Answer:
     webhook: bool = False
     """The submit carried ``?fal_webhook=``: the job expects fal's webhook."""
     estimate: RunTimeEstimate | None = None
-    """The model's learned run times: the first poll (or safety-net check) waits for them."""
+    """The model's run times, when the job expects a webhook (its first poll waits for them)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def _accepted(
             age=0.0,
             policy=ctx.policy,
             rand=ctx.rand(),
-            estimate=answer.estimate,
+            # read here, in the write-back, so it never delays the submit itself
+            estimate=estimates_for(ctx, {claim.model}, session=session).get(claim.model),
             prior=ctx.expected_run_seconds(claim.model),
         )
     won = transition(
