@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from benchmarks import report
 from benchmarks.cli import BENCHMARKS, run_benchmarks
+from benchmarks.cold_start import measure
 from benchmarks.results import BenchResult
 from benchmarks.scale import TOY
 from benchmarks.stack import WorkerSettings
+from benchmarks.submitter import MODEL
 from benchmarks.webhook_burst import run_burst
 from migrations.runner import upgrade
+from models.catalogue import builtin_catalogue
 from tests.support.services import postgres_database, redis_database
 
 pytestmark = pytest.mark.integration
@@ -118,3 +122,17 @@ def test_a_webhook_burst_completes_every_job(tmp_path: Path) -> None:
     assert burst["webhooks"] == 20
     assert positive(burst["lag_p99_s"])
     assert positive(burst["api_cpu_ms_per_webhook"])
+
+
+def test_a_cold_start_completes_every_job_and_counts_its_calls(tmp_path: Path) -> None:
+    """``benchmarks.cold_start`` at toy size, the worker given a catalogue entry of 1 s."""
+    shown = builtin_catalogue()[MODEL].public()
+    entry = {k: v for k, v in shown.items() if k != "source"} | {"expected_run_seconds": 1.0}
+    models_file = tmp_path / "models.yaml"
+    models_file.write_text(yaml.safe_dump({"models": [entry]}))
+    found = measure(
+        "smoke", jobs=3, run_time=1.0, models_file=str(models_file), log_dir=tmp_path / "logs"
+    )
+    assert found["completed"] == 3
+    assert positive(found["status_calls_per_job"])
+    assert non_negative(found["lag_p99_s"])
