@@ -63,7 +63,9 @@ def test_submit_records_the_handle_and_sends_exactly_once(
 
 
 def test_full_lifecycle_to_completed(private_sessions: sessionmaker[Session]) -> None:
-    with lifecycle_env(private_sessions, capacity=1) as (ctx, srv, rec):
+    # Each blocker runs 1.5 s, so the third is still second in line when its submit lands
+    # (at 0.3 s a loaded machine could finish the first blocker between two submits).
+    with lifecycle_env(private_sessions, capacity=1, run_time=1.5) as (ctx, srv, rec):
         blockers = [new_job(ctx, prompt=f"blocker {i}") for i in range(2)]
         gen_id = new_job(
             ctx, prompt="third", num_images=2, output_format="png", aspect_ratio="16:9"
