@@ -30,12 +30,22 @@ def current_status(
     )
 
 
+def fal_stream_ends(body: dict[str, Any]) -> bool:
+    return body.get("status") == COMPLETED
+
+
 async def status_events(
-    watcher: StreamWatcher, watch: Watch, *, ping_interval: float, max_seconds: float
+    watcher: StreamWatcher,
+    watch: Watch,
+    *,
+    ping_interval: float,
+    max_seconds: float,
+    is_last: Callable[[dict[str, Any]], bool] = fal_stream_ends,
 ) -> AsyncIterator[str]:
     """``data: <status JSON>`` whenever the status changes, ``: ping`` while it does not; the
-    stream ends after COMPLETED, when the generation is gone, or after ``max_seconds`` (the
-    client reconnects). The bodies come from ``watcher``'s shared check."""
+    stream ends after the body ``is_last`` (fal's: COMPLETED), when the generation is gone, or
+    after ``max_seconds`` (the client reconnects). The bodies come from ``watcher``'s shared
+    check."""
     ends = time.monotonic() + max_seconds
     last_text: str | None = None
     last_write = time.monotonic()
@@ -48,7 +58,7 @@ async def status_events(
             if text != last_text:
                 yield f"data: {text}\n\n"
                 last_text, last_write = text, time.monotonic()
-            if body.get("status") == COMPLETED:
+            if is_last(body):
                 return
         now = time.monotonic()
         if now >= ends:

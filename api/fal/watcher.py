@@ -1,10 +1,11 @@
 """One database check per interval for every open status stream of an API process.
 
-Each stream registers a :class:`Watch` (which generation, for which URL base, with or without
-logs). A single task looks at the set of watched generations in one query every
-``GENQUEUE_STREAM_POLL_INTERVAL`` and hands each watch its new status body; 400 streams on one
-job cost what one does. A key may hold ``GENQUEUE_STREAM_MAX_PER_KEY`` streams at once in a
-process (429 beyond). The task runs only while some stream is open.
+Each stream registers a :class:`Watch` (which generation, and in which shape: fal's status body
+for a URL base, with or without logs, or the native ``/v1`` one). A single task looks at the
+set of watched generations in one query every ``GENQUEUE_STREAM_POLL_INTERVAL`` and hands each
+watch its new status body; 400 streams on one job cost what one does. A key may hold
+``GENQUEUE_STREAM_MAX_PER_KEY`` streams at once in a process (429 beyond), fal's and ``/v1``'s
+together. The task runs only while some stream is open.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -23,12 +25,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.fal.answers import fal_urls, log_entries, status_body
-from api.lookups import events_of, queue_position
+from api.lookups import events_of, local_queue_position
+from models.status import TERMINAL, WAITING, GenerationStatus
 from models.tables import Generation
 
 log = logging.getLogger(__name__)
-Variant = tuple[uuid.UUID, str, bool]
-"""What a body depends on: generation, URL base, with logs."""
+Variant = tuple[uuid.UUID, str, bool, bool]
+"""What a body depends on: generation, URL base, with logs, native (``/v1``) shape."""
 
 
 @dataclass(eq=False)
@@ -40,12 +43,14 @@ class Watch:
     base: str
     with_logs: bool
     body: dict[str, Any] | None
+    native: bool = False
+    """The ``/v1`` body (:func:`native_status_body`) instead of fal's (``base`` unused)."""
     gone: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def variant(self) -> Variant:
-        return (self.generation_id, self.base, self.with_logs)
+        return (self.generation_id, self.base, self.with_logs, self.native)
 
 
 def too_many_streams(limit: int) -> ApiError:
@@ -57,33 +62,60 @@ def too_many_streams(limit: int) -> ApiError:
     )
 
 
+def native_status_body(gen: Generation, *, local_queue_position: int | None) -> dict[str, Any]:
+    """What ``GET /v1/generations/{id}/stream`` sends: the fields that change while a
+    generation moves (a client fetches the whole record when it wants more)."""
+    return {
+        "id": str(gen.id),
+        "status": gen.status,
+        "queue_position": gen.queue_position,
+        "local_queue_position": local_queue_position,
+        "cancel_requested_at": _iso(gen.cancel_requested_at),
+        "completed_at": _iso(gen.completed_at),
+        "media_status": gen.media_status,
+    }
+
+
+def native_stream_ends(body: dict[str, Any]) -> bool:
+    """A ``/v1`` stream's last body: the generation has ended and no file copy is pending."""
+    return GenerationStatus(body["status"]) in TERMINAL and body["media_status"] != "pending"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
 def look(
     session: Session, variants: set[Variant], *, fair: bool = False
 ) -> dict[Variant, dict[str, Any] | None]:
     """The status body of every variant (``None``: the generation no longer exists), from one
     query for all watched rows; a queue position (``fair``: under fair scheduling, see
     :func:`api.lookups.queue_position`) and the events once per generation."""
-    ids = {gid for gid, _, _ in variants}
+    ids = {variant[0] for variant in variants}
     rows = session.scalars(select(Generation).where(Generation.id.in_(ids))).all()
     found = {gen.id: gen for gen in rows}
-    positions = {gid: queue_position(session, gen, fair=fair) for gid, gen in found.items()}
+    local = {gid: local_queue_position(session, gen, fair=fair) for gid, gen in found.items()}
     logs = {
         gid: log_entries(events_of(session, gid))
-        for gid in {gid for gid, _, with_logs in variants if with_logs and gid in found}
+        for gid in {v[0] for v in variants if v[2] and not v[3] and v[0] in found}
     }
     bodies: dict[Variant, dict[str, Any] | None] = {}
-    for gid, base, with_logs in variants:
+    for variant in variants:
+        gid, base, with_logs, native = variant
         gen = found.get(gid)
-        bodies[(gid, base, with_logs)] = (
-            None
-            if gen is None
-            else status_body(
+        if gen is None:
+            bodies[variant] = None
+        elif native:
+            bodies[variant] = native_status_body(gen, local_queue_position=local[gid])
+        else:
+            waiting = gen.status in WAITING  # as api.lookups.queue_position says
+            position = (local[gid] if waiting else gen.queue_position) or 0
+            bodies[variant] = status_body(
                 gen,
                 fal_urls(base, gen.model, str(gid)),
-                queue_position=positions[gid],
+                queue_position=position,
                 logs=logs.get(gid) if with_logs else None,
             )
-        )
     return bodies
 
 
