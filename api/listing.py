@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.errors import invalid
@@ -22,6 +22,11 @@ class Filters:
     created_before: datetime | None = None
     ids: tuple[uuid.UUID, uuid.UUID] | None = None
     """The ids from, to (both included): what an id prefix stands for."""
+    prompt: str | None = None
+    """Text the prompt contains, case-insensitive."""
+
+
+MAX_SEARCH_LENGTH = 200
 
 
 ID_PREFIX_PATTERN = r"^-*(?:[0-9A-Fa-f]-*){1,32}$"
@@ -71,6 +76,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex_id)
 
 
+def prompt_contains(text: str) -> ColumnElement[bool]:
+    """The input's prompt contains ``text`` (``%`` and ``_`` taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    prompt: ColumnElement[str] = Generation.input["prompt"].as_string()
+    return prompt.ilike(f"%{escaped}%", escape="\\")
+
+
 def list_page(
     session: Session,
     tenant_id: uuid.UUID,
@@ -90,6 +102,8 @@ def list_page(
         stmt = stmt.where(Generation.created_at < as_utc(filters.created_before))
     if filters.ids:
         stmt = stmt.where(Generation.id.between(*filters.ids))
+    if filters.prompt:
+        stmt = stmt.where(prompt_contains(filters.prompt))
     if cursor:
         at, gid = decode_cursor(cursor)
         stmt = stmt.where(

@@ -104,7 +104,7 @@ class GenerationPublic(BaseModel):
     queue_position: int | None
     result: dict[str, Any] | None = Field(
         description="the model output; once its files are stored, each file's `url` is "
-        "genqueue's own and `upstream_url` the upstream's (on GET of one generation)"
+        "genqueue's own (and, on GET of one generation, `upstream_url` the upstream's)"
     )
     media_status: str | None = Field(
         None,
@@ -126,15 +126,15 @@ class GenerationPublic(BaseModel):
     final_cost: float | None = Field(
         description="USD, once it ended (null: not ended, or never sent upstream)"
     )
-
-
-class GenerationDetail(GenerationPublic):
     local_queue_position: int | None = Field(
         None,
         description="while it waits in genqueue's own queue (pending, submitting): how many "
         "jobs go upstream before it, in the order the claim takes them (an estimate under fair "
         "scheduling); null once it was sent upstream",
     )
+
+
+class GenerationDetail(GenerationPublic):
     events: list[GenerationEventPublic]
 
 

@@ -232,6 +232,11 @@ class Settings(BaseSettings):
     flower_password: SecretStr | None = Field(
         None, description="basic-auth password; `genqueue up` generates one when unset"
     )
+    console_flower_url: str | None = Field(
+        None,
+        description="where the console's overview links to Flower "
+        "(default: http://FLOWER_HOST:FLOWER_PORT)",
+    )
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = Field(
         None, ge=0, le=65535, description="serve the worker's Prometheus /metrics on this port"

@@ -12,7 +12,15 @@ from starlette.concurrency import run_in_threadpool
 from api.body import JsonBody, storable_text, unstorable_text
 from api.errors import ApiError, ValidationFailed, error_items, invalid, not_found
 from api.fal.registry import serves, validate_input
-from api.listing import CURSOR_PATTERN, ID_PREFIX_PATTERN, Filters, as_utc, list_page, prefix_ids
+from api.listing import (
+    CURSOR_PATTERN,
+    ID_PREFIX_PATTERN,
+    MAX_SEARCH_LENGTH,
+    Filters,
+    as_utc,
+    list_page,
+    prefix_ids,
+)
 from api.lookups import events_of, local_queue_position, owned_generation
 from api.openapi import SECURITY, errors, json_request_body
 from api.publisher import publish_after_commit
@@ -160,11 +168,19 @@ def _bounded(value: datetime | None, name: str) -> datetime | None:
 )
 def list_generations(
     request: Request,
-    state: StateDep,
     caller: CallerDep,
     session: SessionDep,
+    state: StateDep,
     status: Annotated[list[GenerationStatus] | None, Query()] = None,
     model: str | None = None,
+    prompt: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_SEARCH_LENGTH,
+            description="Only prompts that contain this text (case-insensitive)",
+        ),
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -184,18 +200,29 @@ def list_generations(
         ),
     ] = None,
 ) -> GenerationPage:
-    if model is not None and not storable_text(model):
-        raise unstorable_text(["query", "model"])
+    for name, text in (("model", model), ("prompt", prompt)):
+        if text is not None and not storable_text(text):
+            raise unstorable_text(["query", name])
     filters = Filters(
         statuses=status or (),
         model=model,
         created_after=_bounded(created_after, "created_after"),
         created_before=_bounded(created_before, "created_before"),
         ids=None if id_prefix is None else prefix_ids(id_prefix),
+        prompt=prompt,
     )
     rows, next_cursor = list_page(session, caller.tenant_id, filters, limit=limit, cursor=cursor)
     results = results_for(session, rows, state.media_urls(request), keep_upstream=True)
-    items = [to_public(g).model_copy(update={"result": results[g.id]}) for g in rows]
+    fair = state.settings.max_in_flight > 0
+    items = [
+        to_public(g).model_copy(
+            update={
+                "result": results[g.id],
+                "local_queue_position": local_queue_position(session, g, fair=fair),
+            }
+        )
+        for g in rows
+    ]
     page = GenerationPage(items=items, next_cursor=next_cursor)
     session.close()
     return page
