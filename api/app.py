@@ -16,7 +16,20 @@ from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.openapi import install_openapi
 from api.publisher import CeleryPublisher, Publisher
-from api.routes import client_webhooks, fal, health, media, models, run, usage, v1, webhooks
+from api.routes import (
+    client_webhooks,
+    console,
+    fal,
+    health,
+    media,
+    models,
+    overview,
+    run,
+    usage,
+    v1,
+    v1_stream,
+    webhooks,
+)
 from api.state import AppState
 from models.settings import Settings
 from models.types import utcnow
@@ -64,6 +77,9 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(v1.router)
+    app.include_router(v1_stream.router)
+    app.include_router(overview.router)
+    console.install(app)
     app.include_router(client_webhooks.router)
     app.include_router(usage.router)
     app.include_router(models.router)
