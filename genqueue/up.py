@@ -349,6 +349,11 @@ def api_metrics_url(settings: Settings, plan: Plan) -> str:
     return f"{url} (Bearer token)" if settings.metrics_token else url
 
 
+def console_url(plan: Plan) -> str:
+    """The web console, served by the API itself."""
+    return f"{plan.api_url}/console"
+
+
 def _banner(
     settings: Settings, data: DataDir, plan: Plan, dev_key: str, flower_password: str
 ) -> None:
@@ -360,6 +365,7 @@ def _banner(
     )
     rows = [
         ("API", f"{plan.api_url}   (docs: {plan.api_url}/docs)"),
+        ("Console", f"{console_url(plan)}   (sign in with the dev key)"),
         ("Flower", f"{plan.flower_url}   user {settings.flower_user}, password {flower_password}"),
         ("Metrics", f"{api_metrics_url(settings, plan)}   worker: {plan.metrics_url}"),
         ("Dev key", dev_key),

@@ -184,6 +184,10 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
     try:
         assert up.banner_value("API") == up.api_url
         assert up.banner_value("Flower") == up.flower_url
+        console = httpx.get(up.banner_value("Console"), timeout=10)
+        assert console.status_code == 200
+        assert console.url == f"{up.api_url}/console"
+        assert "<title>Generations · genqueue console</title>" in console.text
         dev_key = up.banner_value("Dev key")
         assert dev_key.startswith("gq_")
         assert "(GENQUEUE_WEBHOOK_ALLOW_PRIVATE=true)" in up.text()  # receivers on this machine

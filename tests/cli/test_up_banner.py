@@ -2,7 +2,7 @@
 
 import pytest
 
-from genqueue.up import Plan, api_metrics_url
+from genqueue.up import Plan, api_metrics_url, console_url
 from models.settings import Settings
 
 PLAN = Plan(
@@ -26,3 +26,7 @@ def test_metrics_on_their_own_listener_when_a_port_is_set(monkeypatch: pytest.Mo
     monkeypatch.setenv("GENQUEUE_METRICS_PORT", "9807")
     monkeypatch.setenv("GENQUEUE_METRICS_TOKEN", "a-token-of-sixteen-chars")
     assert api_metrics_url(Settings(), PLAN) == "http://127.0.0.1:9807/metrics (Bearer token)"
+
+
+def test_the_console_is_on_the_api_port() -> None:
+    assert console_url(PLAN) == "http://127.0.0.1:8000/console"
