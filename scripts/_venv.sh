@@ -21,3 +21,19 @@ ensure_venv() {  # ensure_venv EXTRAS   e.g. "" or "[dev]"
         touch "$stamp"
     fi
 }
+
+ensure_chromium() {  # Debian's Chromium for the browser tests; never a browser build download
+    local chromium="${GENQUEUE_TEST_CHROMIUM:-/usr/bin/chromium}"
+    [ -x "$chromium" ] && return 0
+    echo "== installing Chromium (apt-get install chromium) for the console's browser tests"
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        sudo="sudo"
+    fi
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+    if [ ! -x "$chromium" ]; then
+        echo "Chromium is still missing at $chromium: the browser tests would fail" >&2
+        exit 1
+    fi
+}

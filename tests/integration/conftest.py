@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from playwright.sync_api import Browser
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.browser import chromium
 from tests.support.jobs import Jobs
 from tests.support.stack import SimAdmin, Stack, running_stack
 
@@ -47,3 +49,10 @@ def publisher(redis_url: str) -> Iterator[Celery]:
 @pytest.fixture
 def jobs(pg_sessions: sessionmaker[Session], publisher: Celery, stack: Stack, sim: Any) -> Jobs:
     return Jobs(pg_sessions, publisher, stack)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the session's browser tests (each test opens its own context)."""
+    with chromium() as b:
+        yield b
