@@ -15,8 +15,15 @@ export function positions(events) {
     }
   }
   points.sort((a, b) => a.at - b.at);
+  // The last position held until the job left the queue (started, or ended): a flat step to
+  // that moment, so a single report still reads as a line over time.
+  const last = points[points.length - 1];
+  const left = last && events.find((e) => LEFT_QUEUE.has(e.status) && Date.parse(e.at) > last.at);
+  if (left) points.push({ at: Date.parse(left.at), position: last.position });
   return points;
 }
+
+const LEFT_QUEUE = new Set(["running", "completed", "failed", "cancelled"]);
 
 function svg(tag, attrs) {
   const node = document.createElementNS(NS, tag);
@@ -35,7 +42,7 @@ export function drawChart(container, points) {
   let d = `M${x(points[0].at)},${y(points[0].position)}`;
   for (const p of points.slice(1)) d += ` H${x(p.at)} V${y(p.position)}`;
   const first = points[0].position, last = points[points.length - 1].position;
-  const label = `Queue position from ${first} to ${last} over ${(span / 1000).toFixed(1)} s (${points.length} reports)`;
+  const label = `Queue position from ${first} to ${last} over ${(span / 1000).toFixed(1)} s`;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
   const title = svg("title", {});
   title.textContent = label;
