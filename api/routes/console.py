@@ -19,10 +19,11 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 SECURITY_HEADERS = {
-    # Images may come from a media CDN (GENQUEUE_MEDIA_PUBLIC_BASE) or upstream's URL while a
+    # Media may come from a media CDN (GENQUEUE_MEDIA_PUBLIC_BASE) or upstream's URL while a
     # copy is pending; nothing else leaves this origin.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data: https: http:; connect-src 'self'; form-action 'self'; "
+    "img-src 'self' data: https: http:; media-src 'self' https: http:; connect-src 'self'; "
+    "form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -135,8 +135,8 @@ def test_submit_the_seed_example_from_the_form_and_watch_it_to_completion(
         expect(page.locator("#submit-form")).to_have_attribute("data-ready", "true")
         page.get_by_role("button", name="Fill in the model's example").click()
         expect(page.get_by_label("Prompt", exact=True)).to_have_value(SEED_EXAMPLE["prompt"])
-        expect(page.get_by_label("Aspect Ratio", exact=True)).to_have_value("1:1")
-        expect(page.get_by_label("Safety Tolerance", exact=True)).to_have_value("2")
+        expect(page.get_by_label("Aspect ratio", exact=True)).to_have_value("1:1")
+        expect(page.get_by_label("Safety tolerance", exact=True)).to_have_value("2")
 
         blocker = console.create(key, "the tenant's own job, live upstream")
         console.wait_status(key, blocker, "queued", "running")
@@ -222,7 +222,7 @@ def test_a_422_is_shown_next_to_the_field_it_names(
     page.goto("/console/new")
     expect(page.locator("#submit-form")).to_have_attribute("data-ready", "true")
     page.get_by_label("Prompt", exact=True).fill("   ")  # the browser cannot tell: the API can
-    page.get_by_label("Guidance Scale", exact=True).fill("25")
+    page.get_by_label("Guidance scale", exact=True).fill("25")
     page.get_by_role("button", name="Submit").click()
     prompt_error = page.locator("#field-prompt-error")
     expect(prompt_error).to_have_text(

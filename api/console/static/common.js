@@ -168,6 +168,16 @@ export function filesIn(value, found = []) {
   return found;
 }
 
+/** "image", "video", "audio" or "file": how a file is shown. */
+export function mediaKind(file) {
+  const type = file.content_type || "";
+  for (const kind of ["image", "video", "audio"]) if (type.startsWith(`${kind}/`)) return kind;
+  if (!type && /\.(jpe?g|png|webp|gif)(\?|$)/i.test(file.url)) return "image";
+  if (!type && /\.(mp4|webm|mov)(\?|$)/i.test(file.url)) return "video";
+  if (!type && /\.(wav|mp3|ogg|flac)(\?|$)/i.test(file.url)) return "audio";
+  return "file";
+}
+
 export function isImage(file) {
   const type = file.content_type || "";
   return type.startsWith("image/") || (!type && /\.(jpe?g|png|webp|gif)(\?|$)/i.test(file.url));

@@ -1,5 +1,5 @@
 import {
-  ApiError, TERMINAL, apiJson, clock, el, filesIn, isImage, notice, requireKey, statusBadge,
+  ApiError, TERMINAL, apiJson, clock, el, filesIn, mediaKind, notice, requireKey, statusBadge,
   streamEvents,
 } from "./common.js";
 import { drawChart, positions } from "./chart.js";
@@ -40,8 +40,14 @@ function showImages(gen) {
   $("images").replaceChildren(
     ...files.map((file, i) => {
       const name = `Output ${i + 1} of ${files.length}`;
-      const body = isImage(file)
-        ? el("img", { src: file.url, alt: `${name}: ${prompt.slice(0, 120)}`, width: file.width, height: file.height })
+      const kind = mediaKind(file);
+      const label = `${name}: ${prompt.slice(0, 120)}`;
+      if (kind === "video" || kind === "audio") {
+        const player = el(kind, { src: file.url, controls: true, preload: "metadata", "aria-label": label });
+        return el("figure", {}, player, el("figcaption", {}, el("a", { href: file.url }, `${name} (${file.content_type || kind})`)));
+      }
+      const body = kind === "image"
+        ? el("img", { src: file.url, alt: label, width: file.width, height: file.height })
         : el("span", {}, `${name} (${file.content_type || "file"})`);
       return el("figure", {}, el("a", { href: file.url, rel: "noopener" }, body));
     }),

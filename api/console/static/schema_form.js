@@ -5,6 +5,10 @@ import { el } from "./common.js";
 
 /** The schema a property's value follows, without the `null` branch of an optional one. */
 function effective(prop) {
+  if (Array.isArray(prop.type)) {
+    const types = prop.type.filter((t) => t !== "null");
+    return { ...prop, type: types[0], nullable: types.length < prop.type.length };
+  }
   const branches = prop.anyOf || prop.oneOf;
   if (!branches) return { ...prop, nullable: false };
   const real = branches.filter((b) => b.type !== "null");
