@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from api.errors import invalid
@@ -106,11 +106,11 @@ def list_page(
         stmt = stmt.where(prompt_contains(filters.prompt))
     if cursor:
         at, gid = decode_cursor(cursor)
+        # The first bound alone is a range of the (tenant_id, created_at) index; the OR only
+        # filters the rows of the one instant the cursor stands in (benchmarks/RESULTS.md C1).
         stmt = stmt.where(
-            or_(
-                Generation.created_at < at,
-                and_(Generation.created_at == at, Generation.id < gid),
-            )
+            Generation.created_at <= at,
+            or_(Generation.created_at < at, Generation.id < gid),
         )
     stmt = stmt.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt).all())
