@@ -250,3 +250,30 @@ def test_console_pages_are_shells_with_a_strict_content_security_policy(
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
     assert client.get("/console/static/nope.js").status_code == 404
+
+
+def test_cursor_pages_split_rows_of_one_instant_exactly_once(
+    client: TestClient, pg_sessions: sessionmaker[Session]
+) -> None:
+    """The cursor condition is a range of the index plus a tie-break on the id: rows created in
+    the same microsecond are neither skipped nor repeated across pages."""
+    key = new_key(pg_sessions)
+    ids = [_create(client, key, f"tie {n}") for n in range(5)]
+    instant = datetime.now(UTC) - timedelta(minutes=1)
+    with pg_sessions.begin() as session:
+        session.execute(
+            update(Generation)
+            .where(Generation.id.in_([uuid.UUID(i) for i in ids]))
+            .values(created_at=instant)
+        )
+    newer = _create(client, key, "newer")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/generations", params=params, headers=auth(key)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [newer, *sorted(ids, key=lambda i: uuid.UUID(i), reverse=True)]
