@@ -104,6 +104,16 @@ def statuses_until(page: Page, last: str, timeout: float) -> list[str]:
     raise AssertionError(f"the page never showed {last}: {seen}")
 
 
+def unlabelled_controls(page: Page) -> list[str]:
+    """Form controls a screen reader could not name (no label, no aria-label)."""
+    found: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea")]
+            .filter((c) => c.type !== "hidden" && !c.labels.length && !c.getAttribute("aria-label"))
+            .map((c) => c.outerHTML)"""
+    )
+    return found
+
+
 def natural_width(page: Page, selector: str) -> int:
     image = page.locator(selector).first
     image.wait_for()
@@ -221,6 +231,7 @@ def test_a_422_is_shown_next_to_the_field_it_names(
     sign_in(page, key)
     page.goto("/console/new")
     expect(page.locator("#submit-form")).to_have_attribute("data-ready", "true")
+    assert unlabelled_controls(page) == []
     page.get_by_label("Prompt", exact=True).fill("   ")  # the browser cannot tell: the API can
     page.get_by_label("Guidance scale", exact=True).fill("25")
     page.get_by_role("button", name="Submit").click()
@@ -254,6 +265,9 @@ def test_another_tenants_generations_are_never_shown(
     )
     sign_in(page, key)
     expect(page.locator(f'#generations tr[data-id="{mine}"]')).to_have_count(1)
+    assert unlabelled_controls(page) == []
+    page.keyboard.press("Tab")  # the first stop skips to the content, for keyboards
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     expect(page.locator(f'#generations tr[data-id="{theirs}"]')).to_have_count(0)
     page.get_by_label("Prompt contains").fill(word)
     page.get_by_role("button", name="Apply").click()

@@ -7,6 +7,10 @@ function seconds(value) {
 }
 
 async function refresh() {
+  if (document.visibilityState !== "visible") {
+    setTimeout(refresh, REFRESH_MS);
+    return;
+  }
   try {
     const { body } = await apiJson("/v1/overview");
     document.getElementById("counts").replaceChildren(
