@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, String, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from api.errors import invalid
@@ -79,7 +79,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def prompt_contains(text: str) -> ColumnElement[bool]:
     """The input's prompt contains ``text`` (``%`` and ``_`` taken literally)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    prompt: ColumnElement[str] = Generation.input["prompt"].as_string()
+    # ``input ->> 'prompt'`` with the key written out, as PostgreSQL's trigram index on the
+    # prompt is (migration 0012); SQLite reads the same operator.
+    prompt: ColumnElement[str] = Generation.input.op("->>", return_type=String)(
+        literal_column("'prompt'")
+    )
     return prompt.ilike(f"%{escaped}%", escape="\\")
 
 

@@ -14,6 +14,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -93,10 +94,8 @@ def main() -> None:
             }
             print(f"C1: one page of 25 of {args.rows:,} rows (another tenant: as many), ms")
             for name, (filters, at) in queries.items():
-                median, worst = _time(
-                    lambda f=filters, c=at: list_page(session, tenant, f, limit=25, cursor=c),
-                    args.repeat,
-                )
+                page = partial(list_page, session, tenant, filters, limit=25, cursor=at)
+                median, worst = _time(page, args.repeat)
                 print(f"  {name:<40} median {median:7.1f}   max {worst:7.1f}")
         engine.dispose()
 

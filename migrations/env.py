@@ -26,6 +26,16 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     return False
 
 
+DIALECT_ONLY_INDEXES = frozenset({"ix_generations_prompt_trgm"})
+"""Indexes a migration makes on PostgreSQL alone, which the models do not declare (0012)."""
+
+
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    return not (type_ == "index" and reflected and name in DIALECT_ONLY_INDEXES)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -33,6 +43,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=_include_object,
     )
 
 
