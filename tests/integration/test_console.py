@@ -278,3 +278,25 @@ def test_another_tenants_generations_are_never_shown(
     expect(page.locator("#status")).to_have_text("not found")
     expect(page.locator("#notice")).to_have_text("No such generation (or it is not yours).")
     expect(page.locator("#input")).to_have_text("")
+
+
+def test_a_failed_generation_shows_the_upstreams_error(
+    page: Page, console: Console, sim: SimAdmin, pg_sessions: sessionmaker[Session]
+) -> None:
+    key = new_key(pg_sessions)
+    marker = f"refused upstream {uuid.uuid4().hex[:6]}"
+    sim.add_fault(
+        op="submit",
+        kind="http",
+        status_code=422,
+        body={"detail": [{"loc": ["body", "prompt"], "msg": "the simulator says no"}]},
+        match_prompt=marker,
+    )
+    gid = console.create(key, marker)
+    console.wait_status(key, gid, "failed")
+    sign_in(page, key)
+    page.goto(f"/console/generations/{gid}")
+    expect(page.locator("#status")).to_have_text("failed")
+    expect(page.locator("#error-message")).to_contain_text("HTTP 422")
+    expect(page.locator("#error-body")).to_contain_text("the simulator says no")
+    expect(page.locator("#images-section")).to_be_hidden()
