@@ -274,6 +274,15 @@ def test_another_tenants_generations_are_never_shown(
     expect(page.locator("#generations tbody tr")).to_have_count(1)
     expect(page.locator("#generations tbody tr")).to_have_attribute("data-id", mine)
 
+    page.get_by_role("link", name="Overview").click()
+    counts = page.locator("#counts li")
+    expect(counts).to_have_count(7)  # one per status, this tenant's: 1 in all
+    assert sum(int(t.split()[-1]) for t in counts.all_inner_texts()) == 1
+    expect(page.get_by_role("link", name="Flower")).to_have_attribute(
+        "href", "http://127.0.0.1:5555"
+    )
+    page.screenshot(path=screenshot_path("overview"), full_page=True)
+
     page.goto(f"/console/generations/{theirs}")
     expect(page.locator("#status")).to_have_text("not found")
     expect(page.locator("#notice")).to_have_text("No such generation (or it is not yours).")
