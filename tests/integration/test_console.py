@@ -1,12 +1,12 @@
 """The console in a real browser (Debian's Chromium through Playwright) against the real
-stack: the API process serving /console, a Celery worker and beat, the simulator over HTTP.
+stack of its own: a database and Redis database, the API serving /console, a Celery worker and
+beat, the simulator over HTTP.
 
 Each test opens its own browser context (its own sessionStorage, so its own sign-in) in the
 session's one browser. Screenshots of the list and the generation page go to
 ``artifacts/console/`` (``GENQUEUE_TEST_ARTIFACTS``)."""
 
 import re
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,12 +20,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.fal.registry import SEED_EXAMPLE
 from genqueue.net import wait_until
+from migrations.runner import upgrade
+from models.db import make_engine, make_session_factory
 from models.tenants import set_tenant
 from tests.api.support import MODEL, auth, new_key, stored
 from tests.support.browser import screenshot_path
-from tests.support.stack import SimAdmin, Stack
+from tests.support.services import postgres_database, redis_database
+from tests.support.stack import SimAdmin, Stack, running_stack
 
 pytestmark = pytest.mark.integration
+
+
+SIM_DEFAULTS: dict[str, Any] = {"run_time": 1.0, "capacity": 4, "honor_cancel": True}
 
 
 @dataclass
@@ -55,19 +61,43 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(stack: Stack) -> Iterator[Console]:
-    """The stack's API process (the session's stack runs none), serving the console; its
-    streams check the database every 0.1 s, so a state of a second is seen on the page."""
-    stack.api.env = {**stack.env, "GENQUEUE_STREAM_POLL_INTERVAL": "0.1"}
-    stack.api.start()
-    try:
-        wait_until(
-            lambda: httpx.get(f"{stack.api_url}/healthz").status_code == 200, 30, what="the API"
-        )
-        with httpx.Client(base_url=stack.api_url, timeout=20) as http:
-            yield Console(stack.api_url, http)
-    finally:
-        stack.api.kill(signal.SIGTERM)
+def console_stack() -> Iterator[tuple[Stack, sessionmaker[Session]]]:
+    """A stack of this module's own (database, Redis database, worker, beat, simulator, API):
+    these tests take the simulator's one slot on purpose, and rows other tests leave in the
+    session's database must not take it from them. The API's streams check every 0.1 s."""
+    with postgres_database() as url, redis_database() as broker:
+        upgrade(url)
+        engine = make_engine(url)
+        env = {"GENQUEUE_STREAM_POLL_INTERVAL": "0.1", "GENQUEUE_MEDIA_TIMEOUT": "4"}
+        try:
+            with running_stack(
+                database_url=url, broker_url=broker, extra_env=env, with_api=True
+            ) as stack:
+                yield stack, make_session_factory(engine)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def console(console_stack: tuple[Stack, sessionmaker[Session]]) -> Iterator[Console]:
+    stack, _ = console_stack
+    with httpx.Client(base_url=stack.api_url, timeout=20) as http:
+        yield Console(stack.api_url, http)
+
+
+@pytest.fixture
+def sessions(console_stack: tuple[Stack, sessionmaker[Session]]) -> sessionmaker[Session]:
+    return console_stack[1]
+
+
+@pytest.fixture
+def sim(console_stack: tuple[Stack, sessionmaker[Session]]) -> Iterator[SimAdmin]:
+    admin = console_stack[0].sim
+    admin.clear_faults()
+    admin.configure(**SIM_DEFAULTS)
+    yield admin
+    admin.clear_faults()
+    admin.configure(**SIM_DEFAULTS)
 
 
 @pytest.fixture
@@ -129,15 +159,15 @@ def natural_width(page: Page, selector: str) -> int:
 
 
 def test_submit_the_seed_example_from_the_form_and_watch_it_to_completion(
-    page: Page, console: Console, sim: SimAdmin, pg_sessions: sessionmaker[Session]
+    page: Page, console: Console, sim: SimAdmin, sessions: sessionmaker[Session]
 ) -> None:
     """The tenant's cap (1) holds the new job pending behind its own running job; another
     tenant's job takes the simulator's one slot next, so it then waits queued upstream; then
     it runs and completes. Every state lasts seconds, and the page shows each as it comes."""
     sim.configure(capacity=1, run_time=5.0)
     tenant = f"console-{uuid.uuid4().hex[:8]}"
-    key, other = new_key(pg_sessions, tenant=tenant), new_key(pg_sessions)
-    with pg_sessions.begin() as session:
+    key, other = new_key(sessions, tenant=tenant), new_key(sessions)
+    with sessions.begin() as session:
         set_tenant(session, tenant, {"max_in_flight": 1})
     try:
         sign_in(page, key)
@@ -193,15 +223,15 @@ def test_submit_the_seed_example_from_the_form_and_watch_it_to_completion(
         assert natural_width(page, f'#generations tr[data-id="{gid}"] img') > 0
         page.screenshot(path=screenshot_path("generations"), full_page=True)
     finally:
-        with pg_sessions.begin() as session:
+        with sessions.begin() as session:
             set_tenant(session, tenant, {"max_in_flight": None})
 
 
 def test_cancel_a_queued_job_from_its_page(
-    page: Page, console: Console, sim: SimAdmin, pg_sessions: sessionmaker[Session]
+    page: Page, console: Console, sim: SimAdmin, sessions: sessionmaker[Session]
 ) -> None:
     sim.configure(capacity=1, run_time=60.0)
-    key = new_key(pg_sessions)
+    key = new_key(sessions)
     holder = console.create(key, "holds upstream's one slot")
     console.wait_status(key, holder, "running")
     target = console.create(key, "waits in upstream's queue, then is cancelled")
@@ -225,10 +255,10 @@ def test_cancel_a_queued_job_from_its_page(
 
 
 def test_a_422_is_shown_next_to_the_field_it_names(
-    page: Page, console: Console, pg_sessions: sessionmaker[Session]
+    page: Page, console: Console, sessions: sessionmaker[Session]
 ) -> None:
     tenant = f"console-{uuid.uuid4().hex[:8]}"
-    key = new_key(pg_sessions, tenant=tenant)
+    key = new_key(sessions, tenant=tenant)
     sign_in(page, key)
     page.goto("/console/new")
     expect(page.locator("#submit-form")).to_have_attribute("data-ready", "true")
@@ -247,13 +277,13 @@ def test_a_422_is_shown_next_to_the_field_it_names(
     expect(page.get_by_label("Prompt", exact=True)).to_be_focused()
     expect(page.locator("#field-num_images-error")).to_be_hidden()
     assert page.url.endswith("/console/new")
-    assert stored(pg_sessions, tenant) == 0  # nothing was stored
+    assert stored(sessions, tenant) == 0  # nothing was stored
 
 
 def test_another_tenants_generations_are_never_shown(
-    page: Page, console: Console, pg_sessions: sessionmaker[Session]
+    page: Page, console: Console, sessions: sessionmaker[Session]
 ) -> None:
-    key, other = new_key(pg_sessions), new_key(pg_sessions)
+    key, other = new_key(sessions), new_key(sessions)
     word = uuid.uuid4().hex[:8]
     mine = console.create(key, f"mine {word}")
     theirs = console.create(other, f"theirs {word}")
@@ -291,9 +321,9 @@ def test_another_tenants_generations_are_never_shown(
 
 
 def test_a_failed_generation_shows_the_upstreams_error(
-    page: Page, console: Console, sim: SimAdmin, pg_sessions: sessionmaker[Session]
+    page: Page, console: Console, sim: SimAdmin, sessions: sessionmaker[Session]
 ) -> None:
-    key = new_key(pg_sessions)
+    key = new_key(sessions)
     marker = f"refused upstream {uuid.uuid4().hex[:6]}"
     sim.add_fault(
         op="submit",
