@@ -349,8 +349,7 @@ def api_metrics_url(settings: Settings, plan: Plan) -> str:
     return f"{url} (Bearer token)" if settings.metrics_token else url
 
 
-def console_url(plan: Plan) -> str:
-    """The web console, served by the API itself."""
+def console_url(plan: Plan) -> str:  # the API serves the console itself
     return f"{plan.api_url}/console"
 
 
