@@ -27,7 +27,7 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
 
 
 DIALECT_ONLY_INDEXES = frozenset({"ix_generations_prompt_trgm"})
-"""Indexes a migration makes on PostgreSQL alone, which the models do not declare (0012)."""
+"""Indexes a migration makes on PostgreSQL alone, which the models do not declare (0009)."""
 
 
 def _include_object(

@@ -22,18 +22,24 @@ ensure_venv() {  # ensure_venv EXTRAS   e.g. "" or "[dev]"
     fi
 }
 
-ensure_chromium() {  # Debian's Chromium for the browser tests; never a browser build download
+ensure_system_packages() {  # what the tests need from Debian: never a browser build download
+    # chromium: the console's browser tests (Playwright drives it);
+    # libfaketime: the multi-host suite's worker host whose clock runs ahead.
     local chromium="${GENQUEUE_TEST_CHROMIUM:-/usr/bin/chromium}"
-    [ -x "$chromium" ] && return 0
-    echo "== installing Chromium (apt-get install chromium) for the console's browser tests"
+    local faketime="/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+    local missing=()
+    [ -x "$chromium" ] || missing+=(chromium)
+    [ -e "$faketime" ] || missing+=(libfaketime)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "== installing ${missing[*]} (apt-get) for the browser and multi-host tests"
     local sudo=""
     if [ "$(id -u)" != 0 ]; then
         sudo="sudo"
     fi
     $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
-    if [ ! -x "$chromium" ]; then
-        echo "Chromium is still missing at $chromium: the browser tests would fail" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+    if [ ! -x "$chromium" ] || [ ! -e "$faketime" ]; then
+        echo "still missing after apt-get: $chromium or $faketime; those tests would fail" >&2
         exit 1
     fi
 }

@@ -1,6 +1,6 @@
 """prompt search index
 
-Revision ID: 0012
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-27 11:10:00.000000
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
