@@ -123,18 +123,24 @@ def safety_net_delay(
     policy: BackoffPolicy,
     rand: float,
     estimate: RunTimeEstimate | None = None,
+    prior: float | None = None,
 ) -> float:
     """Seconds until the next status call of a job that expects fal's webhook.
 
     The webhook settles it; polls only find a webhook that was lost. The first comes at the
-    likely finish plus a margin (``p90 + webhook_margin``; ``webhook_interval`` without enough
-    history), the next ones every ``webhook_interval``. Jitter only ever delays, and the first
-    check's only by a share of the margin, so a lost webhook is found at most
-    ``max(p90 + webhook_margin × (1 + jitter), webhook_interval × (1 + jitter))`` after submit,
-    or ``webhook_interval × (1 + jitter)`` after the job ended if that is later.
+    likely finish plus a margin: ``p90 + webhook_margin`` from the learned run times; without
+    enough history, the end of the catalogue prior's window (``prior × prior_high``) plus the
+    margin; with neither, ``webhook_interval``. The next ones come every ``webhook_interval``.
+    Jitter only ever delays, and the first check's only by a share of the margin, so a lost
+    webhook is found at most ``max(first + webhook_margin × jitter, webhook_interval × (1 +
+    jitter))`` after submit, or ``webhook_interval × (1 + jitter)`` after the job ended if that
+    is later.
     """
     if estimate is not None and estimate.samples >= policy.min_samples:
         first, spread = estimate.p90 + policy.webhook_margin, policy.webhook_margin
+    elif prior is not None and prior > 0:
+        first = prior * policy.prior_high + policy.webhook_margin
+        spread = policy.webhook_margin
     else:
         first, spread = policy.webhook_interval, policy.webhook_interval
     if age < first:

@@ -181,7 +181,9 @@ NET = BackoffPolicy(min_delay=0.5, jitter=0.0, webhook_margin=15.0, webhook_inte
 
 
 def net(age: float, estimate: RunTimeEstimate | None = None, **kw: Any) -> float:
-    return safety_net_delay(age=age, policy=kw.pop("policy", NET), rand=0.5, estimate=estimate)
+    return safety_net_delay(
+        age=age, policy=kw.pop("policy", NET), rand=0.5, estimate=estimate, **kw
+    )
 
 
 def test_a_webhook_job_is_first_checked_past_its_likely_finish() -> None:
@@ -195,6 +197,18 @@ def test_without_history_a_webhook_job_is_checked_every_interval() -> None:
     few = RunTimeEstimate(p10=1.0, p50=2.0, p90=3.0, samples=2)
     assert net(0.0) == net(0.0, few) == 60.0
     assert net(60.0) == net(200.0) == 60.0
+
+
+def test_without_history_a_webhook_job_is_first_checked_past_its_catalogue_run_time() -> None:
+    # a 6 s image model: its lost webhook is looked for at 6 × 1.5 + 15 s, not after a minute
+    assert net(0.0, prior=6.0) == 24.0
+    assert net(20.0, prior=6.0) == 4.0
+    assert net(24.0, prior=6.0) == 60.0  # then sparse
+    # a 300 s video model is not checked five times before it can have finished
+    assert net(0.0, prior=300.0) == 465.0
+    # history wins over the prior
+    learned = RunTimeEstimate(p10=50.0, p50=60.0, p90=70.0, samples=20)
+    assert net(0.0, learned, prior=300.0) == 85.0
 
 
 def test_safety_net_jitter_only_ever_delays() -> None:

@@ -156,8 +156,11 @@ def progress(
     state = GenerationStatus.QUEUED if queued else GenerationStatus.RUNNING
     position = report.queue_position if queued else None
     age = (now - row.submitted_at).total_seconds()
+    prior = ctx.expected_run_seconds(row.model)
     if row.expects_webhook:
-        delay = safety_net_delay(age=age, policy=ctx.policy, rand=ctx.rand(), estimate=estimate)
+        delay = safety_net_delay(
+            age=age, policy=ctx.policy, rand=ctx.rand(), estimate=estimate, prior=prior
+        )
     else:
         delay = next_poll_delay(
             attempt=row.poll_count + 1,
@@ -167,7 +170,7 @@ def progress(
             policy=ctx.policy,
             rand=ctx.rand(),
             estimate=estimate,
-            prior=ctx.expected_run_seconds(row.model),
+            prior=prior,
         )
     values: dict[str, Any] = {
         "queue_position": position,

@@ -114,7 +114,11 @@ def _accepted(
     claim = answer.claim
     if answer.webhook:
         delay = safety_net_delay(
-            age=0.0, policy=ctx.policy, rand=ctx.rand(), estimate=answer.estimate
+            age=0.0,
+            policy=ctx.policy,
+            rand=ctx.rand(),
+            estimate=answer.estimate,
+            prior=ctx.expected_run_seconds(claim.model),
         )
     else:
         delay = next_poll_delay(
