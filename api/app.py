@@ -32,7 +32,6 @@ from api.routes import (
 )
 from api.state import AppState
 from models.settings import Settings
-from models.types import utcnow
 
 DESCRIPTION = """\
 A durable job system in front of fal.ai's queue API.
@@ -50,7 +49,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     publisher: Publisher | None = None,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     publisher = publisher or CeleryPublisher(

@@ -23,12 +23,12 @@ from api.publisher import Publisher
 from api.ratelimit import CreateLimiter
 from models.catalogue import load_catalogue
 from models.db import make_engine, make_session_factory, normalize_url
+from models.dbclock import DatabaseClock
 from models.destinations import AddressPolicy
 from models.media_store import MediaStore, open_store
 from models.media_urls import MediaSigner, MediaUrls, load_signing_key, presigner
 from models.secretbox import SecretBox, secret_box
 from models.settings import Settings
-from models.types import utcnow
 
 # Sync routes and dependencies run on anyio's thread pool (40 threads by default). A connection
 # pool smaller than that opens and closes "overflow" connections under load, and starting a
@@ -54,12 +54,15 @@ class AppState:
         settings: Settings,
         publisher: Publisher,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.catalogue = load_catalogue(settings.models_file)
         self.publisher = publisher
-        self.clock = clock
+        self.clock: Callable[[], datetime] = clock or DatabaseClock(lambda: self.engine)
+        """The database's time by default: the rows' ``next_poll_at`` (the submit grace) and
+        deadlines set here are compared by workers on other hosts (``models/dbclock.py``)."""
+        clock = self.clock
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._secret_box: SecretBox | None = None

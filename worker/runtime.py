@@ -11,6 +11,7 @@ from celery import Celery
 
 from models.catalogue import load_catalogue
 from models.db import make_engine, make_session_factory
+from models.dbclock import DatabaseClock
 from models.destinations import AddressPolicy
 from models.media_store import open_store
 from models.media_urls import configured_urls
@@ -69,6 +70,7 @@ def build_context(settings: Settings, app: Celery) -> WorkerContext:
         publish=publish,
         policy=BackoffPolicy.from_settings(settings),
         limits=Limits.from_settings(settings),
+        clock=DatabaseClock(engine),  # leases are compared across hosts: the DB's time
         observer=MetricsObserver(),
         secret_box=functools.cache(lambda: secret_box(settings)),
         send_webhook=webhook_http.send,

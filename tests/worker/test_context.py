@@ -1,10 +1,17 @@
 """The worker's limits and backoff policy come from the settings, whose defaults they share."""
 
 import dataclasses
+from datetime import timedelta
+from pathlib import Path
 
+from celery import Celery
+from sqlalchemy import text
+
+from models.dbclock import DatabaseClock
 from models.settings import Settings
 from worker.backoff import BackoffPolicy
 from worker.context import Limits
+from worker.runtime import build_context
 
 
 def test_the_defaults_are_the_settings_defaults() -> None:
@@ -89,3 +96,23 @@ def test_a_test_still_builds_limits_directly() -> None:
     limits = Limits(lease_seconds=5.0, ambiguous_submit="fail")
     assert (limits.lease_seconds, limits.ambiguous_submit) == (5.0, "fail")
     assert limits.max_submit_attempts == Settings.model_fields["max_submit_attempts"].default
+
+
+def test_the_worker_reads_the_database_clock(pg_url: str, tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=pg_url, data_dir=str(tmp_path), upstream_url="http://127.0.0.1:9"
+    )
+    ctx = build_context(settings, Celery(set_as_current=False))
+    try:
+        assert isinstance(ctx.clock, DatabaseClock)
+        engine = ctx.sessions.kw["bind"]
+        with engine.connect() as conn:
+            before = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        read = ctx.clock()
+        assert before <= read + timedelta(milliseconds=500)
+        assert read - before < timedelta(seconds=2)
+    finally:
+        ctx.client.close()
+        if ctx.media_http is not None:
+            ctx.media_http.close()
+        ctx.sessions.kw["bind"].dispose()
