@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 
+import psycopg
 import pytest
 
 from genqueue.net import wait_until
@@ -87,6 +88,29 @@ def test_the_skewed_host_is_ahead(cluster: Cluster) -> None:
                                 text=True, check=True).stdout)  # fmt: skip
     assert seen - time.time() > float(SKEW.strip("+s")) - 1.0
     assert seen - before < float(SKEW.strip("+s")) + 5.0
+
+
+def test_the_skewed_host_reads_the_database_clock(cluster: Cluster) -> None:
+    """w1's worker reads the time as ``models.dbclock`` gives it: the database's, not w1's."""
+    code = (
+        "import os; from models.db import make_engine; from models.dbclock import DatabaseClock;"
+        " print(DatabaseClock(make_engine(os.environ['GENQUEUE_DATABASE_URL']))().timestamp())"
+    )
+    env = {
+        "LD_PRELOAD": FAKETIME_LIB,
+        "FAKETIME": SKEW,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "GENQUEUE_DATABASE_URL": cluster.database_url,
+    }
+    argv = cluster.sandbox.hosts["w1"].wrap(["env", *(f"{k}={v}" for k, v in env.items())])
+    with psycopg.connect(cluster.database_url) as conn:
+        before = conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        seen = float(subprocess.run([*argv, sys.executable, "-c", code], capture_output=True,
+                                    text=True, check=True).stdout)  # fmt: skip
+        after = conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+    assert before is not None
+    assert after is not None
+    assert float(before[0]) - 0.5 <= seen <= float(after[0]) + 0.5  # SKEW is 3 s
 
 
 def test_worker_host_powered_off_mid_flight(jobs: HostJobs, cluster: Cluster) -> None:
