@@ -38,7 +38,6 @@ from models.media import awaits_copy
 from models.media_urls import MediaUrls, result_for
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation
-from models.types import utcnow
 
 router = APIRouter(prefix="/run", tags=["fal-compatible run"])
 REQUEST_ID_HEADER = "X-Fal-Request-Id"
@@ -62,7 +61,7 @@ def _ended(
         if gen is None or GenerationStatus(gen.status) not in TERMINAL:
             return None
         wait = state.settings.media_wait
-        if not last and awaits_copy(gen.media_status, gen.completed_at, utcnow(), wait):
+        if not last and awaits_copy(gen.media_status, gen.completed_at, state.clock(), wait):
             return None
         return result_answer(gen, result_for(session, gen, urls, keep_upstream=False))
 
