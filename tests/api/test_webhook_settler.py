@@ -8,44 +8,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import create_engine, event
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.fal.settler import WebhookSettler
 from models.db import make_session_factory
-from models.keys import create_key
 from models.tables import Generation
 from models.upstream_webhook import FalWebhook, WebhookOutcome
-from tests.support.generations import create_generation
+from tests.support.generations import running_upstream
 
 WAIT = 30.0
 
 
 def _upstream(sessions: sessionmaker[Session]) -> tuple[uuid.UUID, str]:
-    request_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
-    with sessions.begin() as session:
-        key, _ = create_key(session, name=f"ws-{request_id[:8]}")
-        gen = create_generation(
-            session,
-            tenant_id=key.tenant_id,
-            model="fal-ai/flux/dev",
-            input={"prompt": "p"},
-            now=now,
-            deadline_seconds=600,
-            submit_grace_seconds=2,
-        )
-        session.execute(
-            update(Generation)
-            .where(Generation.id == gen.id)
-            .values(
-                status="running",
-                upstream_request_id=request_id,
-                submitted_at=now - timedelta(seconds=5),
-            )
-        )
-        return gen.id, request_id
+    submitted = datetime.now(UTC) - timedelta(seconds=5)
+    return running_upstream(sessions, model="fal-ai/flux/dev", submitted=submitted)
 
 
 def _ok(request_id: str, payload: object | None = None) -> FalWebhook:

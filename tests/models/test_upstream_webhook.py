@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.keys import create_key
 from models.tables import Generation
 from models.upstream_webhook import (
     FalWebhook,
@@ -16,36 +15,19 @@ from models.upstream_webhook import (
     settle_from_webhook,
     settle_group,
 )
-from tests.support.generations import create_generation
+from tests.support.generations import running_upstream
 
 RESULT = {"images": [{"url": "https://v3.fal.media/files/x.png"}], "seed": 7}
 
 
 def _upstream(sessions: sessionmaker[Session], submitted: datetime) -> tuple[uuid.UUID, str]:
-    request_id = str(uuid.uuid4())
-    with sessions.begin() as session:
-        key, _ = create_key(session, name=f"m-{request_id[:8]}")
-        gen = create_generation(
-            session,
-            tenant_id=key.tenant_id,
-            model="fal-ai/flux-pro/kontext/text-to-image",
-            input={"prompt": "p"},
-            now=submitted,
-            deadline_seconds=600,
-            submit_grace_seconds=2,
-        )
-        session.execute(
-            update(Generation)
-            .where(Generation.id == gen.id)
-            .values(
-                status="running",
-                upstream_request_id=request_id,
-                submitted_at=submitted,
-                unit_price=0.04,
-                estimated_cost=0.04,
-            )
-        )
-        return gen.id, request_id
+    return running_upstream(
+        sessions,
+        model="fal-ai/flux-pro/kontext/text-to-image",
+        submitted=submitted,
+        unit_price=0.04,
+        estimated_cost=0.04,
+    )
 
 
 def _hook(request_id: str, status: str = "OK", payload: Any = RESULT, **kw: Any) -> FalWebhook:

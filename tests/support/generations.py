@@ -1,13 +1,16 @@
 """Helpers over ``models`` that only tests need: one generation inserted the way the API's intake
-inserts a group, and the state machine's table asked about one transition."""
+inserts a group, one already running upstream, and the state machine's table asked about one
+transition."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.generations import NewGeneration, insert_generations
+from models.keys import create_key
 from models.status import ALLOWED_FROM, GenerationStatus
 from models.tables import Generation
 
@@ -39,6 +42,33 @@ def create_generation(
     gen = session.get(Generation, outcome.id)
     assert gen is not None
     return gen
+
+
+def running_upstream(
+    sessions: sessionmaker[Session], *, model: str, submitted: datetime, **values: Any
+) -> tuple[uuid.UUID, str]:
+    """A new tenant's generation already running upstream since ``submitted`` (and ``values``
+    set on its row): what a fal webhook for it finds. Its id and upstream request id."""
+    request_id = str(uuid.uuid4())
+    with sessions.begin() as session:
+        key, _ = create_key(session, name=f"up-{request_id[:8]}")
+        gen = create_generation(
+            session,
+            tenant_id=key.tenant_id,
+            model=model,
+            input={"prompt": "p"},
+            now=submitted,
+            deadline_seconds=600,
+            submit_grace_seconds=2,
+        )
+        session.execute(
+            update(Generation)
+            .where(Generation.id == gen.id)
+            .values(
+                status="running", upstream_request_id=request_id, submitted_at=submitted, **values
+            )
+        )
+        return gen.id, request_id
 
 
 def can_transition(src: GenerationStatus, dst: GenerationStatus) -> bool:
