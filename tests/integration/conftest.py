@@ -51,8 +51,10 @@ def jobs(pg_sessions: sessionmaker[Session], publisher: Celery, stack: Stack, si
     return Jobs(pg_sessions, publisher, stack)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the session's browser tests (each test opens its own context)."""
+    """One Chromium for a module's browser tests (each test opens its own context). Not for the
+    session: Playwright's sync API holds an event loop on the main thread while it runs, and
+    every later `asyncio.run()` in the session (the simulator's ASGI tests) would fail."""
     with chromium() as b:
         yield b
