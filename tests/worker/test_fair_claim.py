@@ -7,7 +7,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -293,3 +293,29 @@ def test_under_the_cap_the_dispatcher_wakes_only_as_many_claims_as_slots_are_fre
         assert rec.drain() == []
         finish_live(ctx)
         assert dispatch_due(ctx)["submits"] == 3  # the other rows stayed due
+
+
+def test_a_retried_row_its_message_carries_is_claimed_under_a_tenant_cap(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    """The dispatcher publishes a retried row once its delay is over and moves its
+    ``next_poll_at`` a submit grace ahead; the message's claim must still take it (it once
+    skipped it, and every later dispatch moved it again: the retry never went)."""
+    with lifecycle_env(private_sessions, limits=limits()) as (ctx, _srv, _):
+        capped = tenant(ctx, max_in_flight=2)
+        [gen_id] = jobs(ctx, capped, 1)
+        with ctx.sessions.begin() as session:  # after one transient failure, just dispatched
+            session.execute(
+                update(Generation)
+                .where(Generation.id == gen_id)
+                .values(
+                    submit_attempts=1,
+                    next_poll_at=ctx.clock() + timedelta(seconds=ctx.limits.submit_grace),
+                )
+            )
+        assert submit_generations(ctx, [gen_id]) == {"submitted": 1}
+        with ctx.sessions() as session:
+            gen = session.get(Generation, gen_id)
+            assert gen is not None
+            assert gen.status == GenerationStatus.QUEUED.value
+            assert gen.submit_attempts == 2
