@@ -160,6 +160,10 @@ class Generation(Base):
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """A pending row tried before may be sent again from then (its retry delay). Unlike
+    ``next_poll_at``, which the dispatcher moves a submit grace ahead as its safety net whenever
+    it publishes a row, nothing but a submit's outcome writes it."""
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_token: Mapped[str | None] = mapped_column(String(36))
 

@@ -19,9 +19,9 @@ from models.priority import Priority
 from models.status import LIVE, TERMINAL, GenerationStatus
 from models.tables import Generation
 from models.tenants import set_tenant
-from simulator import SimulatorServer
+from simulator import FaultRule, SimulatorServer
 from tests.support.generations import create_generation
-from tests.worker.lifecycle_support import MODEL, lifecycle_env, run_published
+from tests.worker.lifecycle_support import MODEL, drive, lifecycle_env, run_published
 from worker.context import Limits, WorkerContext
 from worker.lifecycle.dispatch import dispatch_due
 from worker.lifecycle.reconcile import reconcile
@@ -319,3 +319,21 @@ def test_a_retried_row_its_message_carries_is_claimed_under_a_tenant_cap(
             assert gen is not None
             assert gen.status == GenerationStatus.QUEUED.value
             assert gen.submit_attempts == 2
+
+
+def test_a_submit_retry_goes_under_the_global_cap(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    """A row whose submit failed for a moment waits out its retry delay and then goes, although
+    the dispatcher moves its ``next_poll_at`` a submit grace ahead each time it publishes it.
+    The claim under ``max_in_flight`` once read that column as the retry time: every message
+    found the row not yet due and deferred it, and the row stayed pending to its deadline."""
+    env = lifecycle_env(private_sessions, limits=limits(max_in_flight=2, submit_grace=30.0))
+    with env as (ctx, srv, rec):
+        [gen_id] = jobs(ctx, tenant(ctx), 1)
+        srv.sim.add_fault(FaultRule(op="submit", kind="http", status_code=503, times=1))
+        assert submit_generations(ctx, [gen_id]) == {"retry": 1}
+        gen = drive(ctx, rec, gen_id, timeout=10.0, until=LIVE | TERMINAL)
+        assert gen.status != GenerationStatus.FAILED.value, gen.error
+        assert gen.submit_attempts == 2
+        assert gen.upstream_request_id is not None

@@ -60,30 +60,15 @@ class Pick:
     """The tenant's finish tag once this job is claimed: where its next job starts."""
 
 
-def eligible(
-    now: datetime | BindParameter[datetime], *, retry_gate: bool = True
-) -> list[ColumnElement[bool]]:
+def eligible(now: datetime | BindParameter[datetime]) -> list[ColumnElement[bool]]:
     """Pending rows a claim may take now: not past their deadline, and not waiting out a
-    retry delay (a row never tried may go at once; its ``next_poll_at`` is only the
-    dispatcher's safety net, and a deferred row's only a reminder).
-
-    ``retry_gate=False`` for the rows of a submit message: the dispatcher published them once
-    their retry delay was over, then moved their ``next_poll_at`` a submit grace ahead as its
-    own safety net, so gating on it would skip every retried row its message carries, and the
-    next dispatch would move it again (a retry under a tenant cap never went)."""
-    conditions: list[ColumnElement[bool]] = [
+    retry delay (``retry_at``; ``next_poll_at`` is only the dispatcher's safety net against a
+    lost message, and a deferred row's reminder, so it gates nothing here)."""
+    return [
         Generation.status == GenerationStatus.PENDING.value,
         Generation.deadline_at > now,
+        or_(Generation.retry_at.is_(None), Generation.retry_at <= now),
     ]
-    if retry_gate:
-        conditions.append(
-            or_(
-                Generation.submit_attempts == 0,
-                Generation.next_poll_at.is_(None),
-                Generation.next_poll_at <= now,
-            )
-        )
-    return conditions
 
 
 def pick(
@@ -131,7 +116,7 @@ def _statement(dialect: str, within: bool, models: tuple[str, ...]) -> Select[An
         if models
         else fallback
     )
-    where = eligible(bindparam("now", type_=Generation.deadline_at.type), retry_gate=not within)
+    where = eligible(bindparam("now", type_=Generation.deadline_at.type))
     if within:
         where.append(Generation.id.in_(bindparam("within", expanding=True)))
     columns = (

@@ -238,6 +238,7 @@ def _to_submitting(
                 "lease_token": token,
                 "lease_until": now + timedelta(seconds=ctx.limits.lease_seconds),
                 "next_poll_at": None,
+                "retry_at": None,
             },
             details={gen.id: {"attempt": gen.submit_attempts + 1} for gen in rows},
         )

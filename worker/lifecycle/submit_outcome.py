@@ -227,6 +227,7 @@ def _retry(
         now=now,
         values={
             "next_poll_at": now + timedelta(seconds=delay),
+            "retry_at": now + timedelta(seconds=delay),
             "error": from_upstream(ErrorType.UPSTREAM_UNAVAILABLE, exc),
         },
         event_kind=EventKind.SUBMIT_RETRY,
@@ -307,7 +308,8 @@ def resolve_ambiguous(
         delay = next_error_delay(
             errors=attempts, retry_after=None, policy=ctx.policy, rand=ctx.rand()
         )
-        values = {**common, "next_poll_at": now + timedelta(seconds=delay)}
+        retry_at = now + timedelta(seconds=delay)
+        values = {**common, "next_poll_at": retry_at, "retry_at": retry_at}
         to, result = GenerationStatus.PENDING, SubmitResult.AMBIGUOUS
     else:
         error = error_record(ErrorType.SUBMIT_AMBIGUOUS, reason)
