@@ -14,7 +14,7 @@ must be set before the worker starts (``genqueue worker`` does it: ``<data_dir>/
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -93,17 +93,24 @@ def record_terminal(status: str, seconds: float) -> None:
 
 
 class BacklogCollector(Collector):
-    """Gauges read from the database at scrape time: how late the oldest due row is."""
+    """Gauges read from the database at scrape time: how late the oldest due row is.
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    ``clock`` is the time the rows are compared with: the database's (``models.dbclock``), as
+    the worker's leases and polls use it, so a host whose clock runs ahead or behind reports
+    the same lag as the others; the local clock only where no database clock is given."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.sessions = sessions
+        self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "genqueue_worker_database_up", "1 if the backlog query answered at this scrape."
         )
         try:
-            polls, submits = self._lags(utcnow())
+            polls, submits = self._lags(self.clock())
         except Exception:
             log.warning("metrics: backlog query failed", exc_info=True)
             up.add_metric([], 0)
@@ -159,14 +166,19 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-def serve(settings: Settings, sessions: sessionmaker[Session]) -> int:
-    """Start the /metrics HTTP server in this process; return the port it listens on."""
+def serve(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    clock: Callable[[], datetime] = utcnow,
+) -> int:
+    """Start the /metrics HTTP server in this process; return the port it listens on. The
+    backlog gauges compare rows with ``clock`` (the worker passes the database's)."""
     port = settings.worker_metrics_port or 0
     registry: CollectorRegistry = REGISTRY
     if multiprocess_enabled():
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    registry.register(BacklogCollector(sessions))
+    registry.register(BacklogCollector(sessions, clock))
     _touch_known_labels()
     server, _thread = start_http_server(port, addr=settings.worker_metrics_host, registry=registry)
     bound = int(server.server_address[1])
@@ -199,6 +211,7 @@ def install(app: Any, settings: Settings) -> None:
     from celery.signals import worker_init
 
     from models.db import make_engine, make_session_factory
+    from models.dbclock import DatabaseClock
 
     def _start(sender: Any = None, **_: Any) -> None:
         if sender is not None and getattr(sender, "app", app) is not app:
@@ -211,6 +224,7 @@ def install(app: Any, settings: Settings) -> None:
                 MULTIPROC_ENV,
                 MULTIPROC_ENV,
             )
-        serve(settings, make_session_factory(make_engine(settings.database_url)))
+        engine = make_engine(settings.database_url)
+        serve(settings, make_session_factory(engine), DatabaseClock(engine))
 
     worker_init.connect(_start, weak=False)

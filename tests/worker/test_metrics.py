@@ -1,16 +1,17 @@
 """The worker's metrics: hooks record series; backlog gauges are read from the database."""
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from sqlalchemy import update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory, session_scope
+from models.dbclock import DatabaseClock
 from models.keys import create_key
 from models.tables import Generation
 from models.types import utcnow
@@ -82,6 +83,47 @@ def test_backlog_gauges_come_from_the_database(sessions: sessionmaker[Session]) 
     assert sample(registry, "genqueue_due_generations", kind="submit") == 0
     assert sample(registry, "genqueue_submit_lag_seconds") == 0
     assert sample(registry, "genqueue_worker_database_up") == 1
+
+
+def test_the_poll_lag_reads_the_database_clock(
+    private_sessions: sessionmaker[Session],
+) -> None:
+    """On a host whose clock runs a minute ahead, the worker's gauge (``install`` gives it a
+    ``DatabaseClock``) reads how late a row is by the database's time, as the leases do: a row
+    due 20 s ago reads 20 s, not 80 s."""
+    engine = private_sessions.kw["bind"]
+    assert isinstance(engine, Engine)
+    with session_scope(private_sessions) as session:
+        key, _ = create_key(session, name="metrics-dbclock")
+        gen = create_generation(
+            session,
+            tenant_id=key.tenant_id,
+            model="m",
+            input={},
+            now=utcnow(),
+            deadline_seconds=600,
+            submit_grace_seconds=10,
+        )
+        db_now = session.scalar(select(func.clock_timestamp()))
+        assert db_now is not None
+        session.execute(
+            update(Generation)
+            .where(Generation.id == gen.id)
+            .values(status="running", next_poll_at=db_now - timedelta(seconds=20))
+        )
+
+    def ahead() -> datetime:
+        return utcnow() + timedelta(seconds=60)
+
+    readings = {}
+    for name, clock in (("database", DatabaseClock(engine, local=ahead)), ("local", ahead)):
+        registry = CollectorRegistry()
+        registry.register(metrics.BacklogCollector(private_sessions, clock))
+        readings[name] = sample(registry, "genqueue_poll_lag_seconds")
+    assert readings["database"] is not None
+    assert 20 <= readings["database"] < 40, readings
+    assert readings["local"] is not None
+    assert readings["local"] >= 80, readings  # what the host's own clock would have read
 
 
 def test_a_broken_database_does_not_break_the_scrape(tmp_path: Path) -> None:
