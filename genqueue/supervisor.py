@@ -57,6 +57,15 @@ class ChildSpec:
     stop_timeout: float = 15.0
     unset: tuple[str, ...] = ()
     """Variables of the shared environment this child must not see."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables this child alone is given (over the shared environment)."""
+
+    def environment(self, shared: dict[str, str]) -> dict[str, str]:
+        """The environment this child starts with: the shared one, less ``unset``, plus
+        ``env``."""
+        own = {k: v for k, v in shared.items() if k not in self.unset}
+        own.update(self.env)
+        return own
 
 
 @dataclass
@@ -84,7 +93,7 @@ class Child:
     def start(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
             self.spec.argv,
-            env={k: v for k, v in env.items() if k not in self.spec.unset},
+            env=self.spec.environment(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if self.logs else None,
             stderr=subprocess.STDOUT if self.logs else None,

@@ -15,14 +15,10 @@ import json
 import os
 import shutil
 import signal
-import sys
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import httpx
 from rich.console import Console
 
 from genqueue import embedded_redis
@@ -32,54 +28,20 @@ from genqueue.errors import EXIT_INVALID, CliError
 from genqueue.flower_guard import password_problem
 from genqueue.net import free_port, port_free
 from genqueue.services import load_settings
-from genqueue.supervisor import ChildFailed, ChildSpec, Supervisor
-from models import tasknames
+from genqueue.supervisor import ChildFailed, Supervisor
+from genqueue.up_children import (
+    FLOWER_PASSWORD_ENV,
+    Plan,
+    child_env,
+    specs,
+    worker_env,
+)
 from models.settings import Settings
 
 console = Console(highlight=False)
 START_TIMEOUT = 90.0
-WORKER_THREADS = 8
-WEBHOOK_THREADS = 2
-"""Delivery ticks at once; each runs its deliveries on threads of its own (GENQUEUE_WEBHOOK_…)."""
 PRIVATE_UMASK = 0o077
 """Whatever `up` and its children create (database, AOF, logs, state) is the user's alone."""
-UPSTREAM_KEY_ENV = ("GENQUEUE_UPSTREAM_KEY", "FAL_KEY")
-"""Only the child that calls upstream (``worker``) is given these."""
-UPSTREAM_CALLER = "worker"
-FLOWER_PASSWORD_ENV = "GENQUEUE_FLOWER_PASSWORD"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Where every part of the system listens."""
-
-    host: str
-    api_port: int
-    flower_port: int
-    metrics_port: int
-    redis_dir: Path | None
-    """The embedded Redis's directory (its socket, its AOF); None with an outside broker."""
-    simulator_port: int | None
-
-    @property
-    def local_host(self) -> str:
-        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.local_host}:{self.api_port}"
-
-    @property
-    def flower_url(self) -> str:
-        return f"http://{self.local_host}:{self.flower_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-    @property
-    def simulator_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.simulator_port}" if self.simulator_port else None
 
 
 def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: bool) -> None:
@@ -102,7 +64,7 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
     data.make_private()
     with data.locked():
         plan = _plan(settings, data, host, port)
-        env = _child_env(settings, data, plan)
+        env = child_env(settings, data, plan)
         # The worker's prometheus multiprocess files of earlier runs would be counted again.
         shutil.rmtree(data.root / "metrics", ignore_errors=True)
         migrate(env["GENQUEUE_DATABASE_URL"])
@@ -114,7 +76,12 @@ def run(*, host: str | None, port: int | None, data_dir: Path | None, verbose: b
         )
         env[FLOWER_PASSWORD_ENV] = flower_password
         supervisor = Supervisor(
-            _specs(plan, data, (settings.flower_user, flower_password)),
+            specs(
+                plan,
+                data,
+                (settings.flower_user, flower_password),
+                worker_env=worker_env(settings, plan),
+            ),
             env=env,
             log_dir=None if verbose else data.logs,
             say=lambda line: console.print(f"[bold]genqueue up:[/bold] {line}"),
@@ -216,100 +183,6 @@ def _simulator_port(data: DataDir) -> int:
     return chosen
 
 
-def _child_env(settings: Settings, data: DataDir, plan: Plan) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "GENQUEUE_DATA_DIR": str(data.root),
-            "GENQUEUE_DATABASE_URL": settings.database_url,
-            "GENQUEUE_WORKER_METRICS_PORT": str(plan.metrics_port),
-            "GENQUEUE_WORKER_METRICS_HOST": "127.0.0.1",
-            "GENQUEUE_FLOWER_USER": settings.flower_user,
-            "GENQUEUE_WEBHOOK_ALLOW_PRIVATE": str(settings.webhook_allow_private).lower(),
-            "GENQUEUE_MEDIA_ALLOW_PRIVATE": str(settings.media_allow_private).lower(),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if plan.redis_dir is not None:
-        env["GENQUEUE_BROKER_URL"] = embedded_redis.redis_url(plan.redis_dir)
-    if plan.simulator_url:
-        env["GENQUEUE_UPSTREAM_URL"] = plan.simulator_url
-        # The simulator plays fal's webhooks too: to this API, signed with its own key.
-        env.setdefault("GENQUEUE_UPSTREAM_WEBHOOK_URL", f"{plan.api_url}/webhooks/fal")
-        env.setdefault("GENQUEUE_FAL_JWKS_URL", f"{plan.simulator_url}/.well-known/jwks.json")
-    return env
-
-
-def _specs(plan: Plan, data: DataDir, flower_auth: tuple[str, str]) -> list[ChildSpec]:
-    gq = [sys.executable, "-m", "genqueue"]
-    specs: list[ChildSpec] = []
-    if plan.redis_dir is not None:
-        redis_dir = plan.redis_dir
-        specs.append(
-            ChildSpec(
-                "redis",
-                embedded_redis.redis_argv(directory=redis_dir),
-                ready=lambda: embedded_redis.answers(redis_dir),
-            )
-        )
-    if plan.simulator_port is not None:
-        specs.append(
-            ChildSpec(
-                "simulator",
-                [
-                    *gq,
-                    "simulator",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(plan.simulator_port),
-                    "--state-dir",
-                    str(data.simulator),
-                ],
-                ready=_http_answers(f"{plan.simulator_url}/_sim/health"),
-            )
-        )
-    specs += [
-        ChildSpec(
-            "api",
-            [*gq, "api", "--host", plan.host, "--port", str(plan.api_port)],
-            ready=_http_answers(f"{plan.api_url}/healthz"),
-        ),
-        ChildSpec(
-            "worker",
-            [*gq, "worker", "--pool", "threads", "--concurrency", str(WORKER_THREADS),
-             "-Q", f"{tasknames.QUEUE},{tasknames.TIMER_QUEUE}",
-             "--loglevel", "INFO", "--hostname", "genqueue-up@%h",
-             "--without-mingle", "--without-gossip"],
-            ready=_http_answers(plan.metrics_url),
-            stop_timeout=30.0,
-        ),
-        # Client webhook deliveries, on a worker of their own: a receiver that never answers
-        # holds its threads, never the one that polls. (The worker above serves /metrics.)
-        ChildSpec(
-            "webhooks",
-            [*gq, "worker", "--pool", "threads", "--concurrency", str(WEBHOOK_THREADS),
-             "-Q", f"{tasknames.WEBHOOK_QUEUE},{tasknames.MEDIA_QUEUE}",
-             "--loglevel", "INFO", "--hostname", "genqueue-up-webhooks@%h",
-             "--without-mingle", "--without-gossip"],
-            stop_timeout=30.0,
-            unset=("GENQUEUE_WORKER_METRICS_PORT",),
-        ),
-        ChildSpec("beat", [*gq, "beat", "--loglevel", "WARNING"]),
-        ChildSpec(
-            "flower",
-            [*gq, "flower", f"--address={plan.local_host}", f"--port={plan.flower_port}"],
-            ready=_http_answers(f"{plan.flower_url}/healthcheck", auth=flower_auth),
-        ),
-    ]  # fmt: skip
-    for spec in specs:
-        if spec.name != UPSTREAM_CALLER:
-            spec.unset = (*spec.unset, *UPSTREAM_KEY_ENV)
-        if spec.name != "flower":
-            spec.unset = (*spec.unset, FLOWER_PASSWORD_ENV)
-    return specs
-
-
 def _dev_key(settings: Settings, data: DataDir) -> str:
     """The dev key: created once, kept in the data dir, re-created if the database lost it."""
     from models.keys import create_key, find_key
@@ -388,13 +261,3 @@ def _webhook_policy(settings: Settings) -> str:
     if settings.webhook_allow_private:
         return "may go to any address, private ones too (GENQUEUE_WEBHOOK_ALLOW_PRIVATE=true)"
     return "public addresses only (GENQUEUE_WEBHOOK_ALLOW_PRIVATE=false)"
-
-
-def _http_answers(url: str, auth: tuple[str, str] | None = None) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return httpx.get(url, auth=auth, timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return check

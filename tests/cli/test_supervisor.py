@@ -101,11 +101,12 @@ def test_ready_check_fails_when_the_child_exits(tmp_path: Path) -> None:
         sup.stop_all()
 
 
-def test_a_child_can_be_kept_from_a_shared_variable(tmp_path: Path) -> None:
+def test_a_child_can_be_kept_from_a_shared_variable_or_given_its_own(tmp_path: Path) -> None:
     script = "import os; print(os.environ.get('SHARED', '-'), os.environ['PATH'] != '', flush=True)"
     specs = [
         ChildSpec("sees", [PY, "-c", script]),
         ChildSpec("blind", [PY, "-c", script], unset=("SHARED",)),
+        ChildSpec("given", [PY, "-c", script], env={"SHARED": "own"}),
     ]
     said: list[str] = []
     env = {"PATH": "/usr/bin:/bin", "SHARED": "9808"}
@@ -113,7 +114,7 @@ def test_a_child_can_be_kept_from_a_shared_variable(tmp_path: Path) -> None:
     for child in sup.children:
         sup.start(child)
     try:
-        for name, seen in (("sees", "9808 True"), ("blind", "- True")):
+        for name, seen in (("sees", "9808 True"), ("blind", "- True"), ("given", "own True")):
             log = tmp_path / f"{name}.log"
             assert wait_until(partial(_text, log), 10) == seen
     finally:

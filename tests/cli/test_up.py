@@ -255,6 +255,15 @@ def test_up_runs_the_seed_request_end_to_end(tmp_path: Path, data_dir: Path) -> 
         ]
         [delivered] = hook.verified(secret)
         assert delivered["request_id"] == created.json()["id"]
+        # Its image is genqueue's copy, under the API's URL (the worker has no request host:
+        # up gives it the API's), and it holds the upstream's bytes.
+        [hooked] = delivered["payload"]["images"]
+        assert hooked["url"].startswith(f"{up.api_url}/media/"), hooked
+        [kept] = up.record(delivered["request_id"])["result"]["images"]
+        assert kept["url"] == hooked["url"]
+        ours, theirs = (httpx.get(kept[k], timeout=10) for k in ("url", "upstream_url"))
+        assert ours.status_code == 200
+        assert ours.content == theirs.content
         seen = httpx.get(f"{up.flower_url}/api/tasks", auth=("admin", password), timeout=10).text
         logs = "".join(p.read_text(errors="replace") for p in data_dir.rglob("*.log"))
         for place in (seen, logs, up.text()):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from genqueue.up import Plan, api_metrics_url, console_url
+from genqueue.up import api_metrics_url, console_url
+from genqueue.up_children import Plan
 from models.settings import Settings
 
 PLAN = Plan(
