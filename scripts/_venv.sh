@@ -11,6 +11,10 @@ ensure_venv() {  # ensure_venv EXTRAS   e.g. "" or "[dev]"
         echo "genqueue needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
         exit 1
     fi
+    if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+        echo "== .venv is incomplete (an interrupted creation?): making it again" >&2
+        rm -rf .venv
+    fi
     if [ ! -x .venv/bin/python ]; then
         "$python" -m venv .venv
     fi
