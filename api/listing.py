@@ -80,7 +80,7 @@ def prompt_contains(text: str) -> ColumnElement[bool]:
     """The input's prompt contains ``text`` (``%`` and ``_`` taken literally)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     # ``input ->> 'prompt'`` with the key written out, as PostgreSQL's trigram index on the
-    # prompt is (migration 0012); SQLite reads the same operator.
+    # prompt is (migration 0009); SQLite reads the same operator.
     prompt: ColumnElement[str] = Generation.input.op("->>", return_type=String)(
         literal_column("'prompt'")
     )
