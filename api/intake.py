@@ -19,10 +19,6 @@ that asks. Only the caller's own tenant is counted: another tenant's backlog is 
 business (issue 19).
 """
 
-import asyncio
-import logging
-import queue
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -32,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.groupwriter import GroupWriter
 from api.publisher import Publisher, publish_after_commit
 from models import tasknames
 from models.batch import write_together
@@ -40,7 +37,6 @@ from models.generations import Inserted, NewGeneration, insert_generations
 from models.status import WAITING
 from models.tables import Generation
 
-log = logging.getLogger(__name__)
 MAX_COUNTED = 10_000
 """Positions are counted up to here: clients poll often, and beyond it the number means little."""
 
@@ -58,7 +54,6 @@ class Accepted:
 @dataclass(frozen=True)
 class _Item:
     new: NewGeneration
-    future: "Future[Accepted]"
     position: bool
 
 
@@ -74,7 +69,8 @@ class IntakeLimits:
 
 
 class Intake:
-    """One writer thread per API process, started on first use, drained on close."""
+    """One writer thread per API process (:class:`api.groupwriter.GroupWriter`), started on
+    first use, drained on close."""
 
     def __init__(
         self,
@@ -88,77 +84,34 @@ class Intake:
         self._publisher = publisher
         self._limits = limits
         self._clock = clock
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        # A request whose client went away before its group was taken creates nothing.
+        self._writer: GroupWriter[_Item, Accepted] = GroupWriter(
+            self._write, name="intake", max_group=limits.max_batch, write_abandoned=False
+        )
 
     async def accept(self, new: NewGeneration, *, position: bool = False) -> Accepted:
         """Insert ``new`` (with whatever else is waiting) and publish it; raise what the
         database raised if its group could not be committed. ``position``: count the
         generations waiting ahead of it (fal's submit answer has a queue_position; a count over
         a backlog is not free, so only groups that need it pay for it)."""
-        return await asyncio.wrap_future(self.submit(new, position=position))
+        return await self._writer.put(_Item(new, position))
 
     def submit(self, new: NewGeneration, *, position: bool = False) -> "Future[Accepted]":
-        future: Future[Accepted] = Future()
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
-                self._thread.start()
-            self._queue.put(_Item(new, future, position))
-        return future
+        """:meth:`accept` for a caller without an event loop."""
+        return self._writer.submit(_Item(new, position))
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the writer once what is queued is written and answered (like the engine, the
         intake starts again on its next use)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._queue.put(None)
-        if thread is not None:
-            thread.join(timeout)
+        self._writer.close(timeout)
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch, stop = self._next_group()
-            live = [item for item in batch if item.future.set_running_or_notify_cancel()]
-            try:
-                if live:
-                    self._write(live)
-            except BaseException as exc:
-                # Nothing may leave a request waiting forever or stop the writer for the rest.
-                log.exception("the intake failed a group unexpectedly")
-                for item in live:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-
-    def _next_group(self) -> tuple[list[_Item], bool]:
-        """Everything waiting (at least one item, waited for; at most ``max_batch``), and
-        whether :meth:`close` asked the writer to stop after it."""
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        batch = [first]
-        while len(batch) < self._limits.max_batch:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
-
-    def _write(self, batch: list[_Item]) -> None:
+    def _write(self, batch: list[_Item]) -> list[Accepted | BaseException]:
         try:
             outcomes = write_together(
                 self._sessions(), batch, self._insert, refused=_refused, what="create"
             )
         except UNREACHABLE as exc:
-            for item in batch:
-                item.future.set_exception(exc)
-            return
+            return [exc] * len(batch)
         created = [
             str(o.inserted.id) for o in outcomes if isinstance(o, Accepted) and o.inserted.created
         ]
@@ -166,11 +119,7 @@ class Intake:
         for start in range(0, len(created), size):
             chunk = created[start : start + size]
             publish_after_commit(self._publisher, tasknames.SUBMIT_MANY, [chunk])
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Accepted):
-                item.future.set_result(outcome)
-            else:
-                item.future.set_exception(outcome)
+        return list(outcomes)
 
     def _insert(self, session: Session, batch: Sequence[_Item]) -> list[Accepted | Exception]:
         now = self._clock()

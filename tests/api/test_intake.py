@@ -15,9 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import intake as intake_module
 from api.intake import Accepted, Intake, IntakeLimits
 from api.state import writer_session_factory
 from models import tasknames
+from models.batch import write_together
 from models.db import make_engine, make_session_factory
 from models.generations import NewGeneration
 from models.keys import create_key
@@ -194,17 +196,16 @@ def test_a_group_that_blows_up_the_writer_is_answered_and_the_writer_goes_on(
     pg_sessions: sessionmaker[Session], tenant: uuid.UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     intake = _intake(pg_sessions, RecordingPublisher())
-    real_write = Intake._write
 
-    def dies(self: Intake, batch: list[Any]) -> None:
+    def dies(*_: Any, **__: Any) -> None:
         raise SystemExit("the writer thread is going away")
 
-    monkeypatch.setattr(Intake, "_write", dies)
+    monkeypatch.setattr(intake_module, "write_together", dies)
     try:
         doomed = intake.submit(NewGeneration(tenant, MODEL, {"prompt": "doomed"}))
         with pytest.raises(SystemExit):
             doomed.result(timeout=10)
-        monkeypatch.setattr(Intake, "_write", real_write)
+        monkeypatch.setattr(intake_module, "write_together", write_together)
         later = intake.submit(NewGeneration(tenant, MODEL, {"prompt": "later"}))
         assert later.result(timeout=10).inserted.created
     finally:
