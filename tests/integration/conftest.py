@@ -10,7 +10,7 @@ from playwright.sync_api import Browser
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.browser import chromium
-from tests.support.jobs import Jobs
+from tests.support.jobs import Jobs, settle_leftovers
 from tests.support.stack import SimAdmin, Stack, running_stack
 
 SIM_DEFAULTS: dict[str, Any] = {
@@ -31,7 +31,8 @@ def stack(pg_url: str, redis_url: str) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def sim(stack: Stack) -> Iterator[SimAdmin]:
+def sim(stack: Stack, pg_sessions: sessionmaker[Session], publisher: Celery) -> Iterator[SimAdmin]:
+    settle_leftovers(pg_sessions, publisher)
     stack.sim.clear_faults()
     stack.sim.configure(**SIM_DEFAULTS)
     yield stack.sim

@@ -125,6 +125,34 @@ class Jobs:
         ]
 
 
+def settle_leftovers(
+    sessions: sessionmaker[Session], celery: Celery, *, timeout: float = 90.0
+) -> None:
+    """Let the jobs an earlier test left live on a shared stack end before the next test starts,
+    and cancel what has not ended in half of ``timeout``: a test that narrows the simulator
+    (capacity 1, long run times) must not start behind another test's queue, whichever tests
+    ran before it (the order differs between a whole run and a file alone)."""
+
+    def live() -> list[uuid.UUID]:
+        with sessions() as session:
+            return list(
+                session.scalars(
+                    select(Generation.id).where(Generation.status.notin_(list(TERMINAL)))
+                ).all()
+            )
+
+    if not live():
+        return
+    try:
+        wait_until(lambda: not live(), timeout / 2, interval=0.2, what="earlier tests' jobs")
+    except TimeoutError:
+        for gen_id in live():
+            celery.send_task(tasknames.CANCEL, args=[str(gen_id)], queue=tasknames.QUEUE)
+        wait_until(
+            lambda: not live(), timeout / 2, interval=0.2, what="earlier tests' jobs, cancelled"
+        )
+
+
 def assert_exactly_once(jobs: Jobs, gen: Generation) -> None:
     """Submitted upstream exactly once, unless an ambiguous submit was recorded for it."""
     ambiguous = [e for e in gen.events if e.kind == "submit_ambiguous"]
