@@ -1,7 +1,8 @@
 """The import graph points one way: api → models, worker → models; models imports neither,
 and only worker/upstream knows httpx-level upstream details. The simulator stands apart: of
 genqueue's packages it may import only the fal endpoint-id rules (``models.endpoint_id``), which
-import nothing but the standard library."""
+import nothing but the standard library. The harness that tests and benchmarks share (``sandbox``:
+hosts and servers of a run's own) imports neither, and the benchmarks import no test code."""
 
 import ast
 import sys
@@ -15,6 +16,8 @@ FORBIDDEN = {
     "api": {"worker", "genqueue", "simulator"},
     "worker": {"api", "genqueue"},
     "simulator": {"api", "worker", "models", "genqueue"},
+    "sandbox": {"api", "worker", "models", "simulator", "benchmarks", "tests"},
+    "benchmarks": {"tests"},
 }
 ALLOWED = {"simulator": {"models.endpoint_id"}}
 """Modules of a forbidden package that a package may import all the same."""

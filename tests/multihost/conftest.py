@@ -1,4 +1,4 @@
-"""genqueue spread over five hosts on one machine (network namespaces, ``tests/support/netns``):
+"""genqueue spread over five hosts on one machine (network namespaces, ``sandbox/netns``):
 
 - ``data``: a PostgreSQL cluster and a redis-server of this run's own, started inside the host
   (the machine's own services listen on its loopback, which another namespace cannot reach, and
@@ -28,9 +28,9 @@ from migrations.runner import upgrade
 from models import tasknames
 from models.db import make_engine, make_session_factory
 from models.keys import create_key
+from sandbox.netns import FAKETIME_LIB, Sandbox
 from tests.support.jobs import Jobs
 from tests.support.leaks import marked
-from tests.support.netns import FAKETIME_LIB, Sandbox
 from tests.support.rabbitmq import publisher_app
 from tests.support.services import PostgresServer, RedisServer
 from tests.support.stack import UPSTREAM_KEY, Process, SimAdmin

@@ -15,9 +15,9 @@ import pytest
 
 from genqueue.net import wait_until
 from models.tables import Generation
+from sandbox.netns import FAKETIME_LIB
 from tests.multihost.conftest import JOBS, SKEW, Cluster, HostJobs
 from tests.support.jobs import assert_invariants
-from tests.support.netns import FAKETIME_LIB
 
 pytestmark = [pytest.mark.multihost, pytest.mark.integration]
 

