@@ -2,7 +2,7 @@
 (first POST to the last ``completed_at`` in the database), beside raw Celery no-op round trips
 on the same broker and worker settings."""
 
-from benchmarks.budget import CpuBudget, machine_busy_seconds
+from benchmarks.budget import machine_busy_seconds, stack_budget
 from benchmarks.celery_client import client_app, noop_round_trips
 from benchmarks.observe import job_rows, wait_terminal
 from benchmarks.results import BenchResult
@@ -64,7 +64,7 @@ def _genqueue(stack: Stack, scale: Scale, result: BenchResult) -> float:
         if scale.warmup_jobs:
             _submit_and_wait(stack, scale, key, scale.warmup_jobs, "warm-up")
             stack.reset()
-        with CpuBudget(stack) as budget:
+        with stack_budget(stack) as budget:
             sub, counts = _submit_and_wait(stack, scale, key, scale.b1_jobs, "b1")
     finally:
         stack.stop_workers()

@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmarks import b2_baselines
 from benchmarks.observe import (
+    Observed,
     PeakSampler,
     job_rows,
     poll_backlog,
@@ -55,7 +56,7 @@ def _genqueue(stack: Stack, scale: Scale, result: BenchResult) -> None:
             cold = _wave(stack, scale, key, scale.b2_history_jobs, "b2-history")
         finally:
             stack.stop_workers()
-        result.figures["cold_start"] = _upstream_figures(stack, cold.ids)
+        result.figures["cold_start"] = upstream_figures(stack, cold.ids)
     stack.start_workers()
     every = scale.sample_interval
     try:
@@ -68,7 +69,7 @@ def _genqueue(stack: Stack, scale: Scale, result: BenchResult) -> None:
             sub = _wave(stack, scale, key, scale.b2_jobs, "b2")
     finally:
         stack.stop_workers()
-    figures = _upstream_figures(stack, sub.ids)
+    figures = upstream_figures(stack, sub.ids)
     last = figures.pop("last_completed_at") or sub.started_at
     result.figures.update(
         {
@@ -97,7 +98,7 @@ def _wave(stack: Stack, scale: Scale, key: str, count: int, prompt: str) -> Subm
     return sub
 
 
-def _upstream_figures(stack: Stack, ids: list[str]) -> dict[str, Any]:
+def upstream_figures(stack: Observed, ids: list[str]) -> dict[str, Any]:
     """Detection lag (our ``completed_at`` minus the simulator's) and status calls per job."""
     wanted = set(ids)
     rows = [r for r in job_rows(stack) if r.id in wanted]

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.b2_inflight import _upstream_figures
+from benchmarks.b2_inflight import upstream_figures
 from benchmarks.observe import wait_terminal
 from benchmarks.report import OUT_DIR
 from benchmarks.scale import QUICK
@@ -51,7 +51,7 @@ def measure(
                 wait_terminal(stack, len(sub.ids), run_time + scale.phase_timeout)
             finally:
                 stack.stop_workers()
-            figures = _upstream_figures(stack, sub.ids)
+            figures = upstream_figures(stack, sub.ids)
         finally:
             stack.close()
     figures.pop("lag_p99_by_finish_decile_s", None)

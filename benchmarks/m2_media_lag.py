@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from benchmarks import m1_media
-from benchmarks.b2_inflight import _upstream_figures
+from benchmarks.b2_inflight import upstream_figures
 from benchmarks.media_cdn import SIZE
 from benchmarks.observe import wait_terminal
 from benchmarks.processes import Proc
@@ -125,7 +125,7 @@ def _phase(
         stack.stop_workers()
         if outbound is not None:
             outbound.stop()
-    figures = _upstream_figures(stack, sub.ids)
+    figures = upstream_figures(stack, sub.ids)
     figures.pop("last_completed_at", None)
     if outbound is None:
         return Phase(label, figures, wave_seconds=seconds)

@@ -6,19 +6,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.rawhttp import Connection
-from benchmarks.stack import Stack
 from models.status import TERMINAL
 from models.tables import Generation
 
 TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 
 
-def wait_terminal(stack: Stack, expected: int, timeout: float) -> dict[str, int]:
+class Observed(Protocol):
+    """What a phase reads of the stack it runs on: one host's (``stack.Stack``) or several
+    hosts' (``cluster.Cluster``)."""
+
+    sessions: sessionmaker[Session]
+    sim_host: str
+    sim_port: int
+
+    def status_counts(self) -> dict[str, int]: ...
+
+    def sim_stats(self) -> dict[str, Any]: ...
+
+
+def wait_terminal(stack: Observed, expected: int, timeout: float) -> dict[str, int]:
     """Wait (bounded) until ``expected`` generations are terminal; return the status counts."""
     deadline = time.monotonic() + timeout
     counts = stack.status_counts()
@@ -45,7 +58,7 @@ def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-def job_rows(stack: Stack) -> list[JobRow]:
+def job_rows(stack: Observed) -> list[JobRow]:
     with stack.sessions() as session:
         rows = session.execute(
             select(
@@ -101,7 +114,7 @@ class PeakSampler:
             self._stop.wait(self.interval)
 
 
-def poll_backlog(stack: Stack) -> float:
+def poll_backlog(stack: Observed) -> float:
     """Seconds the most overdue active row has waited past its ``next_poll_at`` (the same
     reading as the worker's ``genqueue_poll_lag_seconds``)."""
     now = time.time()
@@ -114,23 +127,27 @@ def poll_backlog(stack: Stack) -> float:
     return max(0.0, now - oldest.timestamp()) if oldest is not None else 0.0
 
 
-def upstream_in_flight(stack: Stack) -> float:
+def upstream_in_flight(stack: Observed) -> float:
     """Jobs the simulator holds (queued or running) right now."""
     jobs = stack.sim_stats()["jobs"]
     return float(jobs["in_queue"] + jobs["in_progress"])
 
 
-def sim_requests(stack: Stack, request_ids: list[str], *, connections: int = 16) -> dict[str, Any]:
+def sim_requests(
+    stack: Observed, request_ids: list[str], *, connections: int = 16
+) -> dict[str, Any]:
     """The simulator's record of each upstream request (``/_sim/requests/{id}``)."""
-    return asyncio.run(_sim_requests(stack.sim_port, request_ids, connections))
+    return asyncio.run(_sim_requests(stack.sim_host, stack.sim_port, request_ids, connections))
 
 
-async def _sim_requests(port: int, request_ids: list[str], connections: int) -> dict[str, Any]:
+async def _sim_requests(
+    host: str, port: int, request_ids: list[str], connections: int
+) -> dict[str, Any]:
     found: dict[str, Any] = {}
     todo = iter(request_ids)
 
     async def fetch() -> None:
-        conn = Connection("127.0.0.1", port)
+        conn = Connection(host, port)
         try:
             for request_id in todo:
                 answer = await conn.request("GET", f"/_sim/requests/{request_id}")

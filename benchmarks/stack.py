@@ -66,6 +66,7 @@ class Stack:
         self.database_url, self.broker_url, self.settings = database_url, broker_url, worker
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.sim_host = "127.0.0.1"
         self.sim_port, self.api_port = free_port(), free_port()
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         self.api_url = f"http://127.0.0.1:{self.api_port}"

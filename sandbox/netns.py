@@ -35,17 +35,16 @@ def _ip(*args: str, check: bool = True) -> str:
     return done.stdout
 
 
-def require_sandbox_rights() -> None:
-    """Namespaces need root and iproute2; the clock skew needs libfaketime. Missing either,
-    the suite fails with what to install: it is never skipped silently."""
+def require_sandbox_rights(*, faketime: bool = False) -> None:
+    """Namespaces need root and iproute2; a clock skew (``faketime``) needs libfaketime.
+    Missing either, the run fails with what to install: it is never skipped silently."""
     if os.geteuid() != 0:
-        raise RuntimeError("the multi-host suite creates network namespaces: run it as root")
+        raise RuntimeError("the sandbox creates network namespaces: run it as root")
     if shutil.which("ip") is None:
-        raise RuntimeError("the multi-host suite needs iproute2's `ip` (apt-get install iproute2)")
-    if not os.path.exists(FAKETIME_LIB):
+        raise RuntimeError("the sandbox needs iproute2's `ip` (apt-get install iproute2)")
+    if faketime and not os.path.exists(FAKETIME_LIB):
         raise RuntimeError(
-            f"the multi-host suite skews one host's clock with {FAKETIME_LIB}: "
-            "apt-get install libfaketime"
+            f"a host's clock is skewed with {FAKETIME_LIB}: apt-get install libfaketime"
         )
 
 
@@ -127,8 +126,9 @@ class Host:
 class Sandbox:
     """The switch, the hosts and the observer's links; ``close`` leaves nothing behind."""
 
-    def __init__(self, hosts: dict[str, tuple[str, ...]]) -> None:
-        require_sandbox_rights()
+    def __init__(self, hosts: dict[str, tuple[str, ...]], *, faketime: bool = False) -> None:
+        """``faketime``: a host's clock will be skewed (libfaketime must be installed)."""
+        require_sandbox_rights(faketime=faketime)
         sweep_stale()
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.switch = f"{PREFIX}{self.token}-switch"

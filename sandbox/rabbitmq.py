@@ -63,6 +63,8 @@ class RabbitMQServer:
         if os.geteuid() == 0:  # the node's files and cookie belong to the rabbitmq user
             shutil.chown(self.dir, "rabbitmq")
             self.run_as = ["runuser", "-u", "rabbitmq", "--"]
+        if host != "127.0.0.1":  # guest may log in from the loopback only, unless told
+            (self.dir / "rabbitmq.conf").write_text("loopback_users = none\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -90,6 +92,12 @@ class RabbitMQServer:
         }
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the node and return at once (``wait_ready`` waits for it to answer). The
+        calling thread is its parent: the node is killed when that thread ends."""
         with (self.dir / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -105,6 +113,8 @@ class RabbitMQServer:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
+
+    def wait_ready(self) -> None:
         try:
             wait_until(lambda: self._up(), START_TIMEOUT, interval=0.25, what="rabbitmq-server")
         except TimeoutError:

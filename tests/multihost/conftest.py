@@ -216,7 +216,7 @@ def _readier(proc: Process, ready: int) -> bool:
 
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
-    sandbox = Sandbox(HOSTS)
+    sandbox = Sandbox(HOSTS, faketime=True)
     data = sandbox.hosts["data"]
     pg: PostgresServer | None = None
     broker: RedisServer | None = None
