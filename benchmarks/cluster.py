@@ -115,6 +115,8 @@ class Cluster:
     def use_broker(self, broker: str) -> None:
         """Run the API, beat and the workers on ``broker`` (``redis`` or ``rabbitmq``, whose
         node starts on the data host the first time), the API started again on it."""
+        if broker == self.broker and "api" in self.procs and self.procs["api"].alive():
+            return
         self.stop_workers()
         stop_all([p for name, p in self.procs.items() if name == "api"])
         if broker == "rabbitmq":

@@ -22,10 +22,12 @@ handed over puts a write, a dispatch tick and a claim between them)."""
 def correctness(cluster: Cluster, ids: list[str], prompt: str) -> dict[str, Any]:
     wanted = set(ids)
     rows = [r for r in job_rows(cluster) if r.id in wanted]
+    ours = f"{prompt} #"  # the phase's own prompts (``{prompt} #{n}``), not its warm-up's
     accepted = [
         s
         for s in cluster.sim_submits()
-        if s["request_id"] is not None and prompt in str((s.get("body") or {}).get("prompt", ""))
+        if s["request_id"] is not None
+        and str((s.get("body") or {}).get("prompt", "")).startswith(ours)
     ]
     per_prompt = Counter(str(s["body"]["prompt"]) for s in accepted)
     upstream = sim_requests(cluster, [r.upstream_request_id for r in rows if r.upstream_request_id])

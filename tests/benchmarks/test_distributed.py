@@ -30,7 +30,7 @@ def positive(value: Any) -> bool:
 
 
 def test_every_phase_runs_correctly_over_the_hosts(tmp_path: Path) -> None:
-    scale = replace(TOY, b1_jobs=JOBS, b2_jobs=JOBS, b2_history_jobs=0)
+    scale = replace(TOY, b1_jobs=JOBS, b2_jobs=JOBS, b2_history_jobs=3)
     ours_before = {n for n in namespaces() if n.startswith(PREFIX)}
     settings = WorkerSettings(tick_interval=0.25, api_workers=1)
     result = run(scale, settings, tmp_path / "logs", PHASES, rabbitmq_early=True)
@@ -44,7 +44,8 @@ def test_every_phase_runs_correctly_over_the_hosts(tmp_path: Path) -> None:
         cpu = f.get("cpu_ms_per_generation") or f["cpu_ms_per_job"]
         assert positive(cpu["total (machine)"]), key
         assert len(f["load_average"]) == 3, key
-    assert set(figures["B1 redis 1h"]["submits_by_host"]) == {"w1"}
+    assert figures["B1 redis 1h"]["submits_by_host"] == {"w1": JOBS}
+    assert sum(figures["B2 redis 2h"]["submits_by_host"].values()) == JOBS
     assert positive(figures["B1 redis 1h"]["generations_per_second"])
     b2 = figures["B2 redis 2h"]
     assert {"worker w1", "worker w2", "redis", "postgres"} <= set(b2["cpu_ms_per_job"])
