@@ -140,7 +140,7 @@ PER_ROW = (
 (``now``, the deadline, the first poll) or the table's defaults."""
 
 
-class _RowsFrom(FunctionElement[Any]):
+class RowsFrom(FunctionElement[Any]):
     """PostgreSQL's ``ROWS FROM (f1(...), f2(...), ...)``: set-returning functions side by
     side, one output row per position."""
 
@@ -148,8 +148,8 @@ class _RowsFrom(FunctionElement[Any]):
     inherit_cache = True
 
 
-@compiles(_RowsFrom)
-def _compile_rows_from(element: _RowsFrom, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(RowsFrom)
+def _compile_rows_from(element: RowsFrom, compiler: SQLCompiler, **kw: Any) -> str:
     return f"ROWS FROM ({compiler.process(element.clause_expr.element, **kw)})"
 
 
@@ -173,7 +173,7 @@ def _inline(value: Any, type_: TypeEngine[Any]) -> ColumnElement[Any]:
 
 
 def _insert_with_events_statement() -> Insert:
-    new = _RowsFrom(*map(_elements, PER_ROW)).table_valued(*PER_ROW).render_derived(name="new")
+    new = RowsFrom(*map(_elements, PER_ROW)).table_valued(*PER_ROW).render_derived(name="new")
     column = GENERATIONS.c
     now = bindparam("now", type_=column.created_at.type)
     group = {

@@ -82,6 +82,18 @@ def _event(
 ) -> dict[str, Any]:
     """An event row; every event is also a log line (``genqueue.events``)."""
     log_event(generation_id, kind, status, queue_position, detail)
+    return event_values(generation_id, kind, now, status, queue_position, detail)
+
+
+def event_values(
+    generation_id: uuid.UUID,
+    kind: EventKind,
+    now: datetime,
+    status: GenerationStatus | None = None,
+    queue_position: int | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An event row, not logged: for a caller that logs its events its own way."""
     return {
         "generation_id": generation_id,
         "at": now,

@@ -1,10 +1,12 @@
 """What a verified fal webhook does to its job, on PostgreSQL and on SQLite (``genqueue up``):
 the statements differ (``RETURNING``, the run-time arithmetic), the outcome must not."""
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +17,7 @@ from models.upstream_webhook import (
     settle_from_webhook,
     settle_group,
 )
+from models.webhook_completion import TOO_LATE
 from tests.support.generations import running_upstream
 
 RESULT = {"images": [{"url": "https://v3.fal.media/files/x.png"}], "seed": 7}
@@ -136,3 +139,47 @@ def test_a_group_completes_each_job_with_its_own_payload_and_settles_duplicates_
 
 def _webhook_events(gen: Generation) -> int:
     return [e.kind for e in gen.events].count("upstream_webhook")
+
+
+def test_the_events_of_a_group_success_say_what_happened(sessions: sessionmaker[Session]) -> None:
+    """The group's statement writes the same events on both backends: ``completed`` (noting a
+    cancel that came too late) and ``upstream_webhook`` with the request id and outcome."""
+    submitted = datetime.now(UTC) - timedelta(seconds=10)
+    (plain, rp), (asked, ra) = (_upstream(sessions, submitted) for _ in range(2))
+    with sessions.begin() as session:
+        session.execute(
+            update(Generation).where(Generation.id == asked).values(cancel_requested_at=submitted)
+        )
+    with sessions.begin() as session:
+        settled = settle_group(session, [_hook(rp), _hook(ra)], now=datetime.now(UTC))
+    assert [s.outcome for s in settled] == [WebhookOutcome.COMPLETED] * 2
+    assert all(s.created_at is not None for s in settled)
+    for gen_id, request_id, completed in (
+        (plain, rp, {"via": "webhook"}),
+        (asked, ra, {"via": "webhook", "cancel_requested": True, "note": TOO_LATE}),
+    ):
+        gen = _get(sessions, gen_id)
+        assert [(e.kind, e.status, e.detail) for e in gen.events][-2:] == [
+            ("completed", "completed", completed),
+            (
+                "upstream_webhook",
+                None,
+                {"request_id": request_id, "status": "OK", "outcome": "completed"},
+            ),
+        ]
+
+
+def test_a_group_success_logs_one_line_per_job_with_its_request_id(
+    sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two events per job, one log line: ``completed``, carrying the request id the
+    ``upstream_webhook`` event has (``request_id`` in the JSON logs)."""
+    submitted = datetime.now(UTC) - timedelta(seconds=10)
+    jobs = dict(_upstream(sessions, submitted) for _ in range(3))
+    with caplog.at_level(logging.INFO, logger="genqueue.events"), sessions.begin() as session:
+        settle_group(session, [_hook(r) for r in jobs.values()], now=datetime.now(UTC))
+    lines = [r for r in caplog.records if r.name == "genqueue.events"]
+    logged = {(r.generation_id, r.event, r.request_id) for r in lines}  # type: ignore[attr-defined]
+    assert len(lines) == 3
+    assert logged == {(str(g), "completed", r) for g, r in jobs.items()}
+    assert all(r.levelno == logging.INFO for r in lines)
