@@ -83,8 +83,10 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(models.router)
     app.include_router(media.router)
+    # Before fal's routes (/webhooks/fal is not a model id), and before the metrics: its
+    # shortcut must sit inside their middleware.
+    webhooks.install(app)
     install_metrics(app, state)
-    app.include_router(webhooks.router)  # before fal's: /webhooks/fal is not a model id
     app.include_router(run.model_router(state.catalogue))
     app.include_router(run.router)  # before fal's: /run/… is not a model id
     app.include_router(fal.model_router(state.catalogue))

@@ -27,7 +27,7 @@ from models.db import UNREACHABLE
 from models.upstream_webhook import FalWebhook, Settled, settle_group
 
 MAX_GROUP = 500
-"""Webhooks per transaction at most: a group's UPDATE picks each payload with a CASE."""
+"""Webhooks per transaction at most (on SQLite a group's UPDATE picks each payload with a CASE)."""
 
 
 @dataclass(frozen=True)

@@ -362,3 +362,66 @@ def test_cached_keys_never_fetch(fal: SimulatorServer) -> None:
         assert cache.fetches == 1
     finally:
         cache.close()
+
+
+def test_with_the_database_down_a_verified_webhook_gets_503(
+    api_settings: Settings, fal: SimulatorServer
+) -> None:
+    fal.sim.configure(jwks_down=False)
+    down = "postgresql://postgres@127.0.0.1:1/nothing"
+    with _client(api_settings, fal, database_url=down, db_connect_timeout=1.0) as client:
+        request_id = str(uuid.uuid4())
+        body = _body(request_id)
+        answer = _post(client, body, _signed(fal, request_id, body))
+    assert answer.status_code == 503  # not recorded: fal tries again
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json() == {"detail": "Database unavailable; try again shortly"}
+
+
+def test_the_shortcut_answers_webhooks_and_the_metrics_count_them_by_route(
+    hooks: TestClient, fal: SimulatorServer, pg_sessions: sessionmaker[Session]
+) -> None:
+    """``POST /webhooks/fal`` skips FastAPI's router: a router that cannot answer it changes
+    nothing, and the request is still counted under the route's template."""
+    app = hooks.app
+    router = app.router  # type: ignore[attr-defined]
+    routes = list(router.routes)
+    gen_id, request_id = _job(pg_sessions)
+    body = _body(request_id)
+    try:
+        router.routes = [r for r in routes if getattr(r, "path", None) != "/webhooks/fal"]
+        answer = _post(hooks, body, _signed(fal, request_id, body))
+        refused = _post(hooks, body, {})
+    finally:
+        router.routes = routes
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"outcome": "completed"}
+    assert refused.status_code == 401
+    assert _row(pg_sessions, gen_id).status == "completed"
+    metrics = hooks.get("/metrics").text
+    counted = 'genqueue_http_requests_total{code="%s",method="POST",route="/webhooks/fal"} 1.0'
+    assert counted % "200" in metrics
+    assert counted % "401" in metrics
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_webhook_larger_than_the_body_cap_is_a_413_and_changes_nothing(
+    api_settings: Settings, fal: SimulatorServer, pg_sessions: sessionmaker[Session], chunked: bool
+) -> None:
+    """Even signed by fal's key: the body is refused while it is read (with or without a
+    ``Content-Length``), before its signature costs anything, and the refusal is counted."""
+    fal.sim.configure(jwks_down=False)
+    limit = 2048
+    gen_id, request_id = _job(pg_sessions)
+    body = _body(request_id, payload={**RESULT, "prompt": "x" * limit})
+    headers = {**_signed(fal, request_id, body), "Content-Type": "application/json"}
+    content: bytes | Iterator[bytes] = body
+    if chunked:
+        content = iter([body[i : i + 512] for i in range(0, len(body), 512)])
+    with _client(api_settings, fal, max_body_bytes=limit) as client:
+        answer = client.post("/webhooks/fal", content=content, headers=headers)
+        metrics = client.get("/metrics").text
+    assert answer.status_code == 413
+    assert answer.json() == {"detail": f"Request body is larger than the limit of {limit} bytes"}
+    assert 'genqueue_upstream_webhooks_total{outcome="refused_too_large"} 1.0' in metrics
+    _unchanged(pg_sessions, gen_id)
