@@ -79,6 +79,9 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,
+        # The C parser (httptools), not h11's pure Python one: per webhook of a burst, h11 was
+        # a large share of the API's CPU on a loaded machine (benchmarks/RESULTS.md, B4).
+        http="httptools",
         # X-Forwarded-* are genqueue's to judge (GENQUEUE_TRUSTED_PROXIES, api/proxies.py):
         # uvicorn's own handling believes 127.0.0.1 by default and rewrites the scheme.
         proxy_headers=False,
