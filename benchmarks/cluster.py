@@ -24,36 +24,26 @@ from typing import Any
 import httpx
 import psycopg
 from celery import Celery
-from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.budget import CpuBudget, cpu_sampler
 from benchmarks.processes import Proc, TreeSampler, stop_all
-from benchmarks.stack import SIM_KEY, WorkerSettings
+from benchmarks.stack import SIM_KEY, StackState, WorkerSettings
 from genqueue.net import wait_until
 from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory
 from models.keys import create_key
-from models.tables import Generation
-from sandbox.netns import Sandbox
+from sandbox.netns import HOSTS, WORKER_HOSTS, Sandbox
 from sandbox.rabbitmq import RabbitMQServer
 from sandbox.servers import PostgresServer, RedisServer
 
-HOSTS = {
-    "data": ("back",),
-    "api": ("back",),
-    "w1": ("back", "front"),
-    "w2": ("back", "front"),
-    "upstream": ("front",),
-}
-WORKER_HOSTS = ("w1", "w2")
 SIM_PORT, API_PORT = 8900, 8000
 DATABASE = "gq_d1"
 """One name: it shows in the title of every PostgreSQL backend that serves the run."""
 PY = sys.executable
 
 
-class Cluster:
+class Cluster(StackState):
     """The hosts, their processes per broker, and what a phase reads of them."""
 
     def __init__(self, sandbox: Sandbox, settings: WorkerSettings, log_dir: Path) -> None:
@@ -203,32 +193,12 @@ class Cluster:
         """Empty the generations and the simulator; configure the simulator. The broker is
         left as it is: a phase ends with every job terminal, and a message about a row that is
         gone is dropped by the worker that takes it."""
-        with self.sessions.begin() as session:
-            session.execute(
-                text("TRUNCATE webhook_deliveries, generation_events, media_files, generations")
-            )
-        self.sim.post("/_sim/reset").raise_for_status()
-        if sim_config:
-            self.sim.post("/_sim/config", json=sim_config).raise_for_status()
+        self.empty(**sim_config)
 
     def new_key(self, name: str) -> str:
         with self.sessions.begin() as session:
             _, plain = create_key(session, name=f"{name}-{self.broker}-{os.getpid()}")
         return plain
-
-    def status_counts(self) -> dict[str, int]:
-        query = select(Generation.status, func.count()).group_by(Generation.status)
-        with self.sessions() as session:
-            rows = session.execute(query).all()
-        return {str(status): int(n) for status, n in rows}
-
-    def sim_stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self.sim.get("/_sim/stats").json()
-        return stats
-
-    def sim_submits(self) -> list[dict[str, Any]]:
-        submits: list[dict[str, Any]] = self.sim.get("/_sim/submits").json()
-        return submits
 
     def host_of(self, address: str | None) -> str:
         for name, host in self.sandbox.hosts.items():

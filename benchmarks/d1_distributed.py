@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks import d1_report, report
 from benchmarks.b1_throughput import INSTANT
 from benchmarks.b2_inflight import upstream_figures
-from benchmarks.cluster import WORKER_HOSTS, Cluster, cluster
+from benchmarks.cluster import Cluster, cluster
 from benchmarks.distribution import correctness
 from benchmarks.observe import PeakSampler, job_rows, upstream_in_flight, wait_terminal
 from benchmarks.results import BenchResult
@@ -26,6 +26,7 @@ from benchmarks.scale import FULL, QUICK, Scale
 from benchmarks.stack import WorkerSettings
 from benchmarks.stats import percentile, rate
 from benchmarks.submitter import Submission, submit_generations
+from sandbox.netns import WORKER_HOSTS
 
 log = logging.getLogger("benchmarks.d1")
 

@@ -11,8 +11,9 @@ import itertools
 from collections import Counter
 from typing import Any
 
-from benchmarks.cluster import WORKER_HOSTS, Cluster
+from benchmarks.cluster import Cluster
 from benchmarks.observe import TERMINAL_VALUES, job_rows, sim_requests
+from sandbox.netns import WORKER_HOSTS
 
 CONCURRENT = 0.02
 """Seconds: two hosts' calls on one job closer than this count as both holding it (a lease

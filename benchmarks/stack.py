@@ -59,7 +59,39 @@ class WorkerSettings:
         return asdict(self)
 
 
-class Stack:
+class StackState:
+    """What a benchmark reads and resets of a running stack, one host's or a cluster's: its
+    database (``sessions``) and the simulator's admin routes (``sim``)."""
+
+    sessions: sessionmaker[Session]
+    sim: httpx.Client
+
+    def empty(self, **sim_config: Any) -> None:
+        """Empty the generations and the simulator; configure the simulator."""
+        with self.sessions.begin() as session:
+            session.execute(
+                text("TRUNCATE webhook_deliveries, generation_events, media_files, generations")
+            )
+        self.sim.post("/_sim/reset").raise_for_status()
+        if sim_config:
+            self.sim.post("/_sim/config", json=sim_config).raise_for_status()
+
+    def status_counts(self) -> dict[str, int]:
+        query = select(Generation.status, func.count()).group_by(Generation.status)
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        return {str(status): int(n) for status, n in rows}
+
+    def sim_stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self.sim.get("/_sim/stats").json()
+        return stats
+
+    def sim_submits(self) -> list[dict[str, Any]]:
+        submits: list[dict[str, Any]] = self.sim.get("/_sim/submits").json()
+        return submits
+
+
+class Stack(StackState):
     def __init__(
         self, *, database_url: str, broker_url: str, worker: WorkerSettings, log_dir: Path
     ) -> None:
@@ -173,26 +205,10 @@ class Stack:
     # -- state -----------------------------------------------------------------------------
     def reset(self, **sim_config: Any) -> None:
         """Empty the generations, the broker and the simulator; configure the simulator."""
-        with self.sessions.begin() as session:
-            session.execute(
-                text("TRUNCATE webhook_deliveries, generation_events, media_files, generations")
-            )
+        self.empty(**sim_config)
         flush_broker(self.broker_url)
-        self.sim.post("/_sim/reset").raise_for_status()
-        if sim_config:
-            self.sim.post("/_sim/config", json=sim_config).raise_for_status()
 
     def new_key(self, name: str) -> str:
         with self.sessions.begin() as session:
             _, plain = create_key(session, name=f"{name}-{socket.gethostname()}-{self.api_port}")
         return plain
-
-    def status_counts(self) -> dict[str, int]:
-        query = select(Generation.status, func.count()).group_by(Generation.status)
-        with self.sessions() as session:
-            rows = session.execute(query).all()
-        return {str(status): int(n) for status, n in rows}
-
-    def sim_stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self.sim.get("/_sim/stats").json()
-        return stats

@@ -25,6 +25,17 @@ from dataclasses import dataclass, field
 
 PREFIX = "gqmh-"
 NETWORKS = ("back", "front")
+HOSTS: dict[str, tuple[str, ...]] = {
+    "data": ("back",),
+    "api": ("back",),
+    "w1": ("back", "front"),
+    "w2": ("back", "front"),
+    "upstream": ("front",),
+}
+"""The layout the multi-host suite and benchmark D1 share, host → its networks: the data host
+(PostgreSQL, the broker) and the API only on the back network, the upstream only on the front,
+the two worker hosts on both."""
+WORKER_HOSTS = ("w1", "w2")
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 

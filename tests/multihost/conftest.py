@@ -28,7 +28,7 @@ from migrations.runner import upgrade
 from models import tasknames
 from models.db import make_engine, make_session_factory
 from models.keys import create_key
-from sandbox.netns import FAKETIME_LIB, Sandbox
+from sandbox.netns import FAKETIME_LIB, HOSTS, WORKER_HOSTS, Sandbox
 from tests.support.jobs import Jobs
 from tests.support.leaks import marked
 from tests.support.rabbitmq import publisher_app
@@ -44,14 +44,6 @@ JOBS = SCALES[SCALE]
 
 SKEW = "+3s"
 LEASE_SECONDS = 10.0
-HOSTS = {
-    "data": ("back",),
-    "api": ("back",),
-    "w1": ("back", "front"),
-    "w2": ("back", "front"),
-    "upstream": ("front",),
-}
-WORKER_HOSTS = ("w1", "w2")
 SIM_PORT, API_PORT = 8900, 8000
 
 
