@@ -176,6 +176,7 @@ def test_a_group_success_logs_one_line_per_job_with_its_request_id(
     ``upstream_webhook`` event has (``request_id`` in the JSON logs)."""
     submitted = datetime.now(UTC) - timedelta(seconds=10)
     jobs = dict(_upstream(sessions, submitted) for _ in range(3))
+    caplog.clear()  # the jobs' own "created" lines, when an earlier test set the level to INFO
     with caplog.at_level(logging.INFO, logger="genqueue.events"), sessions.begin() as session:
         settle_group(session, [_hook(r) for r in jobs.values()], now=datetime.now(UTC))
     lines = [r for r in caplog.records if r.name == "genqueue.events"]

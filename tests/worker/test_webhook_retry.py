@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.destinations import AddressPolicy
@@ -18,6 +19,23 @@ from worker.lifecycle.webhook_retry import SVIX_SCHEDULE, retry_delay
 from worker.lifecycle.webhooks import deliver_webhooks
 
 PRIVATE_OK = AddressPolicy(allow_private=True)
+
+
+@pytest.fixture(autouse=True)
+def nothing_due(private_sessions: sessionmaker[Session]) -> None:
+    """``deliver_webhooks`` takes every due delivery of the database, and the tests of this
+    module share one: each starts with no delivery another left (a retry 5 s away falls due
+    while later tests run, and its try at a closed receiver was counted as theirs)."""
+    with private_sessions.begin() as session:
+        session.execute(
+            update(Generation)
+            .where(
+                Generation.webhook_url.is_not(None),
+                Generation.webhook_delivered_at.is_(None),
+                Generation.webhook_stopped_at.is_(None),
+            )
+            .values(webhook_stopped_at=datetime.now(UTC))
+        )
 
 
 @pytest.mark.parametrize(
