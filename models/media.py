@@ -140,12 +140,10 @@ def expand_pending(session: Session, now: datetime, *, limit: int) -> int:
     return len(rows)
 
 
-def claim_due(
-    session: Session, now: datetime, *, limit: int, lease_until: datetime
-) -> list[DueFile]:
-    """Lease up to ``limit`` files due for a copy, the longest waiting first: one statement
-    (the lease taken on the rows it locked, skipping those another claim holds)."""
+def _claim_statement() -> Update:
+    """The lease (see :func:`claim_due`), built once: its parameters are bound per call."""
     f, g = MEDIA_FILES.c, GENERATIONS.c
+    now = bindparam("now", type_=DateTime(timezone=True))
     due = (
         select(f.id)
         .where(
@@ -154,17 +152,29 @@ def claim_due(
             (f.lease_until.is_(None)) | (f.lease_until <= now),
         )
         .order_by(f.next_at)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
         .with_for_update(skip_locked=True)
         .cte("due")  # a CTE is run once: the LIMIT and the locks hold as written
     )
     completed_at = select(g.completed_at).where(g.id == f.generation_id).scalar_subquery()
-    rows = session.execute(
+    return (
         update(MEDIA_FILES)
         .where(f.id.in_(select(due.c.id)))
-        .values(lease_until=lease_until)
+        .values(lease_until=bindparam("lease_to", type_=DateTime(timezone=True)))
         .returning(f.id, f.generation_id, f.position, f.upstream_url, f.attempts, completed_at)
-    ).all()
+    )
+
+
+_CLAIM = _claim_statement()
+
+
+def claim_due(
+    session: Session, now: datetime, *, limit: int, lease_until: datetime
+) -> list[DueFile]:
+    """Lease up to ``limit`` files due for a copy, the longest waiting first: one statement
+    (the lease taken on the rows it locked, skipping those another claim holds)."""
+    params = {"now": now, "limit": limit, "lease_to": lease_until}
+    rows = session.execute(_CLAIM, params).all()
     return [
         DueFile(id_, gen_id, position, url, attempts, done or now, lease_until)
         for id_, gen_id, position, url, attempts, done in sorted(rows)

@@ -116,7 +116,16 @@ class Settings(BaseSettings):
     media_timeout: float = Field(
         120.0, gt=0, description="seconds one file's copy may take before it counts as failed"
     )
-    media_concurrency: int = Field(16, ge=1, description="files one media tick copies at once")
+    media_concurrency: int = Field(
+        16, ge=1, description="files a worker process copies at once (one media tick at a time)"
+    )
+    media_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="how much lower the copy threads' CPU priority is than the worker's "
+        "(Linux `nice`, per thread), so polls on the same host win the CPU; 0 = the same",
+    )
     media_allow_private: bool = Field(
         False,
         description="output files may be copied from any address, private ones too "

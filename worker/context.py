@@ -72,6 +72,7 @@ class Limits:
     media_deadline: float = from_setting("media_deadline")
     media_timeout: float = from_setting("media_timeout")
     media_concurrency: int = from_setting("media_concurrency")
+    media_nice: int = from_setting("media_nice")
     media_retention_days: float = from_setting("media_retention_days")
     media_wait: float = from_setting("media_wait")
     poll_threads: int = 16

@@ -54,7 +54,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         ctx = context()
         if ctx.media_store is None or ctx.media_http is None:
             return {}
-        return media.copy_due_media(ctx, ctx.media_store, ctx.media_http)
+        return media.media_tick(ctx, ctx.media_store, ctx.media_http)
 
     @app.task(name=tasknames.RECONCILE, ignore_result=True, send_events=False)
     def reconcile_rows() -> dict[str, Any]:

@@ -4,8 +4,12 @@ sniffed type; a CDN 404 or an oversized file fails the copy for good (the job st
 transient failures are retried until they succeed or the media deadline passes."""
 
 import hashlib
+import os
+import sys
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +31,7 @@ from tests.support.s3 import s3_server
 from tests.worker.lifecycle_support import drive, kinds, lifecycle_env, load, new_job
 from worker.context import Limits, WorkerContext
 from worker.lifecycle import retention
-from worker.lifecycle.media import copy_due_media, media_http, remove_deleted
+from worker.lifecycle.media import copy_due_media, media_http, media_tick, remove_deleted
 
 
 class Clock:
@@ -295,3 +299,59 @@ def test_copies_land_in_an_s3_compatible_bucket(
             tombstone(session, [gen_id], clock(), reason="request")
         assert remove_deleted(ctx, bucket, clock()) == 2
         assert bucket.keys(str(gen_id)) == []
+
+
+class GatedStore(MediaStore):
+    """The store, whose writes wait for ``gate`` and note the writing thread's CPU niceness."""
+
+    def __init__(self, inner: MediaStore) -> None:
+        super().__init__(inner._store, inner.url)
+        self.writing = threading.Event()
+        self.gate = threading.Event()
+        self.niceness: list[int] = []
+
+    def put(self, key: str, chunks: Iterable[bytes], *, content_type: str | None = None) -> None:
+        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        self.writing.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        super().put(key, chunks, content_type=content_type)
+
+
+def test_one_media_tick_runs_at_a_time_in_a_process(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock],
+) -> None:
+    """Beat sends a tick a second and a worker may have several threads: a second tick while
+    one copies returns at once, so a process copies at most ``media_concurrency`` files."""
+    ctx, _, store, _ = env
+    gen_id = completed_job(ctx, "one lighthouse")
+    gated = GatedStore(store)
+    assert ctx.media_http is not None
+    http = ctx.media_http
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(media_tick, ctx, gated, http)
+        assert gated.writing.wait(30)
+        assert media_tick(ctx, gated, http) == {"skipped": 1}
+        gated.gate.set()
+        assert first.result(30).get("stored") == 1
+    assert load(ctx, gen_id).media_status == "stored"
+    assert media_tick(ctx, gated, http).get("skipped") is None  # the lock was let go
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="nice is per thread on Linux only")
+@pytest.mark.parametrize("nice", [0, 7])
+def test_copy_threads_run_at_a_lower_cpu_priority(
+    env: tuple[WorkerContext, SimulatorServer, MediaStore, Clock], nice: int
+) -> None:
+    """The copies yield the CPU to polls on the host (``GENQUEUE_MEDIA_NICE``); the thread
+    that runs the tick keeps its priority."""
+    ctx, _, store, _ = env
+    ctx = replace(ctx, limits=replace(ctx.limits, media_nice=nice))
+    gen_id = completed_job(ctx, "two lighthouses", num_images=2)
+    gated = GatedStore(store)
+    gated.gate.set()
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert ctx.media_http is not None
+    copy_due_media(ctx, gated, ctx.media_http)
+    assert load(ctx, gen_id).media_status == "stored"
+    assert gated.niceness == [min(mine + nice, 19)] * 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine

@@ -13,13 +13,21 @@ Transient failures are retried with doubling delays (2 s … 5 min, with jitter)
 ``failed`` with the reason, and the job stays ``completed`` with its upstream URL.
 """
 
+import functools
 import logging
+import os
+import sys
+import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from queue import SimpleQueue
 
 import httpx
+from sqlalchemy.orm import Session
 from ssrfguard.httpx import Client as GuardedClient
 
 from models.destinations import AddressPolicy
@@ -40,6 +48,9 @@ PURGE_BATCH = 500
 FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
 LEASE_MARGIN = 15.0
+_ONE_TICK = threading.Lock()
+"""Held by the media tick running in this process: beat sends a tick a second, and a worker
+with several threads would otherwise run as many ticks (each ``media_concurrency`` copies)."""
 QUEUED_ROUNDS = 2
 """Rounds of ``media_concurrency`` files leased and queued behind the running copies at most:
 a file's lease covers its wait in the queue (that many copies' time limits) and its copy."""
@@ -68,6 +79,19 @@ def media_http(timeout: float, max_connections: int, policy: AddressPolicy) -> h
     )
 
 
+def media_tick(ctx: WorkerContext, store: MediaStore, http: httpx.Client) -> dict[str, int]:
+    """``generation.copy_media``: :func:`copy_due_media`, unless a tick is running in this
+    process already (then ``{"skipped": 1}`` at once): a worker process copies at most
+    ``media_concurrency`` files at once, however many threads it has, and its other threads
+    stay free for client webhooks."""
+    if not _ONE_TICK.acquire(blocking=False):
+        return {"skipped": 1}
+    try:
+        return copy_due_media(ctx, store, http)
+    finally:
+        _ONE_TICK.release()
+
+
 def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) -> dict[str, int]:
     """The body of ``generation.copy_media``: how many files ended each way this tick.
 
@@ -75,37 +99,73 @@ def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) ->
     (``media_writer.py``: group commits) and its thread takes the next leased file at once:
     this thread keeps up to ``QUEUED_ROUNDS`` times as many leased and queued behind the
     running copies, and leases ``media_concurrency`` or more whenever that queue falls to one
-    round, so the copy threads never wait for a lease, however slow the database answers. It
-    stops leasing when none is due or ``TICK_BUDGET`` has passed (the next tick goes on), so
-    one slow file holds one slot, never the tick."""
+    round, so the copy threads never wait for a lease, however slow the database answers. The
+    leases are taken over one connection held for the tick, in autocommit (one round trip
+    each: no checkout, ping or reset per lease). It stops leasing when none is due or
+    ``TICK_BUDGET`` has passed (the next tick goes on), so one slow file holds one slot,
+    never the tick."""
     started = time.monotonic()
     counts: Counter[str] = Counter()
     listed = _expand(ctx)
     removed = remove_deleted(ctx, store, ctx.clock())
     counts.update({k: v for k, v in (("listed", listed), ("removed", removed)) if v})
     slots = ctx.limits.media_concurrency
-    running: set[Future[None]] = set()  # copying, or queued for a copy thread
+    in_flight = 0  # copying, or queued for a copy thread
+    ended: SimpleQueue[BaseException | None] = SimpleQueue()  # one item per copy that ended
     more = True
     writer = OutcomeWriter(ctx)
     try:
-        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="media") as pool:
+        with (
+            ThreadPoolExecutor(
+                max_workers=slots,
+                thread_name_prefix="media",
+                initializer=lower_priority,
+                initargs=(ctx.limits.media_nice,),
+            ) as pool,
+            _leases(ctx) as lease,
+        ):
             while True:
-                room = (1 + QUEUED_ROUNDS) * slots - len(running)
+                room = (1 + QUEUED_ROUNDS) * slots - in_flight
                 if more and room >= slots and time.monotonic() - started < TICK_BUDGET:
-                    due = _claim(ctx, room)
+                    due = lease(room)
                     if len(due) < room:
                         listed = _expand(ctx)
                         counts["listed"] += listed
                         more = bool(listed)
-                    running |= {pool.submit(_copy_one, ctx, store, http, d, writer) for d in due}
-                if not running:
+                    for d in due:
+                        pool.submit(_copy_one, ctx, store, http, d, writer, ended)
+                    in_flight += len(due)
+                if not in_flight:
                     break
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()
+                _raise(ended.get())
+                in_flight -= 1
+                while not ended.empty():
+                    _raise(ended.get())
+                    in_flight -= 1
     finally:
         counts.update(writer.close())
     return {k: v for k, v in counts.items() if v}
+
+
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice`` (Linux, where ``nice`` is per
+    thread; elsewhere nothing): the copies (HTTP, SHA-256, the store's writes, and the
+    store's own threads, started from these) yield the CPU to polls on the same host. Only
+    the copy threads: the tick's leases and the outcome writer, which hold row locks, keep
+    the worker's priority."""
+    if nice <= 0 or sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(current + nice, 19))
+    except OSError:
+        log.warning("could not lower the media copy threads' CPU priority", exc_info=True)
+
+
+def _raise(problem: BaseException | None) -> None:
+    if problem is not None:
+        raise problem
 
 
 def _expand(ctx: WorkerContext) -> int:
@@ -113,17 +173,32 @@ def _expand(ctx: WorkerContext) -> int:
         return expand_pending(session, ctx.clock(), limit=EXPAND_BATCH)
 
 
-def _claim(ctx: WorkerContext, limit: int) -> list[DueFile]:
-    """Lease due files in one statement, in autocommit (atomic by itself: no BEGIN and COMMIT
-    round trips, which a loaded database makes the slow part)."""
-    now = ctx.clock()
+@contextmanager
+def _leases(ctx: WorkerContext) -> Iterator[Callable[[int], list[DueFile]]]:
+    """Lease due files, up to a number, in one statement each, in autocommit (each statement
+    atomic by itself: no BEGIN and COMMIT round trips, which a loaded database makes the slow
+    part), over one session held for the tick: no pool checkout, ping and reset per lease.
+    SQLite begins a write transaction even so (``models/db.py``): there each lease has a
+    session of its own."""
     timeout = ctx.limits.media_timeout
-    lease = (1 + QUEUED_ROUNDS) * timeout + min(LEASE_MARGIN, timeout)
-    with ctx.sessions() as session:
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        due = claim_due(session, now, limit=limit, lease_until=now + timedelta(seconds=lease))
-        session.commit()
-    return due
+    seconds = (1 + QUEUED_ROUNDS) * timeout + min(LEASE_MARGIN, timeout)
+
+    def lease(session: Session, limit: int) -> list[DueFile]:
+        now = ctx.clock()
+        until = now + timedelta(seconds=seconds)
+        return claim_due(session, now, limit=limit, lease_until=until)
+
+    with ctx.sessions() as held:
+        connection = held.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        if connection.dialect.name == "postgresql":
+            yield functools.partial(lease, held)
+            return
+
+    def alone(limit: int) -> list[DueFile]:
+        with ctx.sessions.begin() as session:
+            return lease(session, limit)
+
+    yield alone
 
 
 def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
@@ -140,10 +215,21 @@ def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
 
 
 def _copy_one(
-    ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile, writer: OutcomeWriter
+    ctx: WorkerContext,
+    store: MediaStore,
+    http: httpx.Client,
+    due: DueFile,
+    writer: OutcomeWriter,
+    ended: "SimpleQueue[BaseException | None]",
 ) -> None:
-    """Copy one file (in a copy thread) and hand its outcome to the writer."""
-    writer.add(due, _attempt(ctx, store, http, due))
+    """Copy one file (in a copy thread), hand its outcome to the writer, and say it ended
+    (with what it raised: the tick raises it)."""
+    try:
+        writer.add(due, _attempt(ctx, store, http, due))
+    except BaseException as exc:
+        ended.put(exc)
+        raise
+    ended.put(None)
 
 
 def _attempt(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> Outcome:
