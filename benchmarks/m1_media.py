@@ -1,4 +1,5 @@
-"""M1: media copy throughput. ``python -m benchmarks.m1_media [--results 1000] [--md PATH]``
+"""M1: media copy throughput.
+``python -m benchmarks.m1_media [--results 1000] [--rounds 2] [--store local|s3] [--md PATH]``
 
 ``results`` completed generations of 4 images each (256 KiB files from a stand-in CDN,
 benchmarks/media_cdn.py, in a process of its own) are copied into the store by genqueue's media
@@ -6,8 +7,11 @@ tick body (worker/lifecycle/media.py: expand, lease, stream with the size limit,
 sniff, record each outcome and event in PostgreSQL), tick after tick until none is pending; the
 baseline copies the same URLs with a bare loop of the same concurrency (httpx stream →
 ``obstore.put``, SHA-256 on the way, no database). Both for the local store and for an
-S3-compatible server (moto's ``moto_server``, a process of its own). The table is printed and,
-with ``--md``, written between the media markers of that file.
+S3-compatible server (moto's ``moto_server``, a process of its own), in ``rounds`` rounds of
+both loops in turn, the order alternating (on a shared machine one loop's figure moves by 2×
+from run to run; whichever ran second would otherwise meet other load). genqueue runs its copy
+threads at the bare loop's CPU priority (``media_nice=0``). The table is printed and, with
+``--md``, written between the media markers of that file.
 """
 
 import argparse
@@ -113,7 +117,7 @@ def genqueue_copy(database_url: str, store: MediaStore) -> tuple[float, int]:
         sessions=make_session_factory(engine),
         client=UpstreamClient(base_url="http://127.0.0.1:9", key=None),
         publish=lambda name, args: None,
-        limits=Limits(media_concurrency=CONCURRENCY),
+        limits=Limits(media_concurrency=CONCURRENCY, media_nice=0),  # as the bare loop's
     )
     http = media_http(30.0, CONCURRENCY, AddressPolicy(allow_private=True))  # the CDN: loopback
     start = time.perf_counter()
@@ -133,7 +137,7 @@ def genqueue_copy(database_url: str, store: MediaStore) -> tuple[float, int]:
     return elapsed, int(stored or 0)
 
 
-def bare_copy(urls: list[str], store: Any) -> tuple[float, int]:
+def bare_copy(urls: list[str], store: Any, prefix: str = "bare") -> tuple[float, int]:
     http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY))
 
     def one(pair: tuple[int, str]) -> None:
@@ -146,7 +150,7 @@ def bare_copy(urls: list[str], store: Any) -> tuple[float, int]:
                     digest.update(chunk)
                     yield chunk
 
-            obstore.put(store, f"bare/{index}", chunks())
+            obstore.put(store, f"{prefix}/{index}", chunks())
 
     start = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -156,7 +160,7 @@ def bare_copy(urls: list[str], store: Any) -> tuple[float, int]:
     return elapsed, len(urls)
 
 
-def run(results: int) -> list[dict[str, Any]]:
+def run(results: int, only: str | None = None, rounds: int = 2) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     cdn_port, s3_port = free_port(), free_port()
     cdn = f"http://127.0.0.1:{cdn_port}"
@@ -184,22 +188,39 @@ def run(results: int) -> list[dict[str, Any]]:
                 "s3 (moto)": lambda: open_store("s3://bench/media", endpoint=s3),
             }
             for label, make in stores.items():
-                with private_database() as database_url:
-                    seed(database_url, cdn, results)
-                    urls = urls_of(database_url)
-                    base_s, base_n = bare_copy(urls, make()._store)
-                    gq_s, gq_n = genqueue_copy(database_url, make())
-                rows.append(_row(label, gq_s, gq_n, base_s, base_n))
+                if only and not label.startswith(only):
+                    continue
+                runs = [_round(cdn, results, make, n) for n in range(rounds)]
+                rows.append(_row(label, *(sum(figures) for figures in zip(*runs, strict=True))))
+                rows[-1]["round_ratios"] = [_row(label, *r)["ratio"] for r in runs]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
-def _row(label: str, gq_s: float, gq_n: int, base_s: float, base_n: int) -> dict[str, Any]:
+def _round(
+    cdn: str, results: int, make: Callable[[], MediaStore], n: int
+) -> tuple[float, int, float, int]:
+    """One round: genqueue's copy and the bare loop's of the same files, in turn (the bare
+    loop first in even rounds, second in odd ones: a machine whose load moves favours
+    neither); (genqueue seconds, files, bare seconds, files)."""
+    with private_database() as database_url:
+        seed(database_url, cdn, results)
+        urls = urls_of(database_url)
+        if n % 2 == 0:
+            base_s, base_n = bare_copy(urls, make()._store, f"bare/{n}")
+            gq_s, gq_n = genqueue_copy(database_url, make())
+        else:
+            gq_s, gq_n = genqueue_copy(database_url, make())
+            base_s, base_n = bare_copy(urls, make()._store, f"bare/{n}")
+    return gq_s, gq_n, base_s, base_n
+
+
+def _row(label: str, gq_s: float, gq_n: float, base_s: float, base_n: float) -> dict[str, Any]:
     mb = SIZE / 1e6
     return {
         "store": label,
-        "files": gq_n,
+        "files": int(gq_n),
         "genqueue_mb_s": gq_n * mb / gq_s,
         "genqueue_files_s": gq_n / gq_s,
         "bare_mb_s": base_n * mb / base_s,
@@ -208,26 +229,32 @@ def _row(label: str, gq_s: float, gq_n: int, base_s: float, base_n: int) -> dict
     }
 
 
-def markdown(rows: list[dict[str, Any]], results: int) -> str:
+def markdown(rows: list[dict[str, Any]], results: int, rounds: int = 2) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    command = f"python -m benchmarks.m1_media --results {results} --rounds {rounds}"
     lines = [
         BEGIN,
-        f"## M1 media copy ({when} UTC, `python -m benchmarks.m1_media --results {results}`)",
+        f"## M1 media copy ({when} UTC, `{command}`)",
         "",
         f"{results} completed results × {IMAGES} files of {SIZE // 1024} KiB from a stand-in CDN "
         f"process; {CONCURRENCY} copies at once in both. genqueue: the media tick's body in one "
         "process, tick after tick (lease, stream, SHA-256, sniff, outcome and event in "
         "PostgreSQL). Baseline, same run: a bare thread-pool loop, httpx stream → obstore.put "
-        "with SHA-256, no database. Target ≥ 0.8× the baseline.",
+        "with SHA-256, no database. Target ≥ 0.8× the baseline. Each store: "
+        f"{rounds} rounds, each of both loops in turn (the bare one first in the first round, "
+        "second in the next); the figures are the rounds' totals, the ratio per round beside.",
         "",
-        "| store | files | genqueue MB/s | genqueue files/s | bare MB/s | bare files/s | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| store | files | genqueue MB/s | genqueue files/s | bare MB/s | bare files/s | ratio "
+        "| per round |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['store']} | {r['files']} | {r['genqueue_mb_s']:.1f} | "
             f"{r['genqueue_files_s']:.0f} | {r['bare_mb_s']:.1f} | {r['bare_files_s']:.0f} | "
-            f"{r['ratio']:.2f}× |"
+            f"{r['ratio']:.2f}× | "
+            + ", ".join(f"{x:.2f}×" for x in r.get("round_ratios", []))
+            + " |"
         )
     lines += ["", END]
     return "\n".join(lines)
@@ -247,9 +274,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=1000)
     parser.add_argument("--md", type=Path, default=None)
+    parser.add_argument("--store", choices=["local", "s3"], default=None, help="only this one")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per store (order alternates)")
     args = parser.parse_args()
-    rows = run(args.results)
-    section = markdown(rows, args.results)
+    rows = run(args.results, args.store, args.rounds)
+    section = markdown(rows, args.results, args.rounds)
     sys.stdout.write(section + "\n")
     if args.md:
         write_section(args.md, section)

@@ -132,7 +132,7 @@ def _phase(
     return Phase(label, figures, copied, waiting, seconds)
 
 
-def run(scale: Scale, backlog: int, log_dir: Path) -> list[Phase]:
+def run(scale: Scale, backlog: int, log_dir: Path, nice: int | None = None) -> list[Phase]:
     cdn_port = free_port()
     cdn = f"http://127.0.0.1:{cdn_port}"
     uvicorn = [PY, "-m", "uvicorn", "benchmarks.media_cdn:app", "--port", str(cdn_port)]
@@ -145,6 +145,8 @@ def run(scale: Scale, backlog: int, log_dir: Path) -> list[Phase]:
         )
         # The simulator's images and the stand-in CDN listen on 127.0.0.1.
         stack.env["GENQUEUE_MEDIA_ALLOW_PRIVATE"] = "true"
+        if nice is not None:  # else the default's
+            stack.env["GENQUEUE_MEDIA_NICE"] = str(nice)
         outbound = _workers(stack)
         try:
             stack.start_simulator()
@@ -191,6 +193,10 @@ def markdown(phases: list[Phase], scale: Scale, backlog: int) -> str:
             f"{p.copied_during_wave if copying else '—'} | {rate if copying else '—'} | "
             f"{p.waiting_at_end if copying else '—'} |"
         )
+    lines += ["", "p99 lag by tenth of the wave (ordered by upstream finish):", ""]
+    for p in phases:
+        deciles = ", ".join(f"{d:g}" for d in p.figures.get("lag_p99_by_finish_decile_s", []))
+        lines.append(f"- {p.label}: {deciles} s")
     lines += ["", END]
     return "\n".join(lines)
 
@@ -201,6 +207,7 @@ def main() -> None:
     parser.add_argument("--run-time", type=float, default=20.0)
     parser.add_argument("--backlog", type=int, default=1500)
     parser.add_argument("--md", type=Path, default=None)
+    parser.add_argument("--media-nice", type=int, default=None, help="GENQUEUE_MEDIA_NICE")
     args = parser.parse_args()
     scale = Scale(
         name="m2",
@@ -209,7 +216,7 @@ def main() -> None:
         phase_timeout=FULL.phase_timeout,
     )
     log_dir = OUT_DIR / f"logs-m2-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    phases = run(scale, args.backlog, log_dir)
+    phases = run(scale, args.backlog, log_dir, args.media_nice)
     section = markdown(phases, scale, args.backlog)
     sys.stdout.write(section + "\n")
     if args.md:
