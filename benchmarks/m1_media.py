@@ -53,11 +53,12 @@ BEGIN, END = "<!-- media benchmark: begin -->", "<!-- media benchmark: end -->"
 
 
 @contextmanager
-def process(argv: list[str], ready: str) -> Iterator[None]:
+def process(argv: list[str], ready: str) -> Iterator[int]:
+    """Run ``argv`` until the block ends, once ``ready`` answers; its pid."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: _answers(ready), 30, what=argv[0])
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         proc.wait(20)

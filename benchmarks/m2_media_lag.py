@@ -23,24 +23,27 @@ at its end (some must be: otherwise the copies did not overlap the whole wave).
 """
 
 import argparse
+import functools
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import func, select
 
 from benchmarks import m1_media
 from benchmarks.b2_inflight import upstream_figures
 from benchmarks.media_cdn import SIZE
-from benchmarks.observe import wait_terminal
+from benchmarks.observe import job_rows, sim_requests, wait_terminal
 from benchmarks.processes import Proc
 from benchmarks.report import OUT_DIR
 from benchmarks.scale import FULL, Scale
 from benchmarks.services import private_database, private_redis
 from benchmarks.stack import PY, Stack, WorkerSettings
+from benchmarks.stats import percentile
 from benchmarks.submitter import post_wave
 from genqueue.net import free_port
 from models import tasknames
@@ -57,6 +60,56 @@ class Phase:
     copied_during_wave: int = 0
     waiting_at_end: int = 0
     wave_seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each process (with its children) used during the wave."""
+
+
+def _submit_skew(stack: Stack, ids: list[str]) -> tuple[float, float]:
+    """p50 and p99 of genqueue's ``submitted_at`` minus the simulator's: how late genqueue
+    notes a submit the simulator took (a clock that is off shows here as in the lag)."""
+    wanted = set(ids)
+    rows = [r for r in job_rows(stack) if r.id in wanted and r.upstream_request_id]
+    upstream = sim_requests(stack, [r.upstream_request_id or "" for r in rows])
+    skews = [
+        r.submitted_at - float(info["submitted_at"])
+        for r in rows
+        if r.submitted_at
+        and (info := upstream.get(r.upstream_request_id or ""))
+        and info.get("submitted_at")
+    ]
+    return percentile(skews, 50), percentile(skews, 99)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its living children (0 once gone)."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+def _postgres_seconds() -> float:
+    """CPU seconds of every PostgreSQL process on the host (other databases' too)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("postgres", "postmaster"):
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                continue
+    return total
+
+
+def _cpu(pids: dict[str, int | None]) -> dict[str, float]:
+    out = {name: _cpu_seconds(pid) for name, pid in pids.items() if pid}
+    out["postgres (all)"] = _postgres_seconds()
+    return out
 
 
 def _workers(stack: Stack) -> Proc:
@@ -102,6 +155,7 @@ def _phase(
     outbound: Proc | None,
     cdn: str,
     backlog: int,
+    cdn_pid: int,
 ) -> Phase:
     stack.reset(run_time=scale.b2_run_time, run_time_jitter=0.0, capacity=0)
     no_images = {"op": "file", "kind": "http", "status_code": 404, "match_prompt": "m2"}
@@ -115,11 +169,21 @@ def _phase(
         warm = post_wave(stack.api_port, scale, key=key, count=WARM_JOBS, prompt="m2-warm")
         wait_terminal(stack, len(warm.ids), scale.b2_run_time + scale.phase_timeout)
         before = _files(stack, "stored")
+        pids = {
+            "poll worker": stack.worker.pid,
+            "beat": stack.beat.pid,
+            "outbound worker": outbound.pid if outbound is not None else None,
+            "stand-in CDN": cdn_pid,
+            "simulator": stack.simulator.pid,
+            "API": stack.api.pid,
+        }
+        cpu_before = _cpu(pids)
         started = time.monotonic()
         sub = post_wave(stack.api_port, scale, key=key, count=scale.b2_jobs, prompt="m2")
         expected = WARM_JOBS + len(sub.ids) + (backlog if outbound is not None else 0)
         wait_terminal(stack, expected, scale.b2_run_time + scale.phase_timeout)
         seconds = time.monotonic() - started
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu(pids).items()}
         copied, waiting = _files(stack, "stored") - before, _waiting(stack)
     finally:
         stack.stop_workers()
@@ -127,12 +191,19 @@ def _phase(
             outbound.stop()
     figures = upstream_figures(stack, sub.ids)
     figures.pop("last_completed_at", None)
+    figures["submit_skew"] = _submit_skew(stack, sub.ids)
     if outbound is None:
-        return Phase(label, figures, wave_seconds=seconds)
-    return Phase(label, figures, copied, waiting, seconds)
+        return Phase(label, figures, wave_seconds=seconds, cpu=cpu)
+    return Phase(label, figures, copied, waiting, seconds, cpu)
 
 
-def run(scale: Scale, backlog: int, log_dir: Path, nice: int | None = None) -> list[Phase]:
+def run(
+    scale: Scale,
+    backlog: int,
+    log_dir: Path,
+    nice: int | None = None,
+    store: str | None = None,
+) -> list[Phase]:
     cdn_port = free_port()
     cdn = f"http://127.0.0.1:{cdn_port}"
     uvicorn = [PY, "-m", "uvicorn", "benchmarks.media_cdn:app", "--port", str(cdn_port)]
@@ -147,13 +218,18 @@ def run(scale: Scale, backlog: int, log_dir: Path, nice: int | None = None) -> l
         stack.env["GENQUEUE_MEDIA_ALLOW_PRIVATE"] = "true"
         if nice is not None:  # else the default's
             stack.env["GENQUEUE_MEDIA_NICE"] = str(nice)
+        if store is not None:  # else the data dir's
+            stack.env["GENQUEUE_MEDIA_STORE"] = store
         outbound = _workers(stack)
         try:
             stack.start_simulator()
             stack.start_api()
-            with m1_media.process([*uvicorn, "--log-level", "warning"], f"{cdn}/files/x/0.jpg"):
-                quiet = _phase(stack, scale, "quiet", outbound=None, cdn=cdn, backlog=0)
-                busy = _phase(stack, scale, "copying", outbound=outbound, cdn=cdn, backlog=backlog)
+            with m1_media.process(
+                [*uvicorn, "--log-level", "warning"], f"{cdn}/files/x/0.jpg"
+            ) as cdn_pid:
+                phase = functools.partial(_phase, stack, scale, cdn=cdn, cdn_pid=cdn_pid)
+                quiet = phase("quiet", outbound=None, backlog=0)
+                busy = phase("copying", outbound=outbound, backlog=backlog)
         finally:
             outbound.stop()
             stack.close()
@@ -196,7 +272,15 @@ def markdown(phases: list[Phase], scale: Scale, backlog: int) -> str:
     lines += ["", "p99 lag by tenth of the wave (ordered by upstream finish):", ""]
     for p in phases:
         deciles = ", ".join(f"{d:g}" for d in p.figures.get("lag_p99_by_finish_decile_s", []))
-        lines.append(f"- {p.label}: {deciles} s")
+        skew = p.figures.get("submit_skew", (0.0, 0.0))
+        lines.append(
+            f"- {p.label}: {deciles} s (submits noted p50 {skew[0]:.2f} s, p99 {skew[1]:.2f} s "
+            "after the simulator took them)"
+        )
+    lines += ["", "CPU seconds used during the wave (each process with its children):", ""]
+    for p in phases:
+        used = ", ".join(f"{name} {seconds:.1f}" for name, seconds in p.cpu.items())
+        lines.append(f"- {p.label} ({p.wave_seconds:.0f} s): {used}")
     lines += ["", END]
     return "\n".join(lines)
 
@@ -208,6 +292,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=1500)
     parser.add_argument("--md", type=Path, default=None)
     parser.add_argument("--media-nice", type=int, default=None, help="GENQUEUE_MEDIA_NICE")
+    parser.add_argument("--media-store", default=None, help="GENQUEUE_MEDIA_STORE")
     args = parser.parse_args()
     scale = Scale(
         name="m2",
@@ -216,7 +301,7 @@ def main() -> None:
         phase_timeout=FULL.phase_timeout,
     )
     log_dir = OUT_DIR / f"logs-m2-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    phases = run(scale, args.backlog, log_dir, args.media_nice)
+    phases = run(scale, args.backlog, log_dir, args.media_nice, args.media_store)
     section = markdown(phases, scale, args.backlog)
     sys.stdout.write(section + "\n")
     if args.md:
