@@ -120,11 +120,11 @@ class Settings(BaseSettings):
         16, ge=1, description="files a worker process copies at once (one media tick at a time)"
     )
     media_nice: int = Field(
-        10,
+        0,
         ge=0,
         le=19,
         description="how much lower the copy threads' CPU priority is than the worker's "
-        "(Linux `nice`, per thread), so polls on the same host win the CPU; 0 = the same",
+        "(Linux `nice`, per thread), so other work on the host wins the CPU; 0 = the same",
     )
     media_allow_private: bool = Field(
         False,
