@@ -3,7 +3,8 @@
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -41,6 +42,27 @@ def wait_terminal(stack: Observed, expected: int, timeout: float) -> dict[str, i
             break
         time.sleep(0.25)
     return counts
+
+
+def wait_jobs_terminal(
+    sessions: sessionmaker[Session], ids: Collection[str], timeout: float
+) -> int:
+    """Wait (bounded) until every job of ``ids`` is terminal; how many of them are.
+
+    Unlike :func:`wait_terminal` only these jobs count: rows the phase did not submit (a
+    seeded backlog of completed results) are terminal from the start and would end the wait
+    before the jobs did."""
+    wanted = [uuid.UUID(i) for i in ids]
+    query = select(func.count()).where(
+        Generation.id.in_(wanted), Generation.status.in_(TERMINAL_VALUES)
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with sessions() as session:
+            ended = int(session.scalar(query) or 0)
+        if ended >= len(wanted) or time.monotonic() >= deadline:
+            return ended
+        time.sleep(0.25)
 
 
 @dataclass(frozen=True)
