@@ -1,4 +1,4 @@
-"""A running stack for the whole integration session: real PostgreSQL, real Redis, the
+"""A running stack for each integration module: real PostgreSQL, real Redis, the
 simulator over HTTP, a real Celery worker (prefork) and beat."""
 
 from collections.abc import Iterator
@@ -22,8 +22,12 @@ SIM_DEFAULTS: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(pg_url: str, redis_url: str) -> Iterator[Stack]:
+    """One stack a module: its worker and beat work every due row of the run's database and
+    take every task on the run's Redis, so they must not outlive the module (under pytest -n,
+    a test of another directory that runs later in the same process once found its rows
+    settled by them)."""
     # A copy's lease is three media_timeouts plus one more: a killed copy is retried in ~16 s.
     env = {"GENQUEUE_MEDIA_TIMEOUT": "4"}
     with running_stack(database_url=pg_url, broker_url=redis_url, extra_env=env) as s:
