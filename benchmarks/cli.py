@@ -85,10 +85,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def log_progress() -> None:
+    """A benchmark's progress lines on stderr, with the time; httpx and alembic only warn."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    log_progress()
     args = _parse(argv)
     scale = QUICK if args.quick else FULL
     if args.jobs_b1:

@@ -18,6 +18,7 @@ from typing import Any
 from benchmarks import d1_report, report
 from benchmarks.b1_throughput import INSTANT
 from benchmarks.b2_inflight import upstream_figures
+from benchmarks.cli import log_progress
 from benchmarks.cluster import Cluster, cluster
 from benchmarks.distribution import correctness
 from benchmarks.observe import PeakSampler, job_rows, upstream_in_flight, wait_terminal
@@ -186,9 +187,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_progress()
     args = _parse(argv)
     scale = QUICK if args.quick else FULL
     if args.jobs_b1:
