@@ -10,36 +10,28 @@ becomes ``stored`` (every file copied) or ``failed`` (one or more could not be).
 """
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     DateTime,
     Integer,
-    Text,
     Update,
     bindparam,
-    case,
     exists,
-    func,
     insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.types import TypeEngine
 
 from models.files import file_objects
-from models.state import log_event
-from models.tables import EVENTS, GENERATIONS, MEDIA_FILES
-from models.vocabulary import EventKind
+from models.tables import GENERATIONS, MEDIA_FILES
 
 
 class MediaStatus(StrEnum):
@@ -193,151 +185,3 @@ class Outcome:
     reason: str | None = None
     retry_at: datetime | None = None
     detail: dict[str, Any] | None = None
-
-
-def record_outcomes(
-    session: Session, ended: Sequence[tuple[DueFile, Outcome]], now: datetime
-) -> list[bool]:
-    """Write the outcomes of copy attempts, each while its lease is still ours, in one
-    statement, their events in another; settle each touched generation's ``media_status``
-    once none of its files is pending. Whether each won."""
-    g = GENERATIONS.c
-    settling = sorted(
-        {d.generation_id for d, o in ended if o.status is not MediaStatus.PENDING}, key=str
-    )
-    if settling:
-        # Taken first, in one order: an event row's foreign key share-locks its generation,
-        # and two writers each holding that while waiting for this lock would deadlock.
-        session.execute(select(g.id).where(g.id.in_(settling)).order_by(g.id).with_for_update())
-    rows = [(due, outcome, *_file_values(due, outcome, now)) for due, outcome in ended]
-    written = _write_files(session, [(due, values) for due, _, values, _ in rows])
-    won = [due.id in written for due, *_ in rows]
-    events: list[dict[str, Any]] = []
-    for due, outcome, _, kind in rows:
-        if due.id not in written:
-            continue
-        detail: dict[str, Any] = {"position": due.position, "attempt": due.attempts + 1}
-        detail |= outcome.detail or {}
-        if outcome.reason:
-            detail["reason"] = outcome.reason
-        events.append({"generation_id": due.generation_id, "kind": kind, "detail": detail})
-    for event in events:
-        log_event(event["generation_id"], event["kind"], None, None, event["detail"])
-    if events:
-        session.execute(
-            insert(EVENTS),
-            [{**e, "kind": e["kind"].value, "at": now, "status": None} for e in events],
-        )
-    if settling:
-        settle(session, settling)
-    return won
-
-
-FILE_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "id": BigInteger(),
-    "lease_until": DateTime(timezone=True),
-    "attempts": Integer(),
-    "status": Text(),
-    "sha256": Text(),
-    "size": BigInteger(),
-    "content_type": Text(),
-    "stored_at": DateTime(timezone=True),
-    "next_at": DateTime(timezone=True),
-    "error": Text(),
-}
-"""What one copy attempt writes to its file row (``id`` and ``lease_until`` are the guard)."""
-
-
-def _write_files_statement() -> Update:
-    """``UPDATE media_files … FROM unnest(:id, :lease_until, …)``: each column's values one
-    array parameter, so the SQL text is the same for any number of files (a prepared
-    statement, as the intake's insert), and ``RETURNING`` says which leases were still ours."""
-    f = MEDIA_FILES.c
-    arrays = [bindparam(f"new_{name}", type_=ARRAY(kind)) for name, kind in FILE_COLUMNS.items()]
-    new = func.unnest(*arrays).table_valued(*FILE_COLUMNS).render_derived(name="new")
-    return (
-        update(MEDIA_FILES)
-        .where(
-            f.id == new.c.id,
-            f.status == MediaStatus.PENDING.value,
-            f.lease_until == new.c.lease_until,
-        )
-        .values({name: new.c[name] for name in FILE_COLUMNS if name not in ("id", "lease_until")})
-        .values(lease_until=None)
-        .returning(f.id)
-    )
-
-
-_WRITE_FILES = _write_files_statement()
-
-
-def _write_files(session: Session, rows: Sequence[tuple[DueFile, dict[str, Any]]]) -> set[int]:
-    """Write each file's values under its lease; the ids whose lease was still ours."""
-    if not rows:
-        return set()
-    if session.get_bind().dialect.name == "postgresql":
-        full = [{**values, "id": due.id, "lease_until": due.lease_until} for due, values in rows]
-        params = {f"new_{name}": [row[name] for row in full] for name in FILE_COLUMNS}
-        return set(session.scalars(_WRITE_FILES, params).all())
-    f = MEDIA_FILES.c
-    written: set[int] = set()
-    for due, values in rows:  # SQLite: one writer at a time, no round trips to save
-        count = session.execute(
-            update(MEDIA_FILES)
-            .where(
-                f.id == due.id,
-                f.status == MediaStatus.PENDING.value,
-                f.lease_until == due.lease_until,
-            )
-            .values(**values, lease_until=None)
-        ).rowcount  # type: ignore[attr-defined]
-        if count == 1:
-            written.add(due.id)
-    return written
-
-
-def _file_values(due: DueFile, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], EventKind]:
-    """Every column of :data:`FILE_COLUMNS` but the guard: a file not stored has no facts."""
-    values: dict[str, Any] = {
-        "attempts": due.attempts + 1,
-        "status": outcome.status.value,
-        "sha256": None,
-        "size": None,
-        "content_type": None,
-        "stored_at": None,
-        "next_at": None,
-        "error": outcome.reason,
-    }
-    if outcome.status is MediaStatus.STORED:
-        values |= {
-            "sha256": outcome.sha256,
-            "size": outcome.size,
-            "content_type": outcome.content_type,
-            "stored_at": now,
-            "error": None,
-        }
-        return values, EventKind.MEDIA_STORED
-    if outcome.status is MediaStatus.FAILED:
-        return values, EventKind.MEDIA_FAILED
-    values["next_at"] = outcome.retry_at
-    return values, EventKind.MEDIA_RETRY
-
-
-def settle(session: Session, generation_ids: Sequence[uuid.UUID]) -> None:
-    """Each generation's ``media_status`` from its files', once none is pending, in one
-    statement; the caller holds the generations' row locks, which order their files' last
-    writers: the second counts after the first committed, so one of them sees none pending."""
-    f, g = MEDIA_FILES.c, GENERATIONS.c
-    mine = f.generation_id == g.id
-    failed = exists().where(mine, f.status == MediaStatus.FAILED.value)
-    session.execute(
-        update(GENERATIONS)
-        .where(
-            g.id.in_(generation_ids),
-            g.media_status == MediaStatus.PENDING.value,
-            ~exists().where(mine, f.status == MediaStatus.PENDING.value),
-        )
-        .values(
-            media_status=case((failed, MediaStatus.FAILED.value), else_=MediaStatus.STORED.value)
-        )
-    )

@@ -15,7 +15,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.keys import create_key
-from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending, record_outcomes
+from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending
+from models.media_outcomes import record_outcomes
 from models.media_store import open_store
 from models.tables import Generation as Gen
 from models.tables import GenerationEvent, MediaFile

@@ -1,11 +1,12 @@
 """The media tick's outcome writer: copy outcomes recorded in groups, from a thread of its own.
 
 A copy thread hands its outcome over and takes the next file at once. The writer takes the
-first outcome waiting, gathers more for ``LINGER`` seconds (and all that is waiting then, up
-to ``MAX_GROUP``), and writes them in one transaction (``models.media.record_outcomes``: one
-statement for the files, one for their events); while it writes, the next group gathers (group
-commit, as the API's intake does). So a copy never waits for the database, nor for another
-copy's generation row lock, and the slower the database answers the more one commit serves.
+first outcome waiting, lets more gather for ``LINGER`` seconds, takes all that is waiting then
+(up to ``MAX_GROUP``), and writes them in one transaction (``models/media_outcomes.py``: on
+PostgreSQL one statement for the files and their events); while it writes, the next group
+gathers (group commit, as the API's intake does). So a copy never waits for the database,
+nor for another copy's generation row lock, and the slower the database answers the more one
+commit serves.
 
 An outcome not written (the database failed) is not lost: its file keeps its lease, which runs
 out, and the file is copied again by a later tick; :meth:`OutcomeWriter.close` raises the first
@@ -14,18 +15,20 @@ such failure, so the tick fails visibly.
 
 import logging
 import threading
-import time
 from collections import Counter
 from queue import Empty, SimpleQueue
 
-from models.media import DueFile, Outcome, record_outcomes
+from models.media import DueFile, Outcome
+from models.media_outcomes import record_outcomes
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 _STOP = None
 LINGER = 0.05
 """Seconds the writer waits for more outcomes after the first of a group: a copy's outcome
-is a little later in the database, for a write per wave rather than per file."""
+is a little later in the database, for a write per wave rather than per file. It sleeps
+through them rather than waking for each outcome: every wake takes the GIL from the copy
+threads (M1 in ``benchmarks/RESULTS.md``)."""
 MAX_GROUP = 1000
 """Outcomes one transaction writes at most. The group grows with the database's latency: all
 that ended while the last one was written."""
@@ -39,6 +42,7 @@ class OutcomeWriter:
         self._ctx = ctx
         self._queue: SimpleQueue[tuple[DueFile, Outcome] | None] = SimpleQueue()
         self._failure: BaseException | None = None
+        self._closing = threading.Event()
         self.counts: Counter[str] = Counter()
         self._thread = threading.Thread(target=self._run, name="media-writer", daemon=True)
         self._thread.start()
@@ -48,6 +52,7 @@ class OutcomeWriter:
 
     def close(self) -> Counter[str]:
         """Write what is waiting, stop, and give the counts; raises a write's failure."""
+        self._closing.set()
         self._queue.put(_STOP)
         self._thread.join()
         if self._failure is not None:
@@ -57,15 +62,15 @@ class OutcomeWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            group: list[tuple[DueFile, Outcome]] = []
             item = self._queue.get()
-            until = time.monotonic() + LINGER
+            self._closing.wait(LINGER)  # cut short by close(): what is waiting is written now
+            group: list[tuple[DueFile, Outcome]] = []
             while item is not _STOP:
                 group.append(item)
                 if len(group) >= MAX_GROUP:
                     break
                 try:
-                    item = self._queue.get(timeout=max(until - time.monotonic(), 0.0))
+                    item = self._queue.get_nowait()
                 except Empty:
                     break
             stopping = item is _STOP
