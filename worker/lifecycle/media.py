@@ -21,7 +21,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from queue import SimpleQueue
@@ -95,56 +94,98 @@ def media_tick(ctx: WorkerContext, store: MediaStore, http: httpx.Client) -> dic
 def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) -> dict[str, int]:
     """The body of ``generation.copy_media``: how many files ended each way this tick.
 
-    Copies run ``media_concurrency`` at once; each hands its outcome to the writer
-    (``media_writer.py``: group commits) and its thread takes the next leased file at once:
-    this thread keeps up to ``QUEUED_ROUNDS`` times as many leased and queued behind the
-    running copies, and leases ``media_concurrency`` or more whenever that queue falls to one
-    round, so the copy threads never wait for a lease, however slow the database answers. The
-    leases are taken over one connection held for the tick, in autocommit (one round trip
-    each: no checkout, ping or reset per lease). It stops leasing when none is due or
-    ``TICK_BUDGET`` has passed (the next tick goes on), so one slow file holds one slot,
-    never the tick."""
+    ``media_concurrency`` copy threads take leased files from a queue, one after another, and
+    hand each outcome to the writer (``media_writer.py``: group commits). This thread keeps
+    ``QUEUED_ROUNDS`` rounds of files leased and queued ahead of them, topping the queue up
+    whenever it falls to one round (a copy thread says so then, not at every file: each wake
+    of this thread takes the GIL from the copies), so the copy threads never wait for a
+    lease, however slow the database answers. The leases are taken over one connection held
+    for the tick, in autocommit (one round trip each: no checkout, ping or reset per lease).
+    It stops leasing when none is due or ``TICK_BUDGET`` has passed (the next tick goes on),
+    so one slow file holds one slot, never the tick."""
     started = time.monotonic()
     counts: Counter[str] = Counter()
     listed = _expand(ctx)
     removed = remove_deleted(ctx, store, ctx.clock())
     counts.update({k: v for k, v in (("listed", listed), ("removed", removed)) if v})
     slots = ctx.limits.media_concurrency
-    in_flight = 0  # copying, or queued for a copy thread
-    ended: SimpleQueue[BaseException | None] = SimpleQueue()  # one item per copy that ended
-    more = True
     writer = OutcomeWriter(ctx)
     try:
-        with (
-            ThreadPoolExecutor(
-                max_workers=slots,
-                thread_name_prefix="media",
-                initializer=lower_priority,
-                initargs=(ctx.limits.media_nice,),
-            ) as pool,
-            _leases(ctx) as lease,
-        ):
-            while True:
-                room = (1 + QUEUED_ROUNDS) * slots - in_flight
-                if more and room >= slots and time.monotonic() - started < TICK_BUDGET:
-                    due = lease(room)
-                    if len(due) < room:
-                        listed = _expand(ctx)
-                        counts["listed"] += listed
-                        more = bool(listed)
-                    for d in due:
-                        pool.submit(_copy_one, ctx, store, http, d, writer, ended)
-                    in_flight += len(due)
-                if not in_flight:
-                    break
-                _raise(ended.get())
-                in_flight -= 1
-                while not ended.empty():
-                    _raise(ended.get())
-                    in_flight -= 1
+        with _leases(ctx) as lease, _Copiers(ctx, store, http, writer) as copiers:
+            while time.monotonic() - started < TICK_BUDGET:
+                room = QUEUED_ROUNDS * slots - copiers.queued()
+                if room < slots:
+                    copiers.wait_low(TICK_BUDGET - (time.monotonic() - started))
+                    continue
+                due = lease(room)
+                copiers.add(due)
+                if len(due) < room:
+                    listed = _expand(ctx)
+                    counts["listed"] += listed
+                    if not listed:
+                        break
     finally:
         counts.update(writer.close())
     return {k: v for k, v in counts.items() if v}
+
+
+class _Copiers:
+    """The tick's copy threads (up to ``media_concurrency``, started as files come, at the CPU
+    priority of ``media_nice``) and the queue of leased files they take from. Leaving the
+    block lets them copy what is queued, then ends them, and raises what one of them raised."""
+
+    def __init__(
+        self, ctx: WorkerContext, store: MediaStore, http: httpx.Client, writer: OutcomeWriter
+    ) -> None:
+        self._ctx, self._store, self._http, self._writer = ctx, store, http, writer
+        self._slots = ctx.limits.media_concurrency
+        self._queue: SimpleQueue[DueFile | None] = SimpleQueue()
+        self._low = threading.Event()
+        self._failure: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> "_Copiers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._failure is not None and exc[0] is None:
+            raise self._failure
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def add(self, files: list[DueFile]) -> None:
+        for due in files:
+            self._queue.put(due)
+        while len(self._threads) < min(self._slots, self._queue.qsize()):
+            thread = threading.Thread(target=self._run, name=f"media-{len(self._threads)}")
+            self._threads.append(thread)
+            thread.start()
+
+    def wait_low(self, timeout: float) -> None:
+        """Until the queue falls to one round of files or ``timeout`` passes; raises what a
+        copy thread raised."""
+        self._low.clear()  # then look: a take after this sets it again
+        if self._queue.qsize() > self._slots and timeout > 0:
+            self._low.wait(timeout)
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        lower_priority(self._ctx.limits.media_nice)
+        while (due := self._queue.get()) is not None:
+            if self._queue.qsize() <= self._slots:
+                self._low.set()
+            try:
+                self._writer.add(due, _attempt(self._ctx, self._store, self._http, due))
+            except BaseException as exc:  # _attempt records every Exception: not reached
+                self._failure = self._failure or exc
+                self._low.set()
+                return
 
 
 def lower_priority(nice: int) -> None:
@@ -161,11 +202,6 @@ def lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(current + nice, 19))
     except OSError:
         log.warning("could not lower the media copy threads' CPU priority", exc_info=True)
-
-
-def _raise(problem: BaseException | None) -> None:
-    if problem is not None:
-        raise problem
 
 
 def _expand(ctx: WorkerContext) -> int:
@@ -212,24 +248,6 @@ def remove_deleted(ctx: WorkerContext, store: MediaStore, now: datetime) -> int:
     with ctx.sessions.begin() as session:
         forget_files(session, [file_id for file_id, _ in doomed])
     return len(doomed)
-
-
-def _copy_one(
-    ctx: WorkerContext,
-    store: MediaStore,
-    http: httpx.Client,
-    due: DueFile,
-    writer: OutcomeWriter,
-    ended: "SimpleQueue[BaseException | None]",
-) -> None:
-    """Copy one file (in a copy thread), hand its outcome to the writer, and say it ended
-    (with what it raised: the tick raises it)."""
-    try:
-        writer.add(due, _attempt(ctx, store, http, due))
-    except BaseException as exc:
-        ended.put(exc)
-        raise
-    ended.put(None)
 
 
 def _attempt(ctx: WorkerContext, store: MediaStore, http: httpx.Client, due: DueFile) -> Outcome:
