@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from models.files import file_objects
+from models.json_rows import encode, json_rows
 from models.tables import GENERATIONS, MEDIA_FILES
 
 
@@ -124,12 +126,20 @@ def expand_pending(session: Session, now: datetime, *, limit: int) -> int:
         for gen_id, result in rows
         for position, (pointer, url) in enumerate(file_urls(result))
     ]
-    if files:
+    if files and session.get_bind().dialect.name == "postgresql":
+        session.execute(_LIST_FILES, {"rows": encode(files)})
+    elif files:
         session.execute(insert(MEDIA_FILES), files)
     empty = {gen_id for gen_id, _ in rows} - {row["generation_id"] for row in files}
     if empty:  # the result changed since it was marked: nothing to copy
         session.execute(update(GENERATIONS).where(g.id.in_(empty)).values(media_status=None))
     return len(rows)
+
+
+LISTED = ("generation_id", "position", "pointer", "upstream_url", "status", "attempts", "next_at")
+_LISTED_AS = json_rows("listed", (MEDIA_FILES.c[name] for name in (*LISTED, "created_at")))
+_LIST_FILES = insert(MEDIA_FILES).from_select([*LISTED, "created_at"], select(_LISTED_AS))
+"""The files :func:`expand_pending` lists, in one statement (``models/json_rows.py``)."""
 
 
 def _claim_statement() -> Update:
@@ -169,7 +179,7 @@ def claim_due(
     rows = session.execute(_CLAIM, params).all()
     return [
         DueFile(id_, gen_id, position, url, attempts, done or now, lease_until)
-        for id_, gen_id, position, url, attempts, done in sorted(rows)
+        for id_, gen_id, position, url, attempts, done in sorted(rows, key=itemgetter(0))
     ]
 
 

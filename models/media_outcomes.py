@@ -3,59 +3,49 @@
 :func:`record_outcomes` writes a group of outcomes (the media tick's writer gathers them), each
 only while the file's lease is still the one its copy held, so a copy whose lease ran out and
 was taken again loses harmlessly. On PostgreSQL the files and their events are one statement:
-the group goes as one JSON parameter, read by ``jsonb_to_recordset`` (the same SQL text for any
-group size, a prepared statement; one C-speed encode instead of a parameter per value), and the
-events are inserted from the rows the update returned. When none of a generation's files is
-pending any more, its ``media_status`` becomes ``stored`` or ``failed`` (:func:`settle`).
+the group goes as one JSON parameter (``models/json_rows.py``), and the events are inserted
+from the rows the update returned. When none of a generation's files is pending any more,
+its ``media_status`` becomes ``stored`` or ``failed``.
 """
 
-import json
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     DateTime,
-    Integer,
     Select,
-    Text,
     Update,
     bindparam,
     case,
-    cast,
-    column,
     exists,
-    func,
     insert,
     null,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
-from sqlalchemy.types import TypeEngine
 
+from models.json_rows import encode, json_rows
 from models.media import DueFile, MediaStatus, Outcome
 from models.state import log_event
 from models.tables import EVENTS, GENERATIONS, MEDIA_FILES
 from models.vocabulary import EventKind
 
-FILE_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "attempts": Integer(),
-    "status": Text(),
-    "sha256": Text(),
-    "size": BigInteger(),
-    "content_type": Text(),
-    "stored_at": DateTime(timezone=True),
-    "next_at": DateTime(timezone=True),
-    "error": Text(),
-}
+FILE_COLUMNS = (
+    "attempts",
+    "status",
+    "sha256",
+    "size",
+    "content_type",
+    "stored_at",
+    "next_at",
+    "error",
+)
 """What one copy attempt writes to its file row."""
-GUARD: dict[str, TypeEngine[Any]] = {"id": BigInteger(), "lease_until": DateTime(timezone=True)}
+GUARD = ("id", "lease_until")
 """Which row, and the lease the copy held: the write happens only while it is still the row's."""
-EVENT: dict[str, TypeEngine[Any]] = {"kind": Text(), "detail": JSONB()}
+EVENT = ("kind", "detail")
 """The event of a file written (its generation comes from the file's row)."""
 
 
@@ -74,8 +64,8 @@ def record_outcomes(
         session.execute(_LOCK_GENERATIONS, {"ids": settling})
     rows = [_row(due, outcome, now) for due, outcome in ended]
     if session.get_bind().dialect.name == "postgresql":
-        group = json.dumps(rows, default=_json_value)
-        written: set[int] = set(session.scalars(_RECORD, {"rows": group, "at": now}).all())
+        params = {"rows": encode(rows), "at": now}
+        written: set[int] = set(session.scalars(_RECORD, params).all())
     else:
         written = _record_one_by_one(session, rows, now)
     for due, row in zip((d for d, _ in ended), rows, strict=True):
@@ -122,12 +112,8 @@ def _record_statement() -> Select[Any]:
     logged AS (INSERT INTO generation_events … SELECT … FROM written) SELECT id FROM written``:
     the ids whose lease was still ours, each with its event inserted."""
     f = MEDIA_FILES.c
-    fields = {**GUARD, **FILE_COLUMNS, **EVENT}
-    new = (
-        func.jsonb_to_recordset(cast(bindparam("rows", type_=Text()), JSONB()))
-        .table_valued(*(column(name, kind) for name, kind in fields.items()))
-        .render_derived(name="new", with_types=True)
-    )
+    columns = [*(f[name] for name in GUARD + FILE_COLUMNS), *(EVENTS.c[name] for name in EVENT)]
+    new = json_rows("new", columns)
     written = (
         update(MEDIA_FILES)
         .where(
@@ -181,15 +167,6 @@ def _record_one_by_one(session: Session, rows: Sequence[dict[str, Any]], now: da
     if events:
         session.execute(insert(EVENTS), events)
     return written
-
-
-def _json_value(value: object) -> str:
-    """Times in ISO 8601 (PostgreSQL reads them back to the microsecond), ids as text."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 def _settle_statement() -> Update:
