@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -331,6 +332,7 @@ class Stack:
         for proc in reversed(self.processes):
             proc.kill(signal.SIGTERM)
         self.sim.close()
+        shutil.rmtree(self.dir, ignore_errors=True)  # logs, beat's schedule, the media store
 
     def logs(self) -> str:
         return "\n".join(f"==== {p.name}\n{p.log()[-6000:]}" for p in self.processes)
