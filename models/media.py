@@ -4,7 +4,7 @@ A result that references files (any JSON object with an http(s) ``url``, at any 
 ``models/files.py``) marks its generation's ``media_status`` ``pending`` when it is recorded.
 The media tick then lists the files (:func:`expand_pending`: one ``media_files`` row each, in
 document order), leases the due ones (:func:`claim_due`), and writes each copy's outcome
-(:func:`record_outcomes`) with the lease as guard, so a copy whose lease ran out and was taken
+(``models/media_outcomes.py``) with the lease as guard, so a copy whose lease ran out and was taken
 again loses harmlessly. When no file of a generation is pending any more, its ``media_status``
 becomes ``stored`` (every file copied) or ``failed`` (one or more could not be).
 """
