@@ -332,7 +332,6 @@ class Stack:
         for proc in reversed(self.processes):
             proc.kill(signal.SIGTERM)
         self.sim.close()
-        shutil.rmtree(self.dir, ignore_errors=True)  # logs, beat's schedule, the media store
 
     def logs(self) -> str:
         return "\n".join(f"==== {p.name}\n{p.log()[-6000:]}" for p in self.processes)
@@ -346,3 +345,4 @@ def running_stack(**kwargs: Any) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+        shutil.rmtree(stack.dir, ignore_errors=True)  # logs, beat's schedule, the media store
