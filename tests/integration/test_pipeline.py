@@ -130,7 +130,9 @@ def test_cancel_in_each_state(jobs: Jobs, sim: SimAdmin) -> None:
 
 
 def test_cancel_too_late_and_cancel_after_completion(jobs: Jobs, sim: SimAdmin) -> None:
-    sim.configure(honor_cancel=False, run_time=2.0)
+    # Long enough that a poll sees it running on a loaded machine (at 2 s one once came only
+    # after the run had ended, and the job went from queued to completed).
+    sim.configure(honor_cancel=False, run_time=5.0)
     gen_id = jobs.create("late cancel")
     jobs.wait([gen_id], statuses={"running"}, timeout=20)
     jobs.publish(tasknames.CANCEL, str(gen_id))

@@ -6,7 +6,9 @@ from tests.worker.lifecycle_support import drive, lifecycle_env, new_job, submit
 
 
 def test_every_position_is_kept_in_one_row(private_sessions) -> None:  # type: ignore[no-untyped-def]
-    with lifecycle_env(private_sessions, capacity=1, run_time=0.25) as (ctx, _, rec):
+    # Each blocker runs 0.6 s, twice the longest poll gap: under load a 0.25 s run let the
+    # polls see only 7, 1 and 0.
+    with lifecycle_env(private_sessions, capacity=1, run_time=0.6) as (ctx, _, rec):
         blockers = [new_job(ctx, prompt=f"blocker {i}") for i in range(8)]
         gen_id = new_job(ctx, prompt="waits its turn")
         for job in [*blockers, gen_id]:
