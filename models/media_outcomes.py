@@ -47,6 +47,12 @@ GUARD = ("id", "lease_until")
 """Which row, and the lease the copy held: the write happens only while it is still the row's."""
 EVENT = ("kind", "detail")
 """The event of a file written (its generation comes from the file's row)."""
+EVENT_OF = {
+    MediaStatus.STORED: EventKind.MEDIA_STORED,
+    MediaStatus.FAILED: EventKind.MEDIA_FAILED,
+    MediaStatus.PENDING: EventKind.MEDIA_RETRY,
+}
+"""The event an attempt's outcome is recorded with (a ``StrEnum``: JSON and SQL take it as text)."""
 
 
 def record_outcomes(
@@ -68,9 +74,9 @@ def record_outcomes(
         written: set[int] = set(session.scalars(_RECORD, params).all())
     else:
         written = _record_one_by_one(session, rows, now)
-    for due, row in zip((d for d, _ in ended), rows, strict=True):
+    for (due, _), row in zip(ended, rows, strict=True):
         if due.id in written:
-            log_event(due.generation_id, EventKind(row["kind"]), None, None, row["detail"])
+            log_event(due.generation_id, row["kind"], None, None, row["detail"])
     if settling:
         session.execute(_SETTLE, {"ids": settling})
     return [due.id in written for due, _ in ended]
@@ -80,11 +86,6 @@ def _row(due: DueFile, outcome: Outcome, now: datetime) -> dict[str, Any]:
     """The guard, every column of :data:`FILE_COLUMNS` (a file not stored has no facts), the
     file's generation and its event."""
     stored = outcome.status is MediaStatus.STORED
-    kind = {
-        MediaStatus.STORED: EventKind.MEDIA_STORED,
-        MediaStatus.FAILED: EventKind.MEDIA_FAILED,
-        MediaStatus.PENDING: EventKind.MEDIA_RETRY,
-    }[outcome.status]
     detail: dict[str, Any] = {"position": due.position, "attempt": due.attempts + 1}
     detail |= outcome.detail or {}
     if outcome.reason:
@@ -102,7 +103,7 @@ def _row(due: DueFile, outcome: Outcome, now: datetime) -> dict[str, Any]:
         "next_at": retry_at,
         "error": None if stored else outcome.reason,
         "generation_id": due.generation_id,
-        "kind": kind.value,
+        "kind": EVENT_OF[outcome.status],
         "detail": detail,
     }
 
