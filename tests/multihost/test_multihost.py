@@ -62,13 +62,29 @@ def _submitted_by(cluster: Cluster, jobs: HostJobs) -> dict[str, int]:
     return hosts
 
 
+def _w1_holds_a_live_job(jobs: HostJobs, cluster: Cluster, ids: list[uuid.UUID]) -> bool:
+    """A job w1 submitted upstream, whose request id is recorded and which has not ended: the
+    fault must leave it to the other host. (A submit w1 made but had not yet recorded, or a job
+    w1 saw to its end before the fault, passes no job between hosts.)"""
+    by_w1 = {
+        record["request_id"]
+        for record in cluster.sim.submits(jobs.marker)
+        if record["request_id"] and cluster.host_of(record["caller"]) == "w1"
+    }
+    return any(
+        (gen := jobs.get(i)).status in ("queued", "running")
+        and str(gen.upstream_request_id) in by_w1
+        for i in ids
+    )
+
+
 def _submit_until_w1_works(jobs: HostJobs, cluster: Cluster, prompt: str) -> list[uuid.UUID]:
-    """JOBS jobs or more, in waves, until w1 has taken some: which worker takes a submit task is
-    the broker's choice, and the fault must find w1 at work."""
+    """JOBS jobs or more, in waves, until w1 holds a live job: which worker takes a submit task
+    is the broker's choice, and the fault must find w1 at work."""
     ids: list[uuid.UUID] = []
     deadline = time.monotonic() + 90
-    while len(ids) < JOBS or not _submitted_by(cluster, jobs).get("w1"):
-        assert time.monotonic() < deadline, f"w1 took none of {len(ids)} jobs"
+    while len(ids) < JOBS or not _w1_holds_a_live_job(jobs, cluster, ids):
+        assert time.monotonic() < deadline, f"w1 held none of {len(ids)} jobs live"
         ids += [jobs.submit(f"{prompt} {len(ids) + i}") for i in range(2)]
         time.sleep(0.3)
     return ids

@@ -290,7 +290,9 @@ def test_under_the_cap_the_dispatcher_wakes_only_as_many_claims_as_slots_are_fre
         run_published(ctx, rec)
         assert live_by_tenant(ctx) == {me: 3}
         assert dispatch_due(ctx)["submits"] == 0  # no slot free: no claim to wake
-        assert rec.drain() == []
+        # The live rows' first polls may fall due by now (a slow machine): those are the
+        # dispatcher's business; what must not go out is a submit.
+        assert [name for name, _ in rec.drain() if name != "generation.poll_batch"] == []
         finish_live(ctx)
         assert dispatch_due(ctx)["submits"] == 3  # the other rows stayed due
 
