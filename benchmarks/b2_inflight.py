@@ -106,14 +106,21 @@ def upstream_figures(stack: Observed, ids: list[str]) -> dict[str, Any]:
     lags: list[float] = []
     calls: list[float] = []
     by_finish: list[tuple[float, float]] = []
+    found: list[float] = []
+    recorded: list[float] = []
     for row in rows:
         info = upstream.get(row.upstream_request_id or "")
         if info is None:
             continue
         calls.append(float(info["calls"].get("status", 0)))
         if row.status == "completed" and row.completed_at and info.get("completed_at"):
-            lags.append(row.completed_at - float(info["completed_at"]))
-            by_finish.append((float(info["completed_at"]), lags[-1]))
+            finished = float(info["completed_at"])
+            lags.append(row.completed_at - finished)
+            by_finish.append((finished, lags[-1]))
+            seen = _first_status_after(info, finished)
+            if seen is not None:
+                found.append(seen - finished)
+                recorded.append(row.completed_at - seen)
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row.status] = statuses.get(row.status, 0) + 1
@@ -128,8 +135,27 @@ def upstream_figures(stack: Observed, ids: list[str]) -> dict[str, Any]:
         "status_calls_p99": percentile(calls, 99),
         "status_calls_max": max(calls, default=0.0),
         "lag_p99_by_finish_decile_s": _deciles(by_finish),
+        "found_p50_s": percentile(found, 50),
+        "found_p99_s": percentile(found, 99),
+        "recorded_p50_s": percentile(recorded, 50),
+        "recorded_p99_s": percentile(recorded, 99),
         "last_completed_at": max((r.completed_at or 0.0 for r in rows), default=None),
     }
+
+
+def _first_status_after(info: dict[str, Any], finished: float) -> float | None:
+    """When the first status call after the upstream finish reached the simulator: the lag
+    splits into finding the finish (this minus the finish: the poll's plan, dispatch, broker,
+    a free worker slot) and recording it (``completed_at`` minus this: the result call and
+    the write)."""
+    return min(
+        (
+            float(c["at"])
+            for c in info.get("call_log", [])
+            if c["op"] == "status" and float(c["at"]) >= finished
+        ),
+        default=None,
+    )
 
 
 def _deciles(by_finish: list[tuple[float, float]]) -> list[float]:

@@ -294,6 +294,14 @@ def markdown(phases: list[Phase], scale: Scale, backlog: int) -> str:
             f"- {p.label}: {deciles} s (submits noted p50 {skew[0]:.2f} s, p99 {skew[1]:.2f} s "
             "after the simulator took them)"
         )
+    lines += ["", "The lag, split: finding the finish (first status call after it), recording it:"]
+    lines += [""]
+    for p in phases:
+        f = p.figures
+        lines.append(
+            f"- {p.label}: found p50 {f['found_p50_s']:.2f} s, p99 {f['found_p99_s']:.2f} s; "
+            f"recorded p50 {f['recorded_p50_s']:.2f} s, p99 {f['recorded_p99_s']:.2f} s"
+        )
     lines += ["", "CPU seconds used during the wave (each process with its children):", ""]
     for p in phases:
         used = ", ".join(f"{name} {seconds:.1f}" for name, seconds in p.cpu.items())
