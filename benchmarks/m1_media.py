@@ -53,9 +53,18 @@ BEGIN, END = "<!-- media benchmark: begin -->", "<!-- media benchmark: end -->"
 
 
 @contextmanager
-def process(argv: list[str], ready: str) -> Iterator[int]:
-    """Run ``argv`` until the block ends, once ``ready`` answers; its pid."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def process(argv: list[str], ready: str, *, session_nice: int = 0) -> Iterator[int]:
+    """Run ``argv`` until the block ends, once ``ready`` answers; its pid. With
+    ``session_nice``, in a session of its own at that nice (``worker/cpu_priority.py``: on Linux
+    the CPU is shared between sessions before a process's own nice counts)."""
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=bool(session_nice),
+    )
+    if session_nice:
+        Path(f"/proc/{proc.pid}/autogroup").write_text(str(session_nice))
     try:
         wait_until(lambda: _answers(ready), 30, what=argv[0])
         yield proc.pid

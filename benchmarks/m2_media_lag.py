@@ -9,8 +9,10 @@ after a warm-up wave of 20) measured the way B2 measures them (detection lag: ge
 ``completed_at`` minus the simulator's):
 
 - **quiet**: no outbound worker, so nothing is copied;
-- **copying**: the outbound worker runs, with ``backlog`` completed results of 4 files of
-  256 KiB waiting on a stand-in CDN (benchmarks/media_cdn.py) when the wave starts (seeded
+- **copying**: the outbound worker runs (at the default ``GENQUEUE_MEDIA_NICE``, which
+  lowers its session's CPU priority: ``worker/cpu_priority.py``), with ``backlog`` completed
+  results of 4 files of 256 KiB waiting on a stand-in CDN (benchmarks/media_cdn.py, in a
+  session of its own at nice 19: fal's CDN is not on genqueue's host) when the wave starts (seeded
   after the warm-up: the tick copies ~600 files/s while nothing else runs, so a backlog
   seeded before it was gone when the wave began), so the media tick copies at full speed
   through the whole wave.
@@ -26,6 +28,7 @@ at its end (some must be: otherwise the copies did not overlap the whole wave).
 
 import argparse
 import functools
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -51,6 +54,7 @@ from benchmarks.submitter import post_wave
 from genqueue.net import free_port
 from models import tasknames
 from models.tables import Generation, MediaFile
+from worker.cpu_priority import session_nice
 
 WARM_JOBS = 20
 BEGIN, END = "<!-- media lag benchmark: begin -->", "<!-- media lag benchmark: end -->"
@@ -65,6 +69,8 @@ class Phase:
     wave_seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds each process (with its children) used during the wave."""
+    outbound_session_nice: int | None = None
+    """The outbound worker's session (autogroup) nice at the end of the wave."""
 
 
 def _submit_skew(stack: Stack, ids: list[str]) -> tuple[float, float]:
@@ -200,6 +206,9 @@ def _phase(
         seconds = time.monotonic() - started
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu(pids).items()}
         copied, waiting = _files(stack, "stored") - before, _waiting(stack)
+        session = (
+            None if outbound is None else session_nice(Path(f"/proc/{outbound.pid}/autogroup"))
+        )
     finally:
         stack.stop_workers()
         if outbound is not None:
@@ -209,7 +218,12 @@ def _phase(
     figures["submit_skew"] = _submit_skew(stack, sub.ids)
     if outbound is None:
         return Phase(label, figures, wave_seconds=seconds, cpu=cpu)
-    return Phase(label, figures, copied, waiting, seconds, cpu)
+    return Phase(label, figures, copied, waiting, seconds, cpu, session)
+
+
+def _session(phases: list[Phase]) -> str:
+    nice = [p.outbound_session_nice for p in phases if p.label != "quiet"]
+    return "no autogroups on this kernel" if not nice or nice[0] is None else str(nice[0])
 
 
 def run(
@@ -239,8 +253,10 @@ def run(
         try:
             stack.start_simulator()
             stack.start_api()
+            # The stand-in CDN stands for fal's, which is not on genqueue's hosts: at the
+            # lowest priority, in a session of its own, its CPU does not count against polls.
             with m1_media.process(
-                [*uvicorn, "--log-level", "warning"], f"{cdn}/files/x/0.jpg"
+                [*uvicorn, "--log-level", "warning"], f"{cdn}/files/x/0.jpg", session_nice=19
             ) as cdn_pid:
                 phase = functools.partial(_phase, stack, scale, cdn=cdn, cdn_pid=cdn_pid)
                 quiet = phase("quiet", outbound=None, backlog=0)
@@ -248,6 +264,7 @@ def run(
         finally:
             outbound.stop()
             stack.close()
+            shutil.rmtree(log_dir / "data" / "media", ignore_errors=True)  # GBs of copies
     return [quiet, busy]
 
 
@@ -264,11 +281,12 @@ def markdown(phases: list[Phase], scale: Scale, backlog: int) -> str:
         f"B2's measurement ({scale.b2_jobs} jobs of {scale.b2_run_time:g} s upstream, after "
         f"{WARM_JOBS} warm-up jobs), twice in one run on one stack: a poll worker "
         "(`-Q genqueue,genqueue.timer`, prefork ×2) and beat; in the copying phase also the "
-        "outbound worker (`-Q genqueue.webhooks,genqueue.media`, threads ×4) with "
+        "outbound worker (`-Q genqueue.webhooks,genqueue.media`, threads ×4, "
+        f"its session's nice: {_session(phases)}) with "
         f"{backlog} completed results × 4 files of {SIZE // 1024} KiB waiting on a stand-in "
-        "CDN when the wave starts. The simulator answers the waves' own image URLs 404 in both "
-        "phases (it renders images in the process that answers status calls). Target: lag "
-        "unaffected.",
+        "CDN (a session of its own at nice 19) when the wave starts. The simulator answers "
+        "the waves' own image URLs 404 in both phases (it renders images in the process that "
+        "answers status calls). Target: lag unaffected.",
         "",
         "| phase | jobs completed | lag p50 | lag p99 | lag max | status calls/job | "
         "files copied during the wave | copy rate | files still waiting at its end |",

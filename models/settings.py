@@ -120,11 +120,12 @@ class Settings(BaseSettings):
         16, ge=1, description="files a worker process copies at once (one media tick at a time)"
     )
     media_nice: int = Field(
-        0,
+        10,
         ge=0,
         le=19,
-        description="how much lower the copy threads' CPU priority is than the worker's "
-        "(Linux `nice`, per thread), so other work on the host wins the CPU; 0 = the same",
+        description="how much lower the copies' CPU priority is (Linux `nice`): the copy "
+        "threads', and the session's of a worker that copies but runs no polls and leads its "
+        "session, so polls on the host win the CPU; 0 = the same",
     )
     media_allow_private: bool = Field(
         False,

@@ -17,6 +17,7 @@ import yaml
 from genqueue.cli import app
 from models import tasknames
 from models.settings import Settings
+from worker.cpu_priority import copies_without_polls
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -252,6 +253,16 @@ def test_webhook_deliveries_have_a_worker_of_their_own() -> None:
     assert celery_app.amqp.router.route({}, tasknames.WEBHOOKS)["queue"].name == (
         tasknames.WEBHOOK_QUEUE
     )
+
+
+def test_the_media_copies_yield_the_cpu_to_the_polls() -> None:
+    """In a container, a process's nice is weighed only against its own container's; between
+    containers the CPU weight decides (worker/cpu_priority.py). The copies' service gets less than
+    the polls' when both want the host's cores."""
+    argv = command_of(SERVICES["webhooks"])
+    assert copies_without_polls(argv[argv.index("-Q") + 1].split(","))
+    shares = {name: SERVICES[name].get("cpu_shares", 1024) for name in ("worker", "webhooks")}
+    assert shares["webhooks"] * 4 <= shares["worker"], shares
 
 
 def test_dockerfile_ships_every_package() -> None:

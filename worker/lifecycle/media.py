@@ -15,8 +15,6 @@ Transient failures are retried with doubling delays (2 s … 5 min, with jitter)
 
 import functools
 import logging
-import os
-import sys
 import threading
 import time
 from collections import Counter
@@ -34,6 +32,7 @@ from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pendin
 from models.media_deletion import deleting_files, forget_files
 from models.media_store import MediaStore
 from worker.context import WorkerContext
+from worker.cpu_priority import lower_thread_priority
 from worker.lifecycle.media_copy import CopyRejected, CopyTransient, copy_file
 from worker.lifecycle.media_writer import OutcomeWriter
 
@@ -176,7 +175,7 @@ class _Copiers:
             raise self._failure
 
     def _run(self) -> None:
-        lower_priority(self._ctx.limits.media_nice)
+        lower_thread_priority(self._ctx.limits.media_nice)
         while (due := self._queue.get()) is not None:
             if self._queue.qsize() <= self._slots:
                 self._low.set()
@@ -186,22 +185,6 @@ class _Copiers:
                 self._failure = self._failure or exc
                 self._low.set()
                 return
-
-
-def lower_priority(nice: int) -> None:
-    """Lower the calling thread's CPU priority by ``nice`` (Linux, where ``nice`` is per
-    thread; elsewhere nothing): the copies (HTTP, SHA-256, the store's writes, and the
-    store's own threads, started from these) yield the CPU to polls on the same host. Only
-    the copy threads: the tick's leases and the outcome writer, which hold row locks, keep
-    the worker's priority."""
-    if nice <= 0 or sys.platform != "linux":
-        return
-    thread = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(current + nice, 19))
-    except OSError:
-        log.warning("could not lower the media copy threads' CPU priority", exc_info=True)
 
 
 def _expand(ctx: WorkerContext) -> int:

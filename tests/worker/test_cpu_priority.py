@@ -1,0 +1,81 @@
+"""The media worker's CPU priority (worker/cpu_priority.py), in real processes: a session's
+nice is what Linux weighs between sessions, so a worker that copies and leads its session
+lowers it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models import tasknames
+from worker.cpu_priority import copies_without_polls, session_nice
+
+pytestmark = pytest.mark.skipif(
+    session_nice() is None, reason="this kernel has no autogroups (/proc/self/autogroup)"
+)
+
+LOWER = (
+    "from worker.cpu_priority import lower_session_priority, session_nice; "
+    "import sys; print(lower_session_priority(int(sys.argv[1])), session_nice())"
+)
+
+
+def _lower(nice: int, *, own_session: bool) -> tuple[str, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", LOWER, str(nice)],
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=own_session,
+        timeout=60,
+    ).stdout.split()
+    return out[0], int(out[1])
+
+
+@pytest.mark.parametrize(
+    ("queues", "lowers"),
+    [
+        ({tasknames.WEBHOOK_QUEUE, tasknames.MEDIA_QUEUE}, True),
+        ({tasknames.MEDIA_QUEUE}, True),
+        ({tasknames.WEBHOOK_QUEUE}, False),  # copies nothing
+        ({tasknames.QUEUE, tasknames.TIMER_QUEUE}, False),
+        ({tasknames.QUEUE, tasknames.TIMER_QUEUE, tasknames.MEDIA_QUEUE}, False),  # polls too
+        ({tasknames.TIMER_QUEUE, tasknames.MEDIA_QUEUE}, False),  # the dispatcher's tick
+    ],
+)
+def test_only_a_worker_that_copies_and_runs_no_polls_lowers_its_session(
+    queues: set[str], lowers: bool
+) -> None:
+    assert copies_without_polls(queues) is lowers
+
+
+def test_a_process_that_leads_its_session_lowers_the_sessions_nice() -> None:
+    assert _lower(7, own_session=True) == ("True", 7)
+
+
+def test_a_process_in_its_parents_session_leaves_it_alone() -> None:
+    """The session is the shell's or the supervisor's: lowering it would slow them too."""
+    mine = session_nice()
+    assert _lower(7, own_session=False) == ("False", mine)
+    assert session_nice() == mine
+
+
+def test_nice_zero_and_a_session_already_lower_are_left_as_they_are() -> None:
+    assert _lower(0, own_session=True) == ("False", 0)
+    code = (
+        "from worker.cpu_priority import lower_session_priority as low, session_nice; "
+        "low(9); print(low(4), session_nice())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        start_new_session=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    assert out == ["False", "9"]
+
+
+def test_the_session_nice_is_read_from_the_kernels_line(tmp_path: Path) -> None:
+    line = tmp_path / "autogroup"
+    line.write_text("/autogroup-1208 nice 12\n")
+    assert session_nice(line) == 12
+    assert session_nice(tmp_path / "missing") is None
