@@ -22,12 +22,13 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, s
 from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.media import MediaStatus
 from models.settings import Settings
 from models.status import ACTIVE, GenerationStatus
-from models.tables import Generation
+from models.tables import Generation, MediaFile
 from models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class BacklogCollector(Collector):
             "genqueue_worker_database_up", "1 if the backlog query answered at this scrape."
         )
         try:
-            polls, submits = self._lags(self.clock())
+            polls, submits, media = self._lags(self.clock())
         except Exception:
             log.warning("metrics: backlog query failed", exc_info=True)
             up.add_metric([], 0)
@@ -138,22 +139,47 @@ class BacklogCollector(Collector):
         due.add_metric(["poll"], polls[1])
         due.add_metric(["submit"], submits[1])
         yield due
+        media_lag = GaugeMetricFamily(
+            "genqueue_media_lag_seconds",
+            "now - the oldest due next_at of output files waiting for their copy, not leased "
+            "(0 if none is due): the copies yield the CPU to polls, this says how far behind.",
+        )
+        media_lag.add_metric([], media[0])
+        yield media_lag
+        media_due = GaugeMetricFamily(
+            "genqueue_due_media_files", "Output files due for a copy that no copy holds."
+        )
+        media_due.add_metric([], media[1])
+        yield media_due
 
-    def _lags(self, now: datetime) -> tuple[tuple[float, int], tuple[float, int]]:
+    def _lags(
+        self, now: datetime
+    ) -> tuple[tuple[float, int], tuple[float, int], tuple[float, int]]:
         with self.sessions() as session:
             polls = _due(session, now, ACTIVE)
             submits = _due(session, now, (GenerationStatus.PENDING,))
-        return polls, submits
+            media = _oldest(
+                session,
+                now,
+                MediaFile.next_at,
+                MediaFile.status == MediaStatus.PENDING.value,
+                or_(MediaFile.lease_until.is_(None), MediaFile.lease_until <= now),
+            )
+        return polls, submits, media
 
 
 def _due(
     session: Session, now: datetime, statuses: Iterable[GenerationStatus]
 ) -> tuple[float, int]:
-    row = session.execute(
-        select(func.min(Generation.next_poll_at), func.count()).where(
-            Generation.status.in_([s.value for s in statuses]), Generation.next_poll_at <= now
-        )
-    ).one()
+    status = Generation.status.in_([s.value for s in statuses])
+    return _oldest(session, now, Generation.next_poll_at, status)
+
+
+def _oldest(
+    session: Session, now: datetime, due_at: Any, *where: ColumnElement[bool]
+) -> tuple[float, int]:
+    """How late the oldest row whose ``due_at`` has passed is, and how many such rows."""
+    row = session.execute(select(func.min(due_at), func.count()).where(due_at <= now, *where)).one()
     oldest, count = row
     if oldest is None:
         return 0.0, 0

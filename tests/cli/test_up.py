@@ -48,6 +48,8 @@ WORKER_SERIES = [
     'genqueue_submit_outcomes_total{outcome="ambiguous"}',
     'genqueue_retries_total{operation="poll"}',
     "genqueue_poll_lag_seconds",
+    "genqueue_media_lag_seconds",
+    "genqueue_due_media_files",
 ]
 API_SERIES = [
     'genqueue_generations{status="completed"} 1.0',

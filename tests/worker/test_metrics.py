@@ -13,7 +13,7 @@ from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory, session_scope
 from models.dbclock import DatabaseClock
 from models.keys import create_key
-from models.tables import Generation
+from models.tables import Generation, MediaFile
 from models.types import utcnow
 from tests.support.generations import create_generation
 from worker import metrics
@@ -83,6 +83,45 @@ def test_backlog_gauges_come_from_the_database(sessions: sessionmaker[Session]) 
     assert sample(registry, "genqueue_due_generations", kind="submit") == 0
     assert sample(registry, "genqueue_submit_lag_seconds") == 0
     assert sample(registry, "genqueue_worker_database_up") == 1
+    assert sample(registry, "genqueue_media_lag_seconds") == 0  # no file waits
+    assert sample(registry, "genqueue_due_media_files") == 0
+
+
+def test_the_media_backlog_counts_files_waiting_for_a_copy_that_no_copy_holds(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Copies take the CPU the polls leave (worker/cpu_priority.py): the gauges say how far
+    behind they are. A leased file is in a copy's hands; a stored or failed one is done."""
+    now = utcnow()
+    with session_scope(sessions) as session:
+        key, _ = create_key(session, name="media-metrics")
+        gen = create_generation(
+            session, tenant_id=key.tenant_id, model="m", input={}, now=now,
+            deadline_seconds=600, submit_grace_seconds=10,
+        )  # fmt: skip
+        files = [
+            ("pending", now - timedelta(seconds=40), None),  # the oldest that waits
+            ("pending", now - timedelta(seconds=5), now - timedelta(seconds=1)),  # lease over
+            ("pending", now - timedelta(seconds=90), now + timedelta(seconds=60)),  # in a copy
+            ("pending", now + timedelta(seconds=30), None),  # a retry, not yet due
+            ("stored", now - timedelta(seconds=300), None),
+            ("failed", now - timedelta(seconds=300), None),
+        ]
+        for position, (status, next_at, lease_until) in enumerate(files):
+            session.add(
+                MediaFile(
+                    generation_id=gen.id, position=position, pointer=f"/images/{position}",
+                    upstream_url=f"https://cdn.example/{position}.png", status=status,
+                    next_at=next_at, lease_until=lease_until,
+                )
+            )  # fmt: skip
+    registry = CollectorRegistry()
+    registry.register(metrics.BacklogCollector(sessions))
+    lag = sample(registry, "genqueue_media_lag_seconds")
+    assert lag is not None
+    assert 39 <= lag < 60
+    assert sample(registry, "genqueue_due_media_files") == 2
+    assert sample(registry, "genqueue_poll_lag_seconds") == 0  # the generation is pending
 
 
 def test_the_poll_lag_reads_the_database_clock(
