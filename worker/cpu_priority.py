@@ -10,8 +10,10 @@ their worker only; against a poll worker in another session it did nothing (M2 i
 ``benchmarks/RESULTS.md``: the polls' p99 lag rose as much at nice 19 as at 0). A worker that
 leads its session and serves the media queue but no polls therefore lowers its session's
 nice as well (:func:`lower_session_priority`): its copies and its webhook deliveries then take
-what CPU the polls leave. In containers, the CPU weight is the compose file's
-(``cpu_shares`` of the ``webhooks`` service).
+what CPU the polls leave. Its media writer, which holds the locks of the generations whose
+outcomes it writes, is lowered with it; those are completed generations, which no poll
+touches. In containers, the CPU weight is the compose file's (``cpu_shares`` of the
+``webhooks`` service).
 """
 
 import logging
