@@ -69,8 +69,8 @@ def lower_session_priority(nice: int, autogroup: Path = AUTOGROUP) -> bool:
         return False
     try:
         autogroup.write_text(str(min(nice, 19)))
-    except OSError:
-        log.warning("could not lower the media worker's session CPU priority", exc_info=True)
+    except OSError as exc:  # e.g. a read-only /proc: in a container, its CPU weight decides
+        log.warning("media worker: could not lower its session's CPU priority (%s)", exc)
         return False
     return True
 

@@ -79,3 +79,22 @@ def test_the_session_nice_is_read_from_the_kernels_line(tmp_path: Path) -> None:
     line.write_text("/autogroup-1208 nice 12\n")
     assert session_nice(line) == 12
     assert session_nice(tmp_path / "missing") is None
+
+
+def test_a_session_the_kernel_will_not_lower_is_a_warning_not_a_failure() -> None:
+    """A read-only or refusing ``/proc`` (a container's): the worker starts all the same and
+    says in one line why its session kept its priority. (``/proc/self/stat`` stands in: it
+    reads as a line ending in a number and refuses every write.)"""
+    code = (
+        "import logging, sys; from pathlib import Path; "
+        "from worker.cpu_priority import lower_session_priority as low; "
+        "logging.basicConfig(stream=sys.stdout, format='%(levelname)s %(message)s'); "
+        "print(low(5, Path('/proc/self/stat')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        start_new_session=True, timeout=60,
+    ).stdout.splitlines()  # fmt: skip
+    assert out[-1] == "False"
+    [warning] = out[:-1]
+    assert warning.startswith("WARNING media worker: could not lower its session's CPU priority")
