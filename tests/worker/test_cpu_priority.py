@@ -21,16 +21,22 @@ LOWER = (
 )
 
 
-def _lower(nice: int, *, own_session: bool) -> tuple[str, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", LOWER, str(nice)],
+def _python(code: str, *args: str, own_session: bool = True) -> list[str]:
+    """The lines ``code`` prints, run by a Python process of its own (leading its session
+    unless told otherwise)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,
         start_new_session=own_session,
         timeout=60,
-    ).stdout.split()
-    return out[0], int(out[1])
+    ).stdout.splitlines()
+
+
+def _lower(nice: int, *, own_session: bool) -> tuple[str, int]:
+    lowered, nice_after = _python(LOWER, str(nice), own_session=own_session)[-1].split()
+    return lowered, int(nice_after)
 
 
 @pytest.mark.parametrize(
@@ -67,11 +73,7 @@ def test_nice_zero_and_a_session_already_lower_are_left_as_they_are() -> None:
         "from worker.cpu_priority import lower_session_priority as low, session_nice; "
         "low(9); print(low(4), session_nice())"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        start_new_session=True, timeout=60,
-    ).stdout.split()  # fmt: skip
-    assert out == ["False", "9"]
+    assert _python(code) == ["False 9"]
 
 
 def test_the_session_nice_is_read_from_the_kernels_line(tmp_path: Path) -> None:
@@ -91,10 +93,7 @@ def test_a_session_the_kernel_will_not_lower_is_a_warning_not_a_failure() -> Non
         "logging.basicConfig(stream=sys.stdout, format='%(levelname)s %(message)s'); "
         "print(low(5, Path('/proc/self/stat')))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        start_new_session=True, timeout=60,
-    ).stdout.splitlines()  # fmt: skip
+    out = _python(code)
     assert out[-1] == "False"
     [warning] = out[:-1]
     assert warning.startswith("WARNING media worker: could not lower its session's CPU priority")
