@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Update,
+    and_,
     bindparam,
     exists,
     insert,
@@ -142,17 +143,24 @@ _LIST_FILES = insert(MEDIA_FILES).from_select([*LISTED, "created_at"], select(_L
 """The files :func:`expand_pending` lists, in one statement (``models/json_rows.py``)."""
 
 
+def waiting_for_copy(now: Any) -> ColumnElement[bool]:
+    """A file due for a copy that no copy holds: pending, due at ``now``, with no lease in
+    force. What a lease takes, and what the worker's media backlog gauges count."""
+    f = MEDIA_FILES.c
+    return and_(
+        f.status == MediaStatus.PENDING.value,
+        f.next_at <= now,
+        or_(f.lease_until.is_(None), f.lease_until <= now),
+    )
+
+
 def _claim_statement() -> Update:
     """The lease (see :func:`claim_due`), built once: its parameters are bound per call."""
     f, g = MEDIA_FILES.c, GENERATIONS.c
     now = bindparam("now", type_=DateTime(timezone=True))
     due = (
         select(f.id)
-        .where(
-            f.status == MediaStatus.PENDING.value,
-            f.next_at <= now,
-            (f.lease_until.is_(None)) | (f.lease_until <= now),
-        )
+        .where(waiting_for_copy(now))
         .order_by(f.next_at)
         .limit(bindparam("limit", type_=Integer()))
         .with_for_update(skip_locked=True)

@@ -22,13 +22,13 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, s
 from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.media import MediaStatus
+from models.media import waiting_for_copy
 from models.settings import Settings
 from models.status import ACTIVE, GenerationStatus
-from models.tables import Generation, MediaFile
+from models.tables import MEDIA_FILES, Generation
 from models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -158,28 +158,23 @@ class BacklogCollector(Collector):
         with self.sessions() as session:
             polls = _due(session, now, ACTIVE)
             submits = _due(session, now, (GenerationStatus.PENDING,))
-            media = _oldest(
-                session,
-                now,
-                MediaFile.next_at,
-                MediaFile.status == MediaStatus.PENDING.value,
-                or_(MediaFile.lease_until.is_(None), MediaFile.lease_until <= now),
-            )
+            media = _oldest(session, now, MEDIA_FILES.c.next_at, waiting_for_copy(now))
         return polls, submits, media
 
 
 def _due(
     session: Session, now: datetime, statuses: Iterable[GenerationStatus]
 ) -> tuple[float, int]:
+    due_at = Generation.next_poll_at
     status = Generation.status.in_([s.value for s in statuses])
-    return _oldest(session, now, Generation.next_poll_at, status)
+    return _oldest(session, now, due_at, and_(status, due_at <= now))
 
 
 def _oldest(
-    session: Session, now: datetime, due_at: Any, *where: ColumnElement[bool]
+    session: Session, now: datetime, due_at: Any, due: ColumnElement[bool]
 ) -> tuple[float, int]:
-    """How late the oldest row whose ``due_at`` has passed is, and how many such rows."""
-    row = session.execute(select(func.min(due_at), func.count()).where(due_at <= now, *where)).one()
+    """How late the oldest ``due`` row is (by ``due_at``), and how many such rows."""
+    row = session.execute(select(func.min(due_at), func.count()).where(due)).one()
     oldest, count = row
     if oldest is None:
         return 0.0, 0
