@@ -29,6 +29,7 @@ from models.settings import Settings
 
 log = logging.getLogger(__name__)
 AUTOGROUP = Path("/proc/self/autogroup")
+AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
 POLL_QUEUES = frozenset({tasknames.QUEUE, tasknames.TIMER_QUEUE})
 
 
@@ -48,14 +49,28 @@ def lower_thread_priority(nice: int) -> None:
         log.warning("could not lower the media copy threads' CPU priority", exc_info=True)
 
 
+def autogroups_enabled(switch: Path = AUTOGROUP_SWITCH) -> bool:
+    """The kernel puts every new session in a scheduling group of its own."""
+    try:
+        return switch.read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def session_nice(autogroup: Path = AUTOGROUP) -> int | None:
-    """This process's session (autogroup) nice; None where the kernel has no autogroups."""
+    """This process's session (autogroup) nice, from the kernel's ``/autogroup-N nice K``
+    line; None where the process is in no autogroup: a kernel without them, or a process in
+    the root group, whose line is empty (init's session, and every process started from it
+    without a new session, e.g. a CI runner's)."""
     try:
         text = autogroup.read_text()
     except OSError:
         return None
     _, _, nice = text.strip().rpartition(" ")
-    return int(nice)
+    try:
+        return int(nice)
+    except ValueError:
+        return None
 
 
 def lower_session_priority(nice: int, autogroup: Path = AUTOGROUP) -> bool:
