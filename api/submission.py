@@ -118,10 +118,12 @@ async def submit(
     idempotency_key: str | None,
     position: bool = False,
     priority: Priority = Priority.NORMAL,
+    copy_awaited: bool = False,
 ) -> Accepted:
     """Commit a new generation through the intake (which publishes it), or find the one that
     holds ``idempotency_key``: the same body replays it (``inserted.row`` is None), another
-    body is a 409. ``position``: say how many generations wait ahead of it."""
+    body is a 409. ``position``: say how many generations wait ahead of it. ``copy_awaited``:
+    the caller waits for the answer, copied files included (a sync ``/run``)."""
     key = check_idempotency_key(idempotency_key)
     await state.rate_limits.check(
         caller.tenant_id, caller.tenant, rate=caller.rate_limit, burst=caller.burst
@@ -143,6 +145,7 @@ async def submit(
         price,
         cost,
         deadline_seconds=deadline if deadline != default_deadline else None,
+        copy_awaited=copy_awaited,
     )
     # The intake counts older waiting rows for the whole group at once; under fair scheduling
     # the position is the fair order's instead, looked up for this row once it is stored.

@@ -54,6 +54,8 @@ class NewGeneration:
     deadline_seconds: float | None = None
     """Seconds from creation to its deadline when not the intake's default (its model's
     runs are long: ``Catalogue.deadline_seconds``)."""
+    copy_awaited: bool = False
+    """A sync ``/run`` waits for its answer, copied files included."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ PER_ROW = (
     "priority",
     "unit_price",
     "estimated_cost",
+    "copy_awaited",
 )
 """The columns whose values differ from row to row in a group; the others are the group's
 (``now``, the deadline, the first poll) or the table's defaults."""
@@ -253,6 +256,7 @@ def _row(
         "priority": item.priority.rank,
         "unit_price": item.unit_price,
         "estimated_cost": item.estimated_cost,
+        "copy_awaited": item.copy_awaited,
     }
 
 

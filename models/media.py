@@ -21,13 +21,16 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Integer,
+    Select,
     Update,
     and_,
     bindparam,
     exists,
     insert,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -100,16 +103,19 @@ class DueFile:
         return object_key(self.generation_id, self.position)
 
 
-def expand_pending(session: Session, now: datetime, *, limit: int) -> int:
+def expand_pending(session: Session, now: datetime, *, limit: int, wait: float) -> int:
     """Give up to ``limit`` generations pending their copy one file row per file, due now;
-    how many generations."""
+    how many generations. Those somebody waits for (:func:`awaited`) go first, then the
+    longest completed; their files are awaited until ``wait`` seconds after completion."""
     g, f = GENERATIONS.c, MEDIA_FILES.c
+    waited_for = awaited()
     rows = session.execute(
-        select(g.id, g.result)
+        select(g.id, g.result, g.completed_at, waited_for)
         .where(
             g.media_status == MediaStatus.PENDING.value,
             ~exists().where(f.generation_id == g.id),
         )
+        .order_by(waited_for.desc(), g.completed_at)
         .limit(limit)
         .with_for_update(skip_locked=True, of=GENERATIONS)
     ).all()
@@ -122,22 +128,44 @@ def expand_pending(session: Session, now: datetime, *, limit: int) -> int:
             "status": MediaStatus.PENDING.value,
             "attempts": 0,
             "next_at": now,
+            "awaited_until": _awaited_until(completed_at, wait) if waited else None,
             "created_at": now,
         }
-        for gen_id, result in rows
+        for gen_id, result, completed_at, waited in rows
         for position, (pointer, url) in enumerate(file_urls(result))
     ]
     if files and session.get_bind().dialect.name == "postgresql":
         session.execute(_LIST_FILES, {"rows": encode(files)})
     elif files:
         session.execute(insert(MEDIA_FILES), files)
-    empty = {gen_id for gen_id, _ in rows} - {row["generation_id"] for row in files}
+    empty = {row[0] for row in rows} - {row["generation_id"] for row in files}
     if empty:  # the result changed since it was marked: nothing to copy
         session.execute(update(GENERATIONS).where(g.id.in_(empty)).values(media_status=None))
     return len(rows)
 
 
-LISTED = ("generation_id", "position", "pointer", "upstream_url", "status", "attempts", "next_at")
+def awaited() -> ColumnElement[bool]:
+    """A generation whose answer somebody waits for, copied files included: a sync ``/run``
+    (``copy_awaited``) or a client webhook (its delivery waits: :func:`copy_not_awaited`)."""
+    g = GENERATIONS.c
+    return or_(g.copy_awaited, g.webhook_url.is_not(None)).label("awaited")
+
+
+def _awaited_until(completed_at: datetime | None, wait: float) -> datetime | None:
+    """When the wait for a copy ends: ``wait`` seconds after completion (none without)."""
+    return None if completed_at is None else completed_at + timedelta(seconds=wait)
+
+
+LISTED = (
+    "generation_id",
+    "position",
+    "pointer",
+    "upstream_url",
+    "status",
+    "attempts",
+    "next_at",
+    "awaited_until",
+)
 _LISTED_AS = json_rows("listed", (MEDIA_FILES.c[name] for name in (*LISTED, "created_at")))
 _LIST_FILES = insert(MEDIA_FILES).from_select([*LISTED, "created_at"], select(_LISTED_AS))
 """The files :func:`expand_pending` lists, in one statement (``models/json_rows.py``)."""
@@ -155,21 +183,40 @@ def waiting_for_copy(now: Any) -> ColumnElement[bool]:
 
 
 def _claim_statement() -> Update:
-    """The lease (see :func:`claim_due`), built once: its parameters are bound per call."""
+    """The lease (see :func:`claim_due`), built once: its parameters are bound per call. Up to
+    ``limit`` awaited files and up to ``limit`` others are locked, the longest waiting of each
+    first; the lease takes the awaited ones, then others up to the limit (the others it locked
+    are let go when the statement ends). A CTE is run once: each LIMIT and its locks hold as
+    written, and the planner sees at most ``limit`` rows to update."""
     f, g = MEDIA_FILES.c, GENERATIONS.c
     now = bindparam("now", type_=DateTime(timezone=True))
-    due = (
-        select(f.id)
-        .where(waiting_for_copy(now))
-        .order_by(f.next_at)
-        .limit(bindparam("limit", type_=Integer()))
-        .with_for_update(skip_locked=True)
-        .cte("due")  # a CTE is run once: the LIMIT and the locks hold as written
+    limit = bindparam("limit", type_=Integer())
+
+    def due(*where: ColumnElement[bool]) -> Select[tuple[int, datetime | None]]:
+        return (
+            select(f.id, f.next_at)
+            .where(waiting_for_copy(now), *where)
+            .order_by(f.next_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    awaited = due(f.awaited_until > now).cte("awaited")
+    others = due(f.id.not_in(select(awaited.c.id))).cte("others")
+    candidates = union_all(
+        select(awaited.c.id, awaited.c.next_at, literal(0).label("rank")),
+        select(others.c.id, others.c.next_at, literal(1).label("rank")),
+    ).subquery("candidates")
+    chosen = (
+        select(candidates.c.id)
+        .order_by(candidates.c.rank, candidates.c.next_at)
+        .limit(limit)
+        .cte("chosen")
     )
     completed_at = select(g.completed_at).where(g.id == f.generation_id).scalar_subquery()
     return (
         update(MEDIA_FILES)
-        .where(f.id.in_(select(due.c.id)))
+        .where(f.id.in_(select(chosen.c.id)))
         .values(lease_until=bindparam("lease_to", type_=DateTime(timezone=True)))
         .returning(f.id, f.generation_id, f.position, f.upstream_url, f.attempts, completed_at)
     )
@@ -181,8 +228,9 @@ _CLAIM = _claim_statement()
 def claim_due(
     session: Session, now: datetime, *, limit: int, lease_until: datetime
 ) -> list[DueFile]:
-    """Lease up to ``limit`` files due for a copy, the longest waiting first: one statement
-    (the lease taken on the rows it locked, skipping those another claim holds)."""
+    """Lease up to ``limit`` files due for a copy, those somebody waits for first, then the
+    longest waiting: one statement (the lease taken on the rows it locked, skipping those
+    another claim holds)."""
     params = {"now": now, "limit": limit, "lease_to": lease_until}
     rows = session.execute(_CLAIM, params).all()
     return [

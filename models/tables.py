@@ -184,6 +184,9 @@ class Generation(Base):
     media_status: Mapped[str | None] = mapped_column(String(16), index=True)
     """The copy of the result's files into genqueue's store (models/media.py): ``pending``,
     then ``stored`` or ``failed``; None: nothing to copy (not completed, or no file URLs)."""
+    copy_awaited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A sync ``/run`` waits for this generation's answer, copied files included (a client
+    webhook waits as well, by its ``webhook_url``): its files are copied before the backlog."""
 
     events: Mapped[list["GenerationEvent"]] = relationship(
         back_populates="generation", order_by="GenerationEvent.id", passive_deletes=True
@@ -243,6 +246,12 @@ class MediaFile(Base):
     __table_args__ = (
         UniqueConstraint("generation_id", "position", name="uq_media_files_position"),
         Index("ix_media_files_due", "status", "next_at"),
+        Index(  # the files awaited now: a few seconds' completions, however long the backlog
+            "ix_media_files_awaited",
+            "awaited_until",
+            postgresql_where=text("status = 'pending' AND awaited_until IS NOT NULL"),
+            sqlite_where=text("status = 'pending' AND awaited_until IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -258,6 +267,9 @@ class MediaFile(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    awaited_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Somebody waits for this copy until then (a sync ``/run``, a client webhook: up to
+    ``GENQUEUE_MEDIA_WAIT`` after completion): the lease takes it before the backlog."""
     sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(BigInteger)
     content_type: Mapped[str | None] = mapped_column(String(100))

@@ -118,6 +118,7 @@ async def _run(
         input=input,
         webhook_url=None,
         idempotency_key=idempotency_key,
+        copy_awaited=True,
     )
     gen_id = done.inserted.id
     rid = str(gen_id)

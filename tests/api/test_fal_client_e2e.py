@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,14 @@ import fal_client
 import fal_client.client as fal_module
 import httpx
 import pytest
+from sqlalchemy import select
 
 from api.app import create_app
 from genqueue.net import wait_until
 from migrations.runner import upgrade
 from models.db import make_engine, make_session_factory
 from models.settings import Settings
+from models.tables import Generation, MediaFile
 from tests.api.support import MODEL, live_server, new_key
 from tests.support.services import postgres_database, redis_database
 from tests.support.stack import UPSTREAM_KEY, SimAdmin, Stack, running_stack
@@ -250,6 +253,20 @@ def test_run_answers_the_model_output(e2e: E2E, sim: Any) -> None:
     assert copy.status_code == 200
     assert copy.content == upstream.content
     assert {**record["result"], "images": [image]} == output, "stored and followed like any job"
+    # run() waited for the copy, so the worker listed its file as awaited: copied first.
+    engine = make_engine(e2e.settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            gen = session.get(Generation, uuid.UUID(record["id"]))
+            assert gen is not None
+            awaited = session.scalars(
+                select(MediaFile.awaited_until).where(MediaFile.generation_id == gen.id)
+            ).all()
+    finally:
+        engine.dispose()
+    assert gen.copy_awaited
+    assert gen.completed_at is not None
+    assert awaited == [gen.completed_at + timedelta(seconds=e2e.settings.media_wait)]
 
 
 def test_run_answers_a_failure_in_fals_format(e2e: E2E, sim: Any) -> None:

@@ -212,3 +212,28 @@ def test_a_generation_still_running_cannot_be_deleted(client: TestClient, key: s
     assert response.json()["detail"] == "Generation has not ended (pending): cancel it first"
     again = client.get(f"/v1/generations/{created['id']}", headers=auth(key)).json()
     assert again["input"]["prompt"] == "busy"
+
+
+def test_a_sync_run_marks_its_copy_awaited_and_a_queued_request_does_not(
+    client: TestClient, key: str, pg_sessions: sessionmaker[Session]
+) -> None:
+    """``/run`` waits for its answer, copied files included, so the media lease takes its files
+    before a backlog (``tests/worker/test_media_awaited.py``); a queued request's caller comes
+    back for its result whenever it likes."""
+    ran = client.post(f"/run/{MODEL}", json={"prompt": "awaited"}, headers=auth(key))
+    assert ran.status_code == 504, ran.text  # no worker here: the job goes on
+    queued = client.post(f"/{MODEL}", json={"prompt": "not awaited"}, headers=auth(key))
+    native = client.post(
+        "/v1/generations", json={"model": MODEL, "input": {"prompt": "no"}}, headers=auth(key)
+    )
+    ids = [ran.headers["x-fal-request-id"], queued.json()["request_id"], native.json()["id"]]
+    c = GENERATIONS.c
+    with pg_sessions() as session:
+        rows = session.execute(
+            select(c.id, c.copy_awaited).where(c.id.in_([uuid.UUID(i) for i in ids]))
+        ).all()
+    assert {str(gen_id): awaited for gen_id, awaited in rows} == {
+        ids[0]: True,
+        ids[1]: False,
+        ids[2]: False,
+    }

@@ -227,7 +227,7 @@ def test_a_copy_in_flight_when_deleted_is_removed_once_its_lease_ends(
     gen_id = completed_job(ctx, "deleted mid-copy")
     now = clock()
     with ctx.sessions.begin() as session:
-        expand_pending(session, now, limit=10)
+        expand_pending(session, now, limit=10, wait=30.0)
     with ctx.sessions.begin() as session:
         [due] = claim_due(session, now, limit=10, lease_until=now + timedelta(seconds=60))
     with ctx.sessions.begin() as session:

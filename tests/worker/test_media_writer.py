@@ -49,7 +49,7 @@ def completed_with_files(sessions: sessionmaker[Session], count: int) -> uuid.UU
 def lease_all(sessions: sessionmaker[Session], gen_id: uuid.UUID, count: int) -> list[DueFile]:
     now = utcnow()
     with sessions.begin() as session:
-        expand_pending(session, now, limit=1000)
+        expand_pending(session, now, limit=1000, wait=30.0)
     with sessions.begin() as session:
         due = claim_due(session, now, limit=1000, lease_until=now + timedelta(seconds=60))
     mine = sorted((d for d in due if d.generation_id == gen_id), key=lambda d: d.position)

@@ -41,6 +41,9 @@ EXPAND_BATCH = 200
 """Newly completed generations whose files are listed per tick at most."""
 TICK_BUDGET = 10.0
 """Seconds a tick keeps leasing more files (the copies it started then still finish)."""
+LIST_INTERVAL = 1.0
+"""Seconds between listings within a tick while files listed before are still due: a result
+that completes meanwhile, and that somebody waits for, is listed, so leased first, within this."""
 PURGE_BATCH = 500
 """Deleted files whose objects are removed per tick at most."""
 FIRST_RETRY = 2.0
@@ -100,11 +103,14 @@ def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) ->
     of this thread takes the GIL from the copies), so the copy threads never wait for a
     lease, however slow the database answers. The leases are taken over one connection held
     for the tick, in autocommit (one round trip each: no checkout, ping or reset per lease).
-    It stops leasing when none is due or ``TICK_BUDGET`` has passed (the next tick goes on),
-    so one slow file holds one slot, never the tick."""
+    It lists newly completed results again when the listed files are all leased, and every
+    ``LIST_INTERVAL`` (the lease takes those somebody waits for first). It stops leasing when
+    none is due or ``TICK_BUDGET`` has passed (the next tick goes on), so one slow file holds
+    one slot, never the tick."""
     started = time.monotonic()
     counts: Counter[str] = Counter()
     listed = _expand(ctx)
+    listed_at = time.monotonic()
     removed = remove_deleted(ctx, store, ctx.clock())
     counts.update({k: v for k, v in (("listed", listed), ("removed", removed)) if v})
     slots = ctx.limits.media_concurrency
@@ -118,10 +124,11 @@ def copy_due_media(ctx: WorkerContext, store: MediaStore, http: httpx.Client) ->
                     continue
                 due = lease(room)
                 copiers.add(due)
-                if len(due) < room:
+                if len(due) < room or time.monotonic() - listed_at >= LIST_INTERVAL:
                     listed = _expand(ctx)
+                    listed_at = time.monotonic()
                     counts["listed"] += listed
-                    if not listed:
+                    if len(due) < room and not listed:
                         break
     finally:
         counts.update(writer.close())
@@ -189,7 +196,7 @@ class _Copiers:
 
 def _expand(ctx: WorkerContext) -> int:
     with ctx.sessions.begin() as session:
-        return expand_pending(session, ctx.clock(), limit=EXPAND_BATCH)
+        return expand_pending(session, ctx.clock(), limit=EXPAND_BATCH, wait=ctx.limits.media_wait)
 
 
 @contextmanager
