@@ -81,9 +81,9 @@ def _answers(url: str) -> bool:
 
 
 def seed(database_url: str, cdn: str, results: int) -> None:
-    sessions = make_session_factory(make_engine(database_url))
+    engine = make_engine(database_url)
     now = datetime.now(UTC)
-    with sessions.begin() as session:
+    with make_session_factory(engine).begin() as session:
         key, _ = create_key(session, name=f"bench-{uuid.uuid4().hex[:6]}")
         rows = []
         for _ in range(results):
@@ -109,16 +109,19 @@ def seed(database_url: str, cdn: str, results: int) -> None:
                 }
             )
         session.execute(insert(GENERATIONS), rows)
+    engine.dispose()
 
 
 def urls_of(database_url: str) -> list[str]:
-    sessions = make_session_factory(make_engine(database_url))
-    with sessions() as session:
-        return [
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        urls = [
             image["url"]
             for (result,) in session.execute(select(GENERATIONS.c.result))
             for image in result["images"]
         ]
+    engine.dispose()
+    return urls
 
 
 def genqueue_copy(database_url: str, store: MediaStore) -> tuple[float, int]:

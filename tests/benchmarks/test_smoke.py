@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from benchmarks import report
+from benchmarks import m3_awaited_copy, report
 from benchmarks.cli import BENCHMARKS, run_benchmarks
 from benchmarks.cold_start import measure
 from benchmarks.results import BenchResult
@@ -136,3 +136,16 @@ def test_a_cold_start_completes_every_job_and_counts_its_calls(tmp_path: Path) -
     assert found["completed"] == 3
     assert positive(found["status_calls_per_job"])
     assert non_negative(found["lag_p99_s"])
+
+
+def test_the_awaited_copy_benchmark_times_both_results(tmp_path: Path) -> None:
+    """``benchmarks.m3_awaited_copy`` at toy size: both results copied, each timed."""
+    result = m3_awaited_copy.run(60, tmp_path / "media")
+    figures = result["figures"]
+    assert set(figures) == {"awaited (a sync /run)", "not awaited (baseline)"}
+    for figure in figures.values():
+        assert positive(figure["seconds"])
+        assert 0 <= figure["left"] <= result["backlog_files"]
+    table = m3_awaited_copy.markdown(result, 60)
+    assert "| awaited (a sync /run) |" in table
+    assert "| not awaited (baseline) |" in table
