@@ -3,63 +3,15 @@ ssrfguard): a result that names an inside address copies nothing and fails for g
 redirect to one too; an operator who allows private addresses (``genqueue up``, the tests'
 simulator) reaches them."""
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from models.destinations import AddressPolicy
 from models.media_store import open_store
+from tests.support.cdn import PNG, local_cdn
 from worker.lifecycle.media import media_http
 from worker.lifecycle.media_copy import BLOCKED, CopyRejected, copy_file
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
-
-
-class Cdn:
-    """A CDN on 127.0.0.1: ``/file`` answers the PNG, ``/moved`` redirects to ``target``."""
-
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        self.target = ""
-        self.url = ""
-
-
-@contextmanager
-def local_cdn() -> Iterator[Cdn]:
-    cdn = Cdn()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            cdn.requests.append(self.path)
-            if self.path == "/moved":
-                self.send_response(302)
-                self.send_header("Location", cdn.target)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(PNG)))
-            self.end_headers()
-            self.wfile.write(PNG)
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    cdn.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield cdn
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def copy(policy: AddressPolicy, url: str, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,13 @@ from models.media import claim_due, expand_pending
 from models.media_store import open_store
 from models.tables import MediaFile
 from models.types import utcnow
+from tests.support.cdn import local_cdn
 from tests.support.generations import create_generation
 from worker.context import Limits, WorkerContext
 from worker.lifecycle import media
 from worker.upstream import UpstreamClient
 
 WAIT = 30.0
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 
 @pytest.fixture
@@ -162,28 +161,8 @@ def test_the_listing_takes_the_awaited_generations_first_then_the_longest_comple
 @pytest.fixture
 def slow_cdn() -> Iterator[str]:
     """A CDN on this machine that takes 20 ms over every file: a tick takes a while."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            time.sleep(0.02)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(PNG)))
-            self.end_headers()
-            self.wfile.write(PNG)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with local_cdn(delay=0.02) as cdn:
+        yield cdn.url
 
 
 def stored_at(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> list[datetime]:
