@@ -1,6 +1,6 @@
 """Helpers over ``models`` that only tests need: one generation inserted the way the API's intake
-inserts a group, one already running upstream, and the state machine's table asked about one
-transition."""
+inserts a group, one already running upstream, one completed with files to copy, and the state
+machine's table asked about one transition."""
 
 import uuid
 from datetime import datetime
@@ -69,6 +69,42 @@ def running_upstream(
             )
         )
         return gen.id, request_id
+
+
+def completed_with_files(
+    sessions: sessionmaker[Session],
+    files: int,
+    *,
+    completed_at: datetime,
+    cdn: str = "http://cdn.test",
+    **values: Any,
+) -> uuid.UUID:
+    """A new tenant's generation completed at ``completed_at`` with ``files`` image URLs under
+    ``cdn``, its copy pending (and ``values`` set on its row)."""
+    with sessions.begin() as session:
+        key, _ = create_key(session, name=f"files-{uuid.uuid4().hex[:6]}")
+        gen = create_generation(
+            session,
+            tenant_id=key.tenant_id,
+            model="fal-ai/flux/dev",
+            input={"prompt": "files"},
+            now=completed_at,
+            deadline_seconds=60,
+            submit_grace_seconds=1,
+        )
+        images = [{"url": f"{cdn}/{gen.id}/{i}"} for i in range(files)]
+        session.execute(
+            update(Generation)
+            .where(Generation.id == gen.id)
+            .values(
+                status="completed",
+                completed_at=completed_at,
+                media_status="pending",
+                result={"images": images},
+                **values,
+            )
+        )
+        return gen.id
 
 
 def can_transition(src: GenerationStatus, dst: GenerationStatus) -> bool:

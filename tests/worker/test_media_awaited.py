@@ -16,13 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.destinations import AddressPolicy
-from models.keys import create_key
 from models.media import claim_due, expand_pending
 from models.media_store import open_store
 from models.tables import MediaFile
 from models.types import utcnow
 from tests.support.cdn import local_cdn
-from tests.support.generations import create_generation
+from tests.support.generations import completed_with_files
 from worker.context import Limits, WorkerContext
 from worker.lifecycle import media
 from worker.upstream import UpstreamClient
@@ -51,23 +50,16 @@ def completed(
     run: bool = False,
     cdn: str = "http://cdn.test",
 ) -> uuid.UUID:
-    """A generation completed at ``completed_at`` whose copy is pending."""
-    with sessions.begin() as session:
-        key, _ = create_key(session, name=f"awaited-{uuid.uuid4().hex[:6]}")
-        gen = create_generation(
-            session,
-            tenant_id=key.tenant_id,
-            model="fal-ai/flux/dev",
-            input={"prompt": "awaited"},
-            now=completed_at,
-            deadline_seconds=60,
-            submit_grace_seconds=1,
-        )
-        gen.status, gen.completed_at, gen.media_status = "completed", completed_at, "pending"
-        gen.result = {"images": [{"url": f"{cdn}/{gen.id}/{i}"} for i in range(files)]}
-        gen.webhook_url = "https://hooks.example/done" if webhook else None
-        gen.copy_awaited = run
-        return gen.id
+    """A generation completed at ``completed_at`` whose copy is pending: awaited by a client
+    webhook, by a sync ``/run``, or by nobody."""
+    return completed_with_files(
+        sessions,
+        files,
+        completed_at=completed_at,
+        cdn=cdn,
+        webhook_url="https://hooks.example/done" if webhook else None,
+        copy_awaited=run,
+    )
 
 
 def listed(sessions: sessionmaker[Session], at: datetime, limit: int = 100) -> int:

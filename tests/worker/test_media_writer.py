@@ -14,36 +14,21 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.keys import create_key
 from models.media import DueFile, MediaStatus, Outcome, claim_due, expand_pending
 from models.media_outcomes import record_outcomes
 from models.media_store import open_store
 from models.tables import Generation as Gen
 from models.tables import GenerationEvent, MediaFile
 from models.types import utcnow
-from tests.support.generations import create_generation
+from tests.support.generations import completed_with_files
 from worker.context import Limits, WorkerContext
 from worker.lifecycle.media import _attempt
 from worker.lifecycle.media_writer import OutcomeWriter
 from worker.upstream import UpstreamClient
 
 
-def completed_with_files(sessions: sessionmaker[Session], count: int) -> uuid.UUID:
-    now = utcnow()
-    with sessions.begin() as session:
-        key, _ = create_key(session, name=f"writer-{uuid.uuid4().hex[:6]}")
-        gen = create_generation(
-            session,
-            tenant_id=key.tenant_id,
-            model="fal-ai/flux/dev",
-            input={"prompt": "outcomes"},
-            now=now,
-            deadline_seconds=60,
-            submit_grace_seconds=1,
-        )
-        gen.status, gen.completed_at, gen.media_status = "completed", now, "pending"
-        gen.result = {"images": [{"url": f"http://cdn.test/{gen.id}/{i}"} for i in range(count)]}
-        return gen.id
+def completed_files(sessions: sessionmaker[Session], count: int) -> uuid.UUID:
+    return completed_with_files(sessions, count, completed_at=utcnow())
 
 
 def lease_all(sessions: sessionmaker[Session], gen_id: uuid.UUID, count: int) -> list[DueFile]:
@@ -65,7 +50,7 @@ def stored(position: int) -> Outcome:
 def test_one_group_writes_each_outcome_under_its_own_lease(
     sessions: sessionmaker[Session],
 ) -> None:
-    gen_id = completed_with_files(sessions, 4)
+    gen_id = completed_files(sessions, 4)
     due = lease_all(sessions, gen_id, 4)
     now = utcnow()
     with sessions.begin() as session:  # another tick took file 3 once its lease ran out
@@ -109,7 +94,7 @@ def test_one_group_writes_each_outcome_under_its_own_lease(
 def test_the_generation_settles_failed_when_its_last_file_is_written(
     sessions: sessionmaker[Session],
 ) -> None:
-    gen_id = completed_with_files(sessions, 2)
+    gen_id = completed_files(sessions, 2)
     first, second = lease_all(sessions, gen_id, 2)
     with sessions.begin() as session:
         record_outcomes(session, [(first, stored(0))], utcnow())
@@ -134,7 +119,7 @@ def context(sessions: sessionmaker[Session]) -> WorkerContext:
 def test_the_writer_gathers_outcomes_and_counts_how_each_ended(
     sessions: sessionmaker[Session],
 ) -> None:
-    gen_id = completed_with_files(sessions, 3)
+    gen_id = completed_files(sessions, 3)
     due = lease_all(sessions, gen_id, 3)
     stale = replace(due[2], lease_until=utcnow())  # not the lease it holds
     writer = OutcomeWriter(context(sessions))
@@ -154,7 +139,7 @@ def test_the_writer_gathers_outcomes_and_counts_how_each_ended(
 def test_a_failed_write_is_raised_when_the_writer_closes(
     sessions: sessionmaker[Session],
 ) -> None:
-    gen_id = completed_with_files(sessions, 1)
+    gen_id = completed_files(sessions, 1)
     [due] = lease_all(sessions, gen_id, 1)
     engine = create_engine(
         "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 1}
@@ -172,7 +157,7 @@ def test_a_failed_write_is_raised_when_the_writer_closes(
 def test_a_file_whose_lease_ran_out_in_the_queue_is_not_copied(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    gen_id = completed_with_files(sessions, 1)
+    gen_id = completed_files(sessions, 1)
     [due] = lease_all(sessions, gen_id, 1)
     late = replace(due, lease_until=utcnow() - timedelta(seconds=1))
     fetched: list[str] = []
