@@ -80,34 +80,36 @@ def _answers(url: str) -> bool:
         return False
 
 
+def result_row(tenant_id: uuid.UUID, cdn: str, now: datetime, **values: Any) -> dict[str, Any]:
+    """A generation completed at ``now`` with ``IMAGES`` files on ``cdn``, its copy pending
+    (and ``values`` set on its row), as a row to insert."""
+    gen_id = uuid.uuid4()
+    return {
+        "id": gen_id,
+        "tenant_id": tenant_id,
+        "model": "fal-ai/flux-pro/kontext/text-to-image",
+        "input": {"prompt": "bench"},
+        "status": "completed",
+        "result": {"images": [{"url": f"{cdn}/files/{gen_id}/{i}.jpg"} for i in range(IMAGES)]},
+        "media_status": "pending",
+        "created_at": now,
+        "updated_at": now,
+        "completed_at": now,
+        "deadline_at": now,
+        "submit_attempts": 1,
+        "poll_count": 1,
+        "error_count": 0,
+        "webhook_attempts": 0,
+        **values,
+    }
+
+
 def seed(database_url: str, cdn: str, results: int) -> None:
     engine = make_engine(database_url)
     now = datetime.now(UTC)
     with make_session_factory(engine).begin() as session:
         key, _ = create_key(session, name=f"bench-{uuid.uuid4().hex[:6]}")
-        rows = []
-        for _ in range(results):
-            gen_id = uuid.uuid4()
-            images = [{"url": f"{cdn}/files/{gen_id}/{i}.jpg"} for i in range(IMAGES)]
-            rows.append(
-                {
-                    "id": gen_id,
-                    "tenant_id": key.tenant_id,
-                    "model": "fal-ai/flux-pro/kontext/text-to-image",
-                    "input": {"prompt": "bench"},
-                    "status": "completed",
-                    "result": {"images": images},
-                    "media_status": "pending",
-                    "created_at": now,
-                    "updated_at": now,
-                    "completed_at": now,
-                    "deadline_at": now,
-                    "submit_attempts": 1,
-                    "poll_count": 1,
-                    "error_count": 0,
-                    "webhook_attempts": 0,
-                }
-            )
+        rows = [result_row(key.tenant_id, cdn, now) for _ in range(results)]
         session.execute(insert(GENERATIONS), rows)
     engine.dispose()
 

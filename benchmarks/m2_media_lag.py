@@ -312,8 +312,11 @@ def markdown(phases: list[Phase], scale: Scale, backlog: int) -> str:
             f"- {p.label}: {deciles} s (submits noted p50 {skew[0]:.2f} s, p99 {skew[1]:.2f} s "
             "after the simulator took them)"
         )
-    lines += ["", "The lag, split: finding the finish (first status call after it), recording it:"]
-    lines += [""]
+    lines += [
+        "",
+        "The lag, split: finding the finish (first status call after it), recording it:",
+        "",
+    ]
     for p in phases:
         f = p.figures
         lines.append(

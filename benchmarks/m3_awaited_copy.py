@@ -25,7 +25,14 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from benchmarks.m1_media import CONCURRENCY, IMAGES, process, seed, write_section
+from benchmarks.m1_media import (
+    CONCURRENCY,
+    IMAGES,
+    process,
+    result_row,
+    seed,
+    write_section,
+)
 from benchmarks.media_cdn import SIZE
 from benchmarks.report import OUT_DIR
 from benchmarks.services import private_database
@@ -47,29 +54,10 @@ def _complete(sessions: sessionmaker[Session], cdn: str, *, awaited: bool) -> uu
     """A result of ``IMAGES`` files completed now, like the backlog's, pending its copy."""
     with sessions.begin() as session:
         tenant_id = session.scalar(select(GENERATIONS.c.tenant_id).limit(1))
-        gen_id = uuid.uuid4()
-        now = datetime.now(UTC)
-        images = [{"url": f"{cdn}/files/{gen_id}/{i}.jpg"} for i in range(IMAGES)]
-        session.execute(
-            insert(GENERATIONS).values(
-                id=gen_id,
-                tenant_id=tenant_id,
-                model="fal-ai/flux-pro/kontext/text-to-image",
-                input={"prompt": "awaited" if awaited else "not awaited"},
-                status="completed",
-                result={"images": images},
-                media_status="pending",
-                copy_awaited=awaited,
-                created_at=now,
-                updated_at=now,
-                completed_at=now,
-                deadline_at=now,
-                submit_attempts=1,
-                poll_count=1,
-                error_count=0,
-                webhook_attempts=0,
-            )
-        )
+        assert tenant_id is not None  # the backlog's
+        row = result_row(tenant_id, cdn, datetime.now(UTC), copy_awaited=awaited)
+        session.execute(insert(GENERATIONS).values(row))
+    gen_id: uuid.UUID = row["id"]
     return gen_id
 
 

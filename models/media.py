@@ -138,7 +138,7 @@ def expand_pending(session: Session, now: datetime, *, limit: int, wait: float) 
         session.execute(_LIST_FILES, {"rows": encode(files)})
     elif files:
         session.execute(insert(MEDIA_FILES), files)
-    empty = {row[0] for row in rows} - {row["generation_id"] for row in files}
+    empty = {gen_id for gen_id, *_ in rows} - {row["generation_id"] for row in files}
     if empty:  # the result changed since it was marked: nothing to copy
         session.execute(update(GENERATIONS).where(g.id.in_(empty)).values(media_status=None))
     return len(rows)
@@ -201,10 +201,10 @@ def _claim_statement() -> Update:
             .with_for_update(skip_locked=True)
         )
 
-    awaited = due(f.awaited_until > now).cte("awaited")
-    others = due(f.id.not_in(select(awaited.c.id))).cte("others")
+    waited_for = due(f.awaited_until > now).cte("awaited")
+    others = due(f.id.not_in(select(waited_for.c.id))).cte("others")
     candidates = union_all(
-        select(awaited.c.id, awaited.c.next_at, literal(0).label("rank")),
+        select(waited_for.c.id, waited_for.c.next_at, literal(0).label("rank")),
         select(others.c.id, others.c.next_at, literal(1).label("rank")),
     ).subquery("candidates")
     chosen = (
