@@ -25,6 +25,9 @@ def local_cdn(delay: float = 0.0) -> Iterator[Cdn]:
     cdn = Cdn(delay)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: a copy client reuses its connections
+        timeout = 10  # an idle kept-alive connection ends, so the server's close never hangs
+
         def do_GET(self) -> None:
             cdn.requests.append(self.path)
             if self.path == "/moved":
@@ -43,7 +46,10 @@ def local_cdn(delay: float = 0.0) -> Iterator[Cdn]:
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # 5 by default: a burst of connects would wait for SYN retries
+
+    server = Server(("127.0.0.1", 0), Handler)
     cdn.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
