@@ -84,6 +84,12 @@ class GenerationCreate(BaseModel):
         description="orders the tenant's own pending generations; sent upstream as "
         "X-Fal-Queue-Priority (high goes as normal: fal knows normal and low)",
     )
+    await_media: bool = Field(
+        False,
+        description="the caller fetches the output files as soon as the generation ends (as "
+        "`genqueue submit --wait` does): their copy into genqueue's storage goes ahead of any "
+        "backlog for GENQUEUE_MEDIA_WAIT seconds after completion, as a sync /run's does",
+    )
 
 
 class GenerationEventPublic(BaseModel):

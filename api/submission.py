@@ -123,7 +123,8 @@ async def submit(
     """Commit a new generation through the intake (which publishes it), or find the one that
     holds ``idempotency_key``: the same body replays it (``inserted.row`` is None), another
     body is a 409. ``position``: say how many generations wait ahead of it. ``copy_awaited``:
-    the caller waits for the answer, copied files included (a sync ``/run``)."""
+    the caller waits for the answer, copied files included (a sync ``/run``, a ``/v1`` create
+    with ``await_media``)."""
     key = check_idempotency_key(idempotency_key)
     await state.rate_limits.check(
         caller.tenant_id, caller.tenant, rate=caller.rate_limit, burst=caller.burst

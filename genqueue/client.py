@@ -72,10 +72,19 @@ class ApiClient:
         self._files = httpx.Client(timeout=60.0, follow_redirects=True, transport=transport)
 
     def create(
-        self, model: str, input: dict[str, Any], *, idempotency_key: str | None = None
+        self,
+        model: str,
+        input: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        await_media: bool = False,
     ) -> dict[str, Any]:
+        """Submit; ``await_media``: the caller downloads the files once it ends (``--wait``),
+        so genqueue copies them ahead of its backlog."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        body = {"model": model, "input": input}
+        body: dict[str, Any] = {"model": model, "input": input}
+        if await_media:
+            body["await_media"] = True
         return self._record("POST", "/v1/generations", json=body, headers=headers)
 
     def get(self, generation_id: str) -> dict[str, Any]:

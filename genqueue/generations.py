@@ -63,7 +63,7 @@ def submit(
     }
     input_ = {"prompt": prompt, **{k: v for k, v in options.items() if v is not None}}
     with _client() as client:
-        record = client.create(model, input_, idempotency_key=idempotency_key)
+        record = client.create(model, input_, idempotency_key=idempotency_key, await_media=wait)
         generation_id = str(record.get("id", ""))
         if not wait:
             err.print(

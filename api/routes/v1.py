@@ -111,6 +111,7 @@ async def create_generation_route(
         idempotency_key=idempotency_key,
         priority=Priority(create.priority),
         position=True,
+        copy_awaited=create.await_media,
     )
     if done.inserted.row is not None:
         return new_detail(done.inserted.row, done.now, local_queue_position=done.queue_position)

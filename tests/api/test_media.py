@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.media_store import open_store
@@ -237,3 +237,33 @@ def test_a_sync_run_marks_its_copy_awaited_and_a_queued_request_does_not(
         ids[1]: False,
         ids[2]: False,
     }
+
+
+def test_a_native_create_marks_its_copy_awaited_when_asked(
+    client: TestClient, key: str, pg_sessions: sessionmaker[Session]
+) -> None:
+    """``await_media`` on ``/v1`` (what ``genqueue submit --wait`` sends) marks the copy awaited
+    like a sync ``/run``'s; anything but a JSON boolean is a 422 naming it, and nothing is
+    stored."""
+    asked = client.post(
+        "/v1/generations",
+        json={"model": MODEL, "input": {"prompt": "asked"}, "await_media": True},
+        headers=auth(key),
+    )
+    assert asked.status_code == 201, asked.text
+    c = GENERATIONS.c
+    with pg_sessions() as session:
+        awaited = session.scalar(
+            select(c.copy_awaited).where(c.id == uuid.UUID(asked.json()["id"]))
+        )
+        before = session.scalar(select(func.count()).select_from(GENERATIONS))
+    assert awaited is True
+    bad = client.post(
+        "/v1/generations",
+        json={"model": MODEL, "input": {"prompt": "bad"}, "await_media": "yes"},
+        headers=auth(key),
+    )
+    assert bad.status_code == 422, bad.text
+    assert [e["loc"] for e in bad.json()["detail"]] == [["body", "await_media"]]
+    with pg_sessions() as session:
+        assert session.scalar(select(func.count()).select_from(GENERATIONS)) == before

@@ -32,6 +32,7 @@ def test_submit_without_wait_prints_only_the_id(cli: Cli, api: StubApi) -> None:
     assert run.out == f"{ID}\n"
     sent = api.requests[0]
     assert sent["body"]["input"] == {"prompt": "a tiger eye", "aspect_ratio": "16:9", "seed": 7}
+    assert "await_media" not in sent["body"], "nobody waits for this one's files"
     assert sent["headers"]["Idempotency-Key"] == "k-1"
 
 
@@ -163,6 +164,7 @@ def test_submit_wait_downloads_genqueues_copy_once_stored(
     )
     run = cli("submit", "a tiger eye", "--wait", "--out", str(tmp_path))
     assert run.code == 0, run.err
+    assert api.requests[0]["body"]["await_media"] is True, "--wait downloads: copy them first"
     [path] = [Path(p) for p in run.out.split()]
     with Image.open(path) as img:
         assert img.size == (32, 16)
