@@ -104,15 +104,19 @@ class DueFile:
 
 
 def expand_pending(session: Session, now: datetime, *, limit: int, wait: float) -> int:
-    """Give up to ``limit`` generations pending their copy one file row per file, due now;
-    how many generations. Those somebody waits for (:func:`awaited`) go first, then the
-    longest completed; their files are awaited until ``wait`` seconds after completion."""
+    """Give up to ``limit`` generations pending their copy one file row per file, due now,
+    and mark them listed (``media_listed_at``); how many generations. Those somebody waits for
+    (:func:`awaited`) go first, then the longest completed; their files are awaited until
+    ``wait`` seconds after completion. It reads only the results not listed yet (a partial
+    index holds them), never through a backlog being copied."""
     g, f = GENERATIONS.c, MEDIA_FILES.c
     waited_for = awaited()
     rows = session.execute(
         select(g.id, g.result, g.completed_at, waited_for)
         .where(
             g.media_status == MediaStatus.PENDING.value,
+            g.media_listed_at.is_(None),
+            # and none listed by a worker of the version before, which set no mark
             ~exists().where(f.generation_id == g.id),
         )
         .order_by(waited_for.desc(), g.completed_at)
@@ -138,6 +142,9 @@ def expand_pending(session: Session, now: datetime, *, limit: int, wait: float) 
         session.execute(_LIST_FILES, {"rows": encode(files)})
     elif files:
         session.execute(insert(MEDIA_FILES), files)
+    if rows:
+        listed = [gen_id for gen_id, *_ in rows]
+        session.execute(update(GENERATIONS).where(g.id.in_(listed)).values(media_listed_at=now))
     empty = {gen_id for gen_id, *_ in rows} - {row["generation_id"] for row in files}
     if empty:  # the result changed since it was marked: nothing to copy
         session.execute(update(GENERATIONS).where(g.id.in_(empty)).values(media_status=None))

@@ -37,6 +37,8 @@ NAMING = {
 }
 
 STATUS_VALUES = ", ".join(f"'{s.value}'" for s in GenerationStatus)
+MEDIA_UNLISTED = "media_status = 'pending' AND media_listed_at IS NULL"
+"""A result whose files the media tick has still to list (``models/media.py``)."""
 
 
 class Base(DeclarativeBase):
@@ -110,6 +112,12 @@ class Generation(Base):
             "id",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
+        ),
+        Index(  # results whose files are still to be listed: new ones, however long the backlog
+            "ix_generations_media_unlisted",
+            "completed_at",
+            postgresql_where=text(MEDIA_UNLISTED),
+            sqlite_where=text(MEDIA_UNLISTED),
         ),
     )
 
@@ -187,6 +195,9 @@ class Generation(Base):
     copy_awaited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """A sync ``/run`` waits for this generation's answer, copied files included (a client
     webhook waits as well, by its ``webhook_url``): its files are copied before the backlog."""
+    media_listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the media tick listed the result's files as ``media_files`` rows (in the same
+    transaction): the listing looks only through the pending results not listed yet."""
 
     events: Mapped[list["GenerationEvent"]] = relationship(
         back_populates="generation", order_by="GenerationEvent.id", passive_deletes=True

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from benchmarks import m3_awaited_copy, report
+from benchmarks import m3_awaited_copy, m4_listing, report
 from benchmarks.cli import BENCHMARKS, run_benchmarks
 from benchmarks.cold_start import measure
 from benchmarks.results import BenchResult
@@ -149,3 +149,16 @@ def test_the_awaited_copy_benchmark_times_both_results(tmp_path: Path) -> None:
     table = m3_awaited_copy.markdown(result, 60)
     assert "| awaited (a sync /run) |" in table
     assert "| not awaited (baseline) |" in table
+
+
+def test_the_listing_benchmark_times_each_backlog_against_none() -> None:
+    """``benchmarks.m4_listing`` at toy size: a row per backlog after the no-backlog baseline,
+    each listing timed (each listing's count is asserted inside)."""
+    rows = m4_listing.run([30], rounds=3)
+    assert [row["backlog"] for row in rows] == [0, 30]
+    for row in rows:
+        assert positive(row["median_ms"])
+        assert row["p90_ms"] >= row["median_ms"]
+    table = m4_listing.markdown(rows, [30], 3)
+    assert "| 0 | 0 |" in table
+    assert "| 30 | 120 |" in table

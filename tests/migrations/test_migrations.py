@@ -186,3 +186,57 @@ def test_0006_stops_the_deliveries_abandoned_before_it(backend: str, tmp_path: P
             engine.dispose()
         assert stopped[abandoned] is not None
         assert stopped[retrying] is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_0012_marks_results_listed_before_it(backend: str, tmp_path: Path) -> None:
+    """A pending result whose files were listed before 0012 is marked listed (when its first
+    file row was made), so the new listing never lists it again; one not listed yet is not."""
+    listed_at = datetime(2026, 11, 27, 13, 0, 0, tzinfo=UTC)
+    with contextlib.ExitStack() as stack:
+        url = (
+            stack.enter_context(postgres_database())
+            if backend == "postgresql"
+            else f"sqlite:///{tmp_path / 'old.db'}"
+        )
+        upgrade(url, "0011")
+        listed, unlisted = _old_history(url), _old_history(url)
+        engine = create_engine(normalize_url(url))
+        generations = table("generations", column("id", Uuid()), column("media_status"))
+        files = table(
+            "media_files",
+            column("generation_id", Uuid()),
+            *[column(n, Integer()) for n in ("position", "attempts")],
+            *[column(n) for n in ("pointer", "upstream_url", "status")],
+            *[column(n, UTCDateTime()) for n in ("next_at", "created_at")],
+        )
+        try:
+            with engine.begin() as conn:
+                conn.execute(generations.update().values(media_status="pending"))
+                conn.execute(
+                    insert(files),
+                    [
+                        {"generation_id": listed, "position": n, "attempts": 0,
+                         "pointer": f"/images/{n}", "upstream_url": f"https://cdn.example/{n}",
+                         "status": "pending", "next_at": listed_at,
+                         "created_at": listed_at.replace(second=n)}
+                        for n in (1, 0)
+                    ],
+                )  # fmt: skip
+        finally:
+            engine.dispose()
+        upgrade(url)
+        check(url)
+        engine = make_engine(url)
+        try:
+            with make_session_factory(engine)() as session:
+                marks = dict(
+                    session.execute(
+                        select(Generation.id, Generation.media_listed_at).where(
+                            Generation.id.in_([listed, unlisted])
+                        )
+                    ).all()
+                )
+        finally:
+            engine.dispose()
+        assert marks == {listed: listed_at, unlisted: None}
