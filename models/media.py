@@ -142,10 +142,10 @@ def expand_pending(session: Session, now: datetime, *, limit: int, wait: float) 
         session.execute(_LIST_FILES, {"rows": encode(files)})
     elif files:
         session.execute(insert(MEDIA_FILES), files)
-    if rows:
-        listed = [gen_id for gen_id, *_ in rows]
+    listed = {gen_id for gen_id, *_ in rows}
+    if listed:
         session.execute(update(GENERATIONS).where(g.id.in_(listed)).values(media_listed_at=now))
-    empty = {gen_id for gen_id, *_ in rows} - {row["generation_id"] for row in files}
+    empty = listed - {row["generation_id"] for row in files}
     if empty:  # the result changed since it was marked: nothing to copy
         session.execute(update(GENERATIONS).where(g.id.in_(empty)).values(media_status=None))
     return len(rows)
