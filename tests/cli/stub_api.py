@@ -2,13 +2,14 @@
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from PIL import Image
+
+from tests.support.serving import serving
 
 Answer = tuple[int, Any]
 
@@ -77,10 +78,5 @@ class StubApi:
 @contextmanager
 def stub_api() -> Iterator[StubApi]:
     stub = StubApi()
-    thread = threading.Thread(target=stub.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(stub.server, poll_interval=0.05):
         yield stub
-    finally:
-        stub.server.shutdown()
-        stub.server.server_close()

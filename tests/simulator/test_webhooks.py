@@ -2,7 +2,6 @@
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ from simulator import FaultRule
 from simulator.signing import signed_message
 from simulator.webhooks import TRIES, retry_gap
 from tests.simulator.helpers import MODEL, SimClient
+from tests.support.serving import serving
 
 PATIENCE = 30.0
 """Seconds to wait for the webhook thread: it returns as soon as what it waits for is there;
@@ -55,11 +55,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[_Receiver]:
     server = _Receiver()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server, poll_interval=0.02):
+        yield server
 
 
 def _submit(api: SimClient, receiver: _Receiver, prompt: str) -> dict[str, Any]:

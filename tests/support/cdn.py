@@ -1,10 +1,11 @@
 """A CDN on 127.0.0.1 for the media copies' tests: real HTTP, a tiny PNG for every path."""
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.serving import serving
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 
@@ -51,11 +52,5 @@ def local_cdn(delay: float = 0.0) -> Iterator[Cdn]:
 
     server = Server(("127.0.0.1", 0), Handler)
     cdn.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield cdn
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)

@@ -12,6 +12,8 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
+from tests.support.serving import serving
+
 
 class Receiver:
     def __init__(self) -> None:
@@ -66,13 +68,8 @@ def webhook_receiver() -> Iterator[Receiver]:
     server = Server(("127.0.0.1", 0), Handler)
     receiver.port = int(server.server_address[1])
     receiver.url = f"http://127.0.0.1:{receiver.port}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager
