@@ -1,6 +1,6 @@
 """Helpers over ``models`` that only tests need: one generation inserted the way the API's intake
-inserts a group, one already running upstream, one completed with files to copy, and the state
-machine's table asked about one transition."""
+inserts a group, a new tenant's with any columns set, one already running upstream, one
+completed with files to copy, and the state machine's table asked about one transition."""
 
 import uuid
 from datetime import datetime
@@ -44,6 +44,32 @@ def create_generation(
     return gen
 
 
+def tenant_generation(
+    session: Session,
+    *,
+    now: datetime,
+    model: str = "fal-ai/flux-pro/kontext/text-to-image",
+    input: dict[str, Any] | None = None,
+    deadline_seconds: float = 600,
+    submit_grace_seconds: float = 5,
+    **values: Any,
+) -> uuid.UUID:
+    """A new tenant's generation created at ``now`` (``values`` then set on its row): its id."""
+    key, _ = create_key(session, name=f"t-{uuid.uuid4().hex[:8]}")
+    gen = create_generation(
+        session,
+        tenant_id=key.tenant_id,
+        model=model,
+        input={"prompt": "p"} if input is None else input,
+        now=now,
+        deadline_seconds=deadline_seconds,
+        submit_grace_seconds=submit_grace_seconds,
+    )
+    if values:
+        session.execute(update(Generation).where(Generation.id == gen.id).values(**values))
+    return gen.id
+
+
 def running_upstream(
     sessions: sessionmaker[Session], *, model: str, submitted: datetime, **values: Any
 ) -> tuple[uuid.UUID, str]:
@@ -51,24 +77,17 @@ def running_upstream(
     set on its row): what a fal webhook for it finds. Its id and upstream request id."""
     request_id = str(uuid.uuid4())
     with sessions.begin() as session:
-        key, _ = create_key(session, name=f"up-{request_id[:8]}")
-        gen = create_generation(
+        gen_id = tenant_generation(
             session,
-            tenant_id=key.tenant_id,
-            model=model,
-            input={"prompt": "p"},
             now=submitted,
-            deadline_seconds=600,
+            model=model,
             submit_grace_seconds=2,
+            status="running",
+            upstream_request_id=request_id,
+            submitted_at=submitted,
+            **values,
         )
-        session.execute(
-            update(Generation)
-            .where(Generation.id == gen.id)
-            .values(
-                status="running", upstream_request_id=request_id, submitted_at=submitted, **values
-            )
-        )
-        return gen.id, request_id
+    return gen_id, request_id
 
 
 def completed_with_files(
@@ -82,20 +101,18 @@ def completed_with_files(
     """A new tenant's generation completed at ``completed_at`` with ``files`` image URLs under
     ``cdn``, its copy pending (and ``values`` set on its row)."""
     with sessions.begin() as session:
-        key, _ = create_key(session, name=f"files-{uuid.uuid4().hex[:6]}")
-        gen = create_generation(
+        gen_id = tenant_generation(
             session,
-            tenant_id=key.tenant_id,
+            now=completed_at,
             model="fal-ai/flux/dev",
             input={"prompt": "files"},
-            now=completed_at,
             deadline_seconds=60,
             submit_grace_seconds=1,
         )
-        images = [{"url": f"{cdn}/{gen.id}/{i}"} for i in range(files)]
+        images = [{"url": f"{cdn}/{gen_id}/{i}"} for i in range(files)]
         session.execute(
             update(Generation)
-            .where(Generation.id == gen.id)
+            .where(Generation.id == gen_id)
             .values(
                 status="completed",
                 completed_at=completed_at,
@@ -104,7 +121,7 @@ def completed_with_files(
                 **values,
             )
         )
-        return gen.id
+    return gen_id
 
 
 def can_transition(src: GenerationStatus, dst: GenerationStatus) -> bool:

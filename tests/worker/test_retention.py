@@ -4,15 +4,15 @@ and SQLite."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.deliveries import Attempt, attempts_of, log_attempt
-from models.keys import create_key
 from models.tables import Generation, GenerationEvent
-from tests.support.generations import create_generation
+from tests.support.generations import tenant_generation
 from worker.context import Limits, WorkerContext
 from worker.lifecycle import retention
 from worker.lifecycle.reconcile import reconcile
@@ -40,25 +40,19 @@ def _ctx(sessions: sessionmaker[Session], days: float) -> WorkerContext:
     )
 
 
-def _job(sessions: sessionmaker[Session], status: str, ended_days_ago: float | None, **values):  # type: ignore[no-untyped-def]
+def _job(
+    sessions: sessionmaker[Session], status: str, ended_days_ago: float | None, **values: Any
+) -> uuid.UUID:
+    ended = None if ended_days_ago is None else NOW - timedelta(days=ended_days_ago)
     with sessions.begin() as session:
-        key, _ = create_key(session, name=f"ret-{uuid.uuid4().hex[:8]}")
-        gen = create_generation(
+        return tenant_generation(
             session,
-            tenant_id=key.tenant_id,
-            model="fal-ai/flux-pro/kontext/text-to-image",
-            input={"prompt": "old news"},
             now=NOW - timedelta(days=30),
-            deadline_seconds=600,
-            submit_grace_seconds=5,
+            input={"prompt": "old news"},
+            status=status,
+            completed_at=ended,
+            **values,
         )
-        ended = None if ended_days_ago is None else NOW - timedelta(days=ended_days_ago)
-        session.execute(
-            update(Generation)
-            .where(Generation.id == gen.id)
-            .values(status=status, completed_at=ended, **values)
-        )
-        return gen.id
 
 
 def _left(sessions: sessionmaker[Session], ids: list[uuid.UUID]) -> set[uuid.UUID]:
