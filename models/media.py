@@ -152,8 +152,9 @@ def expand_pending(session: Session, now: datetime, *, limit: int, wait: float) 
 
 
 def awaited() -> ColumnElement[bool]:
-    """A generation whose answer somebody waits for, copied files included: a sync ``/run``
-    (``copy_awaited``) or a client webhook (its delivery waits: :func:`copy_not_awaited`)."""
+    """A generation whose answer somebody waits for, copied files included: a sync ``/run`` or
+    a ``/v1`` create with ``await_media`` (``copy_awaited``), or a client webhook (its delivery
+    waits: :func:`copy_not_awaited`)."""
     g = GENERATIONS.c
     return or_(g.copy_awaited, g.webhook_url.is_not(None)).label("awaited")
 

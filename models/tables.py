@@ -193,8 +193,9 @@ class Generation(Base):
     """The copy of the result's files into genqueue's store (models/media.py): ``pending``,
     then ``stored`` or ``failed``; None: nothing to copy (not completed, or no file URLs)."""
     copy_awaited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    """A sync ``/run`` waits for this generation's answer, copied files included (a client
-    webhook waits as well, by its ``webhook_url``): its files are copied before the backlog."""
+    """A sync ``/run`` waits for this generation's answer, copied files included, or a ``/v1``
+    create asked so (``await_media``; a client webhook waits as well, by its ``webhook_url``):
+    its files are copied before the backlog."""
     media_listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the media tick listed the result's files as ``media_files`` rows (in the same
     transaction): the listing looks only through the pending results not listed yet."""
