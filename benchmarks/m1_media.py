@@ -6,7 +6,8 @@ benchmarks/media_cdn.py, in a process of its own) are copied into the store by g
 tick body (worker/lifecycle/media.py: expand, lease, stream with the size limit, SHA-256,
 sniff, record each outcome and event in PostgreSQL), tick after tick until none is pending; the
 baseline copies the same URLs with a bare loop of the same concurrency (httpx stream →
-``obstore.put``, SHA-256 on the way, no database). Both for the local store and for an
+an obstore writer, ``obstore.open_writer``, the write genqueue's store makes; SHA-256 on the
+way, no database). Both for the local store and for an
 S3-compatible server (moto's ``moto_server``, a process of its own), in ``rounds`` rounds of
 both loops in turn, the order alternating (on a shared machine one loop's figure moves by 2×
 from run to run; whichever ran second would otherwise meet other load). genqueue runs its copy
@@ -41,7 +42,7 @@ from genqueue.net import free_port, wait_until
 from models.db import make_engine, make_session_factory
 from models.destinations import AddressPolicy
 from models.keys import create_key
-from models.media_store import MediaStore, open_store
+from models.media_store import WRITE_BUFFER, MediaStore, open_store
 from models.tables import GENERATIONS, MEDIA_FILES
 from worker.context import Limits, WorkerContext
 from worker.lifecycle.media import copy_due_media, media_http
@@ -158,14 +159,13 @@ def bare_copy(urls: list[str], store: Any, prefix: str = "bare") -> tuple[float,
     def one(pair: tuple[int, str]) -> None:
         index, url = pair
         digest = hashlib.sha256()
-        with http.stream("GET", url) as response:
-
-            def chunks() -> Iterator[bytes]:
-                for chunk in response.iter_raw(256 * 1024):
-                    digest.update(chunk)
-                    yield chunk
-
-            obstore.put(store, f"{prefix}/{index}", chunks())
+        with (
+            http.stream("GET", url) as response,
+            obstore.open_writer(store, f"{prefix}/{index}", buffer_size=WRITE_BUFFER) as out,
+        ):
+            for chunk in response.iter_raw(256 * 1024):
+                digest.update(chunk)
+                out.write(chunk)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -254,7 +254,7 @@ def markdown(rows: list[dict[str, Any]], results: int, rounds: int = 2) -> str:
         f"{results} completed results × {IMAGES} files of {SIZE // 1024} KiB from a stand-in CDN "
         f"process; {CONCURRENCY} copies at once in both. genqueue: the media tick's body in one "
         "process, tick after tick (lease, stream, SHA-256, sniff, outcome and event in "
-        "PostgreSQL). Baseline, same run: a bare thread-pool loop, httpx stream → obstore.put "
+        "PostgreSQL). Baseline, same run: a bare thread-pool loop, httpx stream → obstore writer "
         "with SHA-256, no database. Target ≥ 0.8× the baseline. Each store: "
         f"{rounds} rounds, each of both loops in turn (the bare one first in the first round, "
         "second in the next); the figures are the rounds' totals, the ratio per round beside.",

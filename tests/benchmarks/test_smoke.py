@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from benchmarks import m3_awaited_copy, m4_listing, report
+from benchmarks import m1_media, m3_awaited_copy, m4_listing, report
 from benchmarks.cli import BENCHMARKS, run_benchmarks
 from benchmarks.cold_start import measure
 from benchmarks.results import BenchResult
@@ -162,3 +162,16 @@ def test_the_listing_benchmark_times_each_backlog_against_none() -> None:
     table = m4_listing.markdown(rows, [30], 3)
     assert "| 0 | 0 |" in table
     assert "| 30 | 120 |" in table
+
+
+def test_the_copy_benchmark_copies_every_file_in_both_loops() -> None:
+    """``benchmarks.m1_media`` at toy size, local store: genqueue's tick stores every file
+    (counted from the database) and so does the bare loop, each figure positive."""
+    rows = m1_media.run(5, only="local", rounds=2)
+    assert [row["store"] for row in rows] == ["local"]
+    row = rows[0]
+    assert row["files"] == 2 * 5 * m1_media.IMAGES
+    for name in ("genqueue_files_s", "bare_files_s", "ratio"):
+        assert positive(row[name])
+    assert len(row["round_ratios"]) == 2
+    assert "| local | 40 |" in m1_media.markdown(rows, 5, 2)

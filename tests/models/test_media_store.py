@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models.media_store import MediaStore, StoredObjectMissing, open_store
+from models.media_store import WRITE_BUFFER, MediaStore, StoredObjectMissing, open_store
 from models.settings import Settings
 from tests.support.s3 import s3_server
 
@@ -51,6 +51,30 @@ def test_a_write_whose_source_fails_leaves_nothing(store: MediaStore) -> None:
 
     def broken() -> Iterator[bytes]:
         yield DATA[:1000]
+        raise OSError("the source broke")
+
+    with pytest.raises(OSError, match="the source broke"):
+        store.put(key, broken())
+    with pytest.raises(StoredObjectMissing):
+        store.head(key)
+    assert store.keys(key) == []
+
+
+def test_an_object_larger_than_the_write_buffer_goes_up_in_parts_whole(
+    store: MediaStore,
+) -> None:
+    key = f"t/{os.urandom(4).hex()}/0"
+    big = DATA * (WRITE_BUFFER // len(DATA)) + DATA[:12345]  # more than one part
+    store.put(key, _chunks(big, 1024 * 1024))
+    assert store.head(key).size == len(big)
+    assert hashlib.sha256(store.read_all(key)).digest() == hashlib.sha256(big).digest()
+
+
+def test_a_source_failing_after_the_first_part_leaves_nothing(store: MediaStore) -> None:
+    key = f"t/{os.urandom(4).hex()}/0"
+
+    def broken() -> Iterator[bytes]:
+        yield from _chunks(DATA * (WRITE_BUFFER // len(DATA) + 1), 1024 * 1024)
         raise OSError("the source broke")
 
     with pytest.raises(OSError, match="the source broke"):
