@@ -15,12 +15,17 @@ from fastapi import Request
 
 from api.proxies import TrustedProxies
 from models.endpoint_id import app_id
+from models.media_deletion import DELETED
 from models.status import TERMINAL, GenerationStatus
 from models.tables import Generation, GenerationEvent
 from models.vocabulary import ErrorType
 
 IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 NOT_COMPLETED = "Request is still in progress"
+RESULT_DELETED = "result_deleted"
+"""The result fetch's ``error_type`` (410) for a completed request whose output was deleted
+(``DELETE /v1/generations/{id}``, or media retention): an error a client sees, never an empty
+output that looks like a result."""
 
 #: genqueue's own failures (not an upstream answer): the code their result fetch answers with.
 OWN_ERROR_CODES: dict[str, int] = {
@@ -171,8 +176,12 @@ def cancel_requested() -> FalAnswer:
 
 def result_answer(gen: Generation, result: dict[str, Any] | None = None) -> FalAnswer:
     """The result route's answer: the output (``result`` when given: the stored files' URLs
-    genqueue's own), 400 while unfinished, or the failure as it was."""
+    genqueue's own), 410 once deleted, 400 while unfinished, or the failure as it was."""
     if gen.status == GenerationStatus.COMPLETED.value:
+        if gen.media_status == DELETED:
+            detail = "The result of this request was deleted; its output and files are not kept"
+            headers = {"X-Fal-Error-Type": RESULT_DELETED}
+            return FalAnswer(410, {"detail": detail, "error_type": RESULT_DELETED}, headers)
         output = result if result is not None else gen.result
         return FalAnswer(200, output if output is not None else {})
     if GenerationStatus(gen.status) not in TERMINAL:

@@ -242,7 +242,14 @@ def request_status_stream(
     summary="Request result: the model output once COMPLETED",
     response_model=FalOutput,
     responses={
-        **errors(400, 401, 404, 503, described={400: "Not completed yet"}),
+        **errors(
+            400,
+            401,
+            404,
+            410,
+            503,
+            described={400: "Not completed yet", 410: "Completed, and its result since deleted"},
+        ),
         499: {
             "description": "Cancelled (upstream's answer to the honoured cancel, or genqueue's "
             "`{detail, error_type}`)",

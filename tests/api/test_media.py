@@ -203,6 +203,28 @@ def test_delete_leaves_a_tombstone_and_the_urls_404(
     assert client.delete(f"/v1/generations/{gen_id}", headers=auth(key)).status_code == 204
 
 
+def test_the_fal_result_of_a_deleted_generation_is_gone_not_empty(
+    client: TestClient, key: str, stored: tuple[str, dict[str, Any]]
+) -> None:
+    """A fal client fetching a deleted result gets an error it raises on, not ``{}`` with 200
+    (which it would hand on as an output without images)."""
+    gen_id, _ = stored
+    result_url = f"/fal-ai/flux-pro/requests/{gen_id}"
+    before = client.get(result_url, headers=auth(key)).json()
+    assert before["images"][0]["url"].startswith("http://testserver/media/")
+    assert client.delete(f"/v1/generations/{gen_id}", headers=auth(key)).status_code == 204
+
+    gone = client.get(result_url, headers=auth(key))
+    assert gone.status_code == 410
+    assert gone.json() == {
+        "detail": "The result of this request was deleted; its output and files are not kept",
+        "error_type": "result_deleted",
+    }
+    assert gone.headers["x-fal-error-type"] == "result_deleted"
+    status = client.get(f"{result_url}/status", headers=auth(key)).json()
+    assert status["status"] == "COMPLETED"  # it did complete; only its output is gone
+
+
 def test_a_generation_still_running_cannot_be_deleted(client: TestClient, key: str) -> None:
     created = client.post(
         "/v1/generations", json={"model": MODEL, "input": {"prompt": "busy"}}, headers=auth(key)
