@@ -93,6 +93,10 @@ class ApiClient:
     def cancel(self, generation_id: str) -> dict[str, Any]:
         return self._record("POST", f"/v1/generations/{quote(generation_id, safe='')}/cancel")
 
+    def delete(self, generation_id: str) -> None:
+        """Delete an ended generation's outputs (the API answers 204, no body)."""
+        self._request("DELETE", f"/v1/generations/{quote(generation_id, safe='')}")
+
     def resolve(self, id_or_prefix: str) -> str:
         """The id of the one generation whose id begins with ``id_or_prefix`` (a whole id is
         taken as it is); none, or more than one, is a one-line error."""
@@ -182,6 +186,18 @@ class ApiClient:
         return answer
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError(
+                f"the API at {self.base_url} answered {method} {path} with non-JSON "
+                f"(HTTP {response.status_code}): is {API_URL_ENV} pointing at genqueue?"
+            ) from None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The API's successful answer; a transport failure or an error status is a
+        :class:`CliError` (an :class:`ApiRefused` for the latter)."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -191,13 +207,7 @@ class ApiClient:
                 code=EXIT_UNREACHABLE,
             ) from None
         if response.is_success:
-            try:
-                return response.json()
-            except ValueError:
-                raise CliError(
-                    f"the API at {self.base_url} answered {method} {path} with non-JSON "
-                    f"(HTTP {response.status_code}): is {API_URL_ENV} pointing at genqueue?"
-                ) from None
+            return response
         raise self._error(response)
 
     def _error(self, response: httpx.Response) -> "ApiRefused":

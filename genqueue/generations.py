@@ -193,6 +193,30 @@ def cancel(
     out.print(line, highlight=False, soft_wrap=True)
 
 
+def delete(
+    generation_id: Annotated[
+        str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
+    ],
+) -> None:
+    """Delete an ended generation's result, input and stored files (a tombstone stays)."""
+    with _client() as client:
+        generation_id = client.resolve(generation_id)
+        try:
+            client.delete(generation_id)
+        except ApiRefused as exc:
+            if exc.http_status != HTTPStatus.CONFLICT:
+                raise
+            raise CliError(
+                f"generation {generation_id} has not ended: cancel it first "
+                f"(`genqueue cancel {generation_id}`), then delete it"
+            ) from None
+    out.print(
+        f"{generation_id}: deleted (its result, input and files; its media URLs now answer 404)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def ls(
     status_filter: Annotated[
         str | None, typer.Option("--status", "-s", help="Only this status.")
@@ -212,4 +236,5 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel="Client")(submit)
     app.command(rich_help_panel="Client")(status)
     app.command(rich_help_panel="Client")(cancel)
+    app.command(rich_help_panel="Client")(delete)
     app.command("ls", rich_help_panel="Client")(ls)

@@ -5,6 +5,9 @@ this module's own.
 fal-client hard-codes ``https://``; UPSTREAM.md §14: point ``QUEUE_URL_FORMAT`` at genqueue.
 """
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -163,6 +166,37 @@ def test_subscribe(e2e: E2E, sim: Any) -> None:
     assert len(enqueued) == 1
     assert updates
     assert isinstance(updates[-1], fal_client.Completed)
+
+
+def test_deleted_with_the_cli_then_fal_client_is_told_it_is_gone(e2e: E2E, sim: Any) -> None:
+    """``genqueue delete`` (the CLI, a process of its own) against the live API; then the
+    files' URLs are 404 and fal-client's result fetch raises 410 ``result_deleted``, where an
+    empty 200 would have been handed on as an output without images."""
+    client = e2e.client()
+    handle = client.submit(APP, arguments=_prompt("kept, then deleted"))
+    assert isinstance(handle.get(), dict)
+    wait_until(lambda: _record(e2e, handle.request_id)["media_status"] == "stored", 60)
+    file_url = handle.get()["images"][0]["url"]
+    assert httpx.get(file_url).status_code == 200
+
+    env = {**os.environ, "GENQUEUE_API_URL": e2e.base_url, "GENQUEUE_API_KEY": e2e.key}
+    cli = Path(sys.executable).parent / "genqueue"
+    done = subprocess.run(
+        [str(cli), "delete", handle.request_id[:13]],  # a unique prefix is enough
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{handle.request_id}: deleted")
+
+    assert httpx.get(file_url).status_code == 404
+    with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
+        client.result(APP, handle.request_id)
+    assert (raised.value.status_code, raised.value.error_type) == (410, "result_deleted")
+    assert isinstance(client.status(APP, handle.request_id), fal_client.Completed)
 
 
 def test_cancel(e2e: E2E, sim: Any) -> None:

@@ -61,7 +61,8 @@ class StubApi:
                     self._send(200, stub.files[self.path], "image/png")
                     return
                 status, body = stub._answer(self.command, self.path)
-                self._send(status, json.dumps(body).encode(), "application/json")
+                payload = b"" if body is None else json.dumps(body).encode()  # None: no body
+                self._send(status, payload, "application/json")
 
             def _send(self, status: int, payload: bytes, content_type: str) -> None:
                 self.send_response(status)
@@ -70,7 +71,7 @@ class StubApi:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         return Handler
 

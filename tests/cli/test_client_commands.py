@@ -193,3 +193,11 @@ def test_submit_wait_saves_files_at_any_depth_with_their_own_extensions(
     assert paths[0].read_bytes() == api.files["/files/clip"]
     assert paths[1].read_bytes().startswith(b"RIFF")
     assert paths[2].read_bytes() == b"glTF"
+
+
+def test_delete_sends_delete_and_says_what_went(cli: Cli, api: StubApi) -> None:
+    api.on("DELETE", f"/v1/generations/{ID}", (204, None))
+    run = cli("delete", ID)
+    assert run.code == 0, run.err
+    assert [(r["method"], r["path"]) for r in api.requests] == [("DELETE", f"/v1/generations/{ID}")]
+    assert run.out.startswith(f"{ID}: deleted (its result, input and files")

@@ -204,3 +204,22 @@ def test_a_prefix_of_nothing_is_not_found(cli: Cli, api: StubApi) -> None:
     run = cli("status", "abc")
     assert run.code == EXIT_ERROR
     assert "no generation's id begins with 'abc'" in one_line(run.err)
+
+
+def test_deleting_a_running_generation_says_cancel_first(cli: Cli, api: StubApi) -> None:
+    body = {"detail": "Generation has not ended (running): cancel it first"}
+    api.on("DELETE", f"/v1/generations/{ID}", (409, body))
+    run = cli("delete", ID)
+    assert run.code == EXIT_ERROR
+    line = one_line(run.err)
+    assert line == (
+        f"error: generation {ID} has not ended: cancel it first (`genqueue cancel {ID}`), "
+        "then delete it"
+    )
+
+
+def test_deleting_an_unknown_generation_is_one_line(cli: Cli, api: StubApi) -> None:
+    api.on("DELETE", f"/v1/generations/{ID}", (404, {"detail": "Generation not found"}))
+    run = cli("delete", ID)
+    assert run.code == EXIT_ERROR
+    assert one_line(run.err) == "error: not found: Generation not found"
