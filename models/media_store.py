@@ -56,8 +56,8 @@ class MediaStore:
 
         The chunks are written from the calling thread, through an obstore writer: handing
         obstore the iterator instead (``obstore.put``) has its runtime's threads take the GIL
-        back for every chunk, which cost the media tick about 15 % of its copies (M1 in
-        ``benchmarks/RESULTS.md``)."""
+        back for every chunk, which cost the media tick about a sixth of its copies per second
+        (M1 in ``benchmarks/RESULTS.md``)."""
         attributes: Any = {"Content-Type": content_type} if content_type and self.can_sign else None
         with obstore.open_writer(
             self._store, key, attributes=attributes, buffer_size=WRITE_BUFFER
