@@ -1,6 +1,8 @@
 """Client commands: submit (and watch), status, cancel, ls — over the native HTTP API."""
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -164,6 +166,18 @@ def status(
         out.print(render.events_table([e for e in events if isinstance(e, dict)]))
 
 
+@contextmanager
+def _conflict_says(message: Callable[[ApiRefused], str]) -> Iterator[None]:
+    """The API's 409 (the generation is in the wrong state for this) as one line of
+    ``message``; any other refusal as it is."""
+    try:
+        yield
+    except ApiRefused as exc:
+        if exc.http_status != HTTPStatus.CONFLICT:
+            raise
+        raise CliError(message(exc)) from None
+
+
 def cancel(
     generation_id: Annotated[
         str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
@@ -172,16 +186,16 @@ def cancel(
     """Cancel a generation (upstream too, if it was sent)."""
     with _client() as client:
         generation_id = client.resolve(generation_id)
-        try:
-            answer = client.cancel(generation_id)
-        except ApiRefused as exc:
-            if exc.http_status != HTTPStatus.CONFLICT:
-                raise
-            ended = exc.body.get("status") if isinstance(exc.body, dict) else None
-            raise CliError(
+
+        def ended(exc: ApiRefused) -> str:
+            state = exc.body.get("status") if isinstance(exc.body, dict) else None
+            return (
                 f"generation {generation_id} has already ended"
-                f"{f' ({ended})' if ended else ''}: nothing to cancel"
-            ) from None
+                f"{f' ({state})' if state else ''}: nothing to cancel"
+            )
+
+        with _conflict_says(ended):
+            answer = client.cancel(generation_id)
     record = answer.get("generation")
     state = (record if isinstance(record, dict) else answer).get("status")
     outcome = answer.get("outcome")
@@ -201,15 +215,12 @@ def delete(
     """Delete an ended generation's result, input and stored files (a tombstone stays)."""
     with _client() as client:
         generation_id = client.resolve(generation_id)
-        try:
+        running = (
+            f"generation {generation_id} has not ended: cancel it first "
+            f"(`genqueue cancel {generation_id}`), then delete it"
+        )
+        with _conflict_says(lambda _: running):
             client.delete(generation_id)
-        except ApiRefused as exc:
-            if exc.http_status != HTTPStatus.CONFLICT:
-                raise
-            raise CliError(
-                f"generation {generation_id} has not ended: cancel it first "
-                f"(`genqueue cancel {generation_id}`), then delete it"
-            ) from None
     out.print(
         f"{generation_id}: deleted (its result, input and files; its media URLs now answer 404)",
         highlight=False,
