@@ -26,11 +26,17 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"GENQUEUE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         raise CliError(f"invalid settings: {problems}", code=EXIT_INVALID) from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One setting's problem: its variable and pydantic's message; a check across settings
+    (no ``loc``) names its variables itself, so it is its message alone."""
+    message = message.removeprefix("Value error, ")
+    if not loc:
+        return message
+    return f"GENQUEUE_{'_'.join(str(p) for p in loc).upper()}: {message}"
 
 
 def _data_dir(settings: Settings) -> DataDir:

@@ -11,13 +11,13 @@ sees half a file, and a write that fails leaves nothing under its key.
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import LocalStore, S3Store
+
+from models.store_url import parse_store_url
 
 READ_CHUNK = 256 * 1024
 WRITE_BUFFER = 8 * 1024 * 1024
@@ -115,24 +115,17 @@ def open_store(
     endpoint: str | None = None,
     region: str | None = None,
 ) -> MediaStore:
-    """The store a URL names (see the module docstring); ValueError for any other scheme."""
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        root = Path(unquote(parts.path))
-        if parts.netloc not in ("", "localhost") or not root.is_absolute():
-            raise ValueError(f"media store {url!r}: a file:// URL needs an absolute path")
-        root.mkdir(parents=True, exist_ok=True)
-        return MediaStore(LocalStore(root), url)
-    if parts.scheme == "s3":
-        if not parts.netloc:
-            raise ValueError(f"media store {url!r}: an s3:// URL names a bucket")
-        config: dict[str, Any] = {}
-        if endpoint:
-            config["endpoint"] = endpoint
-        if region:
-            config["region"] = region
-        client: Any = {"allow_http": True} if (endpoint or "").startswith("http://") else None
-        prefix = parts.path.strip("/") or None
-        store = S3Store(parts.netloc, prefix=prefix, client_options=client, **config)
-        return MediaStore(store, url)
-    raise ValueError(f"media store {url!r}: the scheme must be file:// or s3://")
+    """The store a URL names (see the module docstring); ValueError for any other
+    (``models/store_url.py``)."""
+    where = parse_store_url(url)
+    if where.root is not None:
+        where.root.mkdir(parents=True, exist_ok=True)
+        return MediaStore(LocalStore(where.root), url)
+    config: dict[str, Any] = {}
+    if endpoint:
+        config["endpoint"] = endpoint
+    if region:
+        config["region"] = region
+    client: Any = {"allow_http": True} if (endpoint or "").startswith("http://") else None
+    store = S3Store(where.bucket, prefix=where.prefix, client_options=client, **config)
+    return MediaStore(store, url)

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models.store_url import parse_store_url
+
 DEFAULT_UPSTREAM_URL = "https://queue.fal.run"
 MIN_METRICS_TOKEN = 16
 DEFAULT_FAL_JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"
@@ -331,6 +333,15 @@ class Settings(BaseSettings):
             self.media_store = f"file://{(self.data_dir / 'media').absolute()}"
         if self.media_public_base:
             self.media_public_base = self.media_public_base.rstrip("/")
+        return self
+
+    @model_validator(mode="after")
+    def _check_media(self) -> "Settings":
+        """The media store's URL and how its files are handed out (after the defaults)."""
+        try:
+            parse_store_url(self.media_store)
+        except ValueError as exc:
+            raise ValueError(f"GENQUEUE_MEDIA_STORE: {exc}") from None
         if self.media_presign_seconds and not self.media_store.startswith("s3://"):
             raise ValueError("GENQUEUE_MEDIA_PRESIGN_SECONDS needs an s3:// GENQUEUE_MEDIA_STORE")
         if self.media_presign_seconds and self.media_public_base:

@@ -104,6 +104,20 @@ def test_invalid_settings_are_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch
     assert "GENQUEUE_API_PORT" in one_line(run.err)
 
 
+def test_a_media_store_it_cannot_use_stops_the_start_in_one_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked when the settings are read, not when the worker's first task opens the store
+    (then every task, submits and polls too, would fail on it)."""
+    monkeypatch.setenv("GENQUEUE_MEDIA_STORE", "ftp://files.example/media")
+    run = cli("migrate")
+    assert run.code == EXIT_INVALID
+    assert one_line(run.err) == (
+        "error: invalid settings: GENQUEUE_MEDIA_STORE: media store "
+        "'ftp://files.example/media': the scheme must be file:// or s3://"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -103,6 +103,9 @@ def test_delete_then_missing_and_deleting_again_is_fine(store: MediaStore) -> No
 def test_a_store_url_it_cannot_use_is_refused_by_name(url: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         open_store(url)
+    # and by the settings, when they are read: one line at start-up, not every task failing
+    with pytest.raises(ValueError, match=f"media store '{url}': .*{problem}"):
+        Settings(media_store=url)
 
 
 def test_a_presigned_url_serves_the_object_with_its_type_without_credentials(
