@@ -57,8 +57,10 @@ class Cluster:
         self.sim_url = f"http://{sandbox.address('upstream', 'front')}:{SIM_PORT}"
         self.api_url = f"http://{sandbox.address('api')}:{API_PORT}"
         self.dir = pg.dir  # logs beside the data host's files, removed with them
+        (Path(self.dir) / "tmp").mkdir(exist_ok=True)
         env = {
             **os.environ,
+            "TMPDIR": str(Path(self.dir) / "tmp"),  # a killed process's temp files: removed too
             "GENQUEUE_DATA_DIR": self.dir,
             "GENQUEUE_DATABASE_URL": self.database_url,
             "GENQUEUE_BROKER_URL": self.broker_url,

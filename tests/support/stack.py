@@ -152,8 +152,13 @@ class Stack:
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         self.database_url = database_url
         self.broker_url = broker_url
+        (self.dir / "tmp").mkdir()
         self.env = {
             **os.environ,
+            # Temporary files too (multiprocessing's pymp-* of a worker killed by a fault
+            # test, which no exit handler removes): under the stack's directory, removed at
+            # its end.
+            "TMPDIR": str(self.dir / "tmp"),
             "GENQUEUE_DATA_DIR": str(self.dir),
             "GENQUEUE_DATABASE_URL": database_url,
             "GENQUEUE_BROKER_URL": broker_url,
