@@ -152,10 +152,14 @@ def _elapsed(record: dict[str, Any]) -> float:
     return max(0.0, (b - a).total_seconds())
 
 
+GenerationId = Annotated[
+    str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
+]
+"""The argument of status, cancel and delete (``ApiClient.resolve`` takes a unique prefix)."""
+
+
 def status(
-    generation_id: Annotated[
-        str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
-    ],
+    generation_id: GenerationId,
 ) -> None:
     """Show a generation and its event history."""
     with _client() as client:
@@ -179,9 +183,7 @@ def _conflict_says(message: Callable[[ApiRefused], str]) -> Iterator[None]:
 
 
 def cancel(
-    generation_id: Annotated[
-        str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
-    ],
+    generation_id: GenerationId,
 ) -> None:
     """Cancel a generation (upstream too, if it was sent)."""
     with _client() as client:
@@ -208,9 +210,7 @@ def cancel(
 
 
 def delete(
-    generation_id: Annotated[
-        str, typer.Argument(help="The generation id, or enough of its beginning to be unique.")
-    ],
+    generation_id: GenerationId,
 ) -> None:
     """Delete an ended generation's result, input and stored files (a tombstone stays)."""
     with _client() as client:
